@@ -1,0 +1,32 @@
+import type { ErrorShape } from './contract/errors'
+
+/**
+ * The one error type services throw. It crosses every transport as
+ * `{ code, message, details }` (see main/contract/errors.ts). Messages name the file,
+ * the problem and the fix, e.g.
+ *   new DsdError('NIFTI_TRUNCATED', `${file}: file ends at byte 1200 but the header needs 5000; re-export or re-download it`, { file })
+ */
+export class DsdError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message)
+    this.name = 'DsdError'
+  }
+
+  toJSON(): ErrorShape {
+    return { code: this.code, message: this.message, details: this.details }
+  }
+}
+
+/** Any thrown value as the contract's error shape. */
+export function toErrorShape(err: unknown): ErrorShape {
+  if (err instanceof DsdError) return err.toJSON()
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return { code: typeof code === 'string' ? code : 'INTERNAL', message: err.message, details: {} }
+  }
+  return { code: 'INTERNAL', message: String(err), details: {} }
+}

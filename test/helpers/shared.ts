@@ -1,0 +1,20 @@
+import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+
+/** Project root (the folder holding package.json). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
+
+/** The shared/ folder beside the project (real data and golden values); DSD_SHARED overrides. */
+export const SHARED = process.env.DSD_SHARED ?? resolve(ROOT, '../shared')
+
+export function sharedPath(...parts: string[]): string {
+  const p = join(SHARED, ...parts)
+  if (!existsSync(p)) throw new Error(`missing shared file ${p}: tests need ../shared beside the project`)
+  return p
+}
+
+/** A scratch folder under test/.tmp, unique per call. */
+export function tmpDir(name: string): string {
+  return join(ROOT, 'test', '.tmp', `${name}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`)
+}
