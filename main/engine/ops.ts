@@ -1,0 +1,237 @@
+/**
+ * Differentiable primitives that work on every backend the app offers (JS CPU, WASM,
+ * WebGPU on Dawn, tfjs-node). Stock tfjs-backend-webgpu breaks on rank-5 tensors outside
+ * convolution (broadcast binary ops, `where`/`select` as used by the LeakyReLU gradient,
+ * transposes above rank 6), so every elementwise op here runs on a flattened `[n, c]` view
+ * and reshapes back. Volumes are channels-last `[b, d, h, w, c]`.
+ *
+ * Only the convolutions themselves see rank-5 tensors. `tf.conv3dTranspose` has no gradient
+ * in TF.js 4.22, so the two transposed convolutions the networks need are written as a
+ * matrix multiply (+ a depth-to-space with rank-4 transposes for the 2×2×2 stride-2 case).
+ */
+import { tf } from './tf'
+
+type T = tf.Tensor
+type T5 = tf.Tensor5D
+
+/** Padding for {@link conv3d}: TF 'same' / 'valid', or an explicit symmetric pad (PyTorch `padding=p`). */
+export type Conv3dPad = 'same' | 'valid' | number
+
+/** Number of elements per last-axis row: `x` viewed as `[n, c]`. */
+function lastDim(x: T): number {
+  return x.shape[x.rank - 1] ?? 1
+}
+
+/**
+ * Run `fn` on the `[n, c]` view of `x` (c = last axis) and reshape the result back to
+ * `x`'s shape (with the last axis taken from the result). This is what makes elementwise
+ * work WebGPU-safe.
+ */
+export function onFlat(x: T, fn: (x2: tf.Tensor2D) => T): T {
+  const c = lastDim(x)
+  const y2 = fn(tf.reshape(x, [-1, c]) as tf.Tensor2D)
+  return tf.reshape(y2, [...x.shape.slice(0, -1), y2.shape[1]!])
+}
+
+/** `x` viewed as `[n, c]` (c = last axis). */
+export function flat2d(x: T): tf.Tensor2D {
+  return tf.reshape(x, [-1, lastDim(x)]) as tf.Tensor2D
+}
+
+/** Add a per-channel bias `[c]` to `x` `[..., c]`. */
+export function addBias<R extends T>(x: R, bias: tf.Tensor1D): R {
+  return onFlat(x, (x2) => tf.add(x2, tf.reshape(bias, [1, -1]))) as R
+}
+
+/** Elementwise `a + b` for two tensors of the same shape (residual connections). */
+export function add<R extends T>(a: R, b: T): R {
+  if (a.shape.join() !== b.shape.join()) {
+    throw new Error(`ops.add: shapes differ: [${a.shape}] vs [${b.shape}]`)
+  }
+  return tf.reshape(tf.add(flat2d(a), flat2d(b)), a.shape) as R
+}
+
+/** Elementwise `a · s` with a scalar `s`. */
+export function scale<R extends T>(a: R, s: number): R {
+  return tf.reshape(tf.mul(flat2d(a), tf.scalar(s)), a.shape) as R
+}
+
+/** Concatenate channels-last tensors along the last axis (decoder skip connections). */
+export function concatLast(xs: T[]): T {
+  if (xs.length === 0) throw new Error('ops.concatLast: no tensors')
+  const first = xs[0]!
+  const lead = first.shape.slice(0, -1)
+  const parts = xs.map((x) => flat2d(x))
+  const y = tf.concat(parts, 1)
+  return tf.reshape(y, [...lead, y.shape[1]!])
+}
+
+/**
+ * 3D convolution, channels-last. `filter` is `[kd, kh, kw, in, out]`, `bias` `[out]`.
+ * `pad` 'same'/'valid' follow TensorFlow; a number pads symmetrically with zeros first and
+ * then runs 'valid', which reproduces PyTorch `Conv3d(padding=p)` (TF 'same' with stride 2
+ * pads only at the end and samples different voxels than PyTorch).
+ */
+export function conv3d(
+  x: T5,
+  filter: T5,
+  bias?: tf.Tensor1D | null,
+  stride: number | [number, number, number] = 1,
+  pad: Conv3dPad = 'same',
+): T5 {
+  let input = x
+  let mode: 'same' | 'valid'
+  if (typeof pad === 'number') {
+    if (pad > 0) {
+      input = tf.pad(x, [
+        [0, 0],
+        [pad, pad],
+        [pad, pad],
+        [pad, pad],
+        [0, 0],
+      ])
+    }
+    mode = 'valid'
+  } else {
+    mode = pad
+  }
+  const y = tf.conv3d(input, filter, stride, mode)
+  return bias ? addBias(y, bias) : y
+}
+
+/**
+ * Matrix form `[in, 8·out]` of a `[2, 2, 2, out, in]` transposed-conv filter; column index
+ * is `((kd·2 + kh)·2 + kw)·out + co`.
+ */
+function k2s2Matrix(filter: T5): tf.Tensor2D {
+  const [kd, kh, kw, cout, cin] = filter.shape
+  if (kd !== 2 || kh !== 2 || kw !== 2) {
+    throw new Error(`ops.convTranspose3dK2S2: filter must be [2,2,2,out,in], got [${filter.shape}]`)
+  }
+  return tf.transpose(tf.reshape(filter, [8 * cout, cin])) as tf.Tensor2D
+}
+
+/**
+ * 2×2×2 stride-2 transposed convolution with no padding (output = 2× input per axis),
+ * channels-last. `filter` is `[2, 2, 2, out, in]` (the `tf.conv3dTranspose` layout; PyTorch
+ * `ConvTranspose3d.weight` `[in, out, kd, kh, kw]` permuted), `bias` `[out]`.
+ *
+ * Computed as a matmul to 8·out channels followed by a depth-to-space built from reshapes
+ * and two rank-4 transposes, so it is differentiable on every backend and equals
+ * `tf.conv3dTranspose(x, filter, [b, 2d, 2h, 2w, out], 2, 'valid')`.
+ */
+export function convTranspose3dK2S2(x: T5, filter: T5, bias?: tf.Tensor1D | null): T5 {
+  const [b, d, h, w, cin] = x.shape
+  const cout = filter.shape[3]
+  if (filter.shape[4] !== cin) {
+    throw new Error(
+      `ops.convTranspose3dK2S2: input has ${cin} channels but filter [${filter.shape}] expects ${filter.shape[4]}`,
+    )
+  }
+  // [b·d·h·w, 8·out], columns ordered (kd, kh, kw, co)
+  let y: T = tf.matMul(tf.reshape(x, [-1, cin]), k2s2Matrix(filter))
+  // move kd next to d: [b·d, h·w, kd, kh·kw·co] → [b·d, kd, h·w, kh·kw·co]
+  y = tf.transpose(tf.reshape(y, [b * d, h * w, 2, 4 * cout]), [0, 2, 1, 3])
+  // move kh next to h: [b·2d·h, w, kh, kw·co] → [b·2d·h, kh, w, kw·co]
+  y = tf.transpose(tf.reshape(y, [b * 2 * d * h, w, 2, 2 * cout]), [0, 2, 1, 3])
+  // (w, kw, co) is already in place
+  let out = tf.reshape(y, [b, 2 * d, 2 * h, 2 * w, cout]) as T5
+  if (bias) out = addBias(out, bias)
+  return out
+}
+
+/**
+ * 1×1×1 transposed convolution (stride 1): a per-voxel linear map. `filter` is
+ * `[1, 1, 1, out, in]` (tf.conv3dTranspose layout), `bias` `[out]`.
+ */
+export function convTranspose3dK1(x: T5, filter: T5, bias?: tf.Tensor1D | null): T5 {
+  const [, , , cout, cin] = filter.shape
+  if (filter.shape[0] !== 1 || filter.shape[1] !== 1 || filter.shape[2] !== 1) {
+    throw new Error(`ops.convTranspose3dK1: filter must be [1,1,1,out,in], got [${filter.shape}]`)
+  }
+  const wMat = tf.transpose(tf.reshape(filter, [cout, cin])) as tf.Tensor2D
+  return onFlat(x, (x2) => {
+    const y = tf.matMul(x2, wMat)
+    return bias ? tf.add(y, tf.reshape(bias, [1, -1])) : y
+  }) as T5
+}
+
+/**
+ * 1×1×1 convolution as a matmul: `filter` `[1, 1, 1, in, out]` (conv3d layout) or `[in, out]`.
+ * Cheaper than `tf.conv3d` for pointwise heads.
+ */
+export function pointwise(x: T5, filter: T, bias?: tf.Tensor1D | null): T5 {
+  const cout = filter.shape[filter.rank - 1]!
+  const cin = filter.shape[filter.rank - 2]!
+  const wMat = tf.reshape(filter, [cin, cout]) as tf.Tensor2D
+  return onFlat(x, (x2) => {
+    const y = tf.matMul(x2, wMat)
+    return bias ? tf.add(y, tf.reshape(bias, [1, -1])) : y
+  }) as T5
+}
+
+/**
+ * Instance normalisation of `[b, d, h, w, c]` per sample and channel over d·h·w, without
+ * affine parameters and with the biased variance (PyTorch `InstanceNorm3d`, affine=False).
+ */
+export function instanceNorm(x: T5, eps = 1e-5): T5 {
+  const [b, d, h, w, c] = x.shape
+  const x3 = tf.reshape(x, [b, d * h * w, c])
+  const mean = tf.mean(x3, 1, true)
+  const centred = tf.sub(x3, mean)
+  const variance = tf.mean(tf.square(centred), 1, true)
+  const y = tf.mul(centred, tf.rsqrt(tf.add(variance, tf.scalar(eps))))
+  return tf.reshape(y, [b, d, h, w, c]) as T5
+}
+
+/** LeakyReLU (PyTorch default slope 0.01), on the flat view so its gradient runs on WebGPU. */
+export function leakyRelu<R extends T>(x: R, alpha = 0.01): R {
+  return onFlat(x, (x2) => tf.leakyRelu(x2, alpha)) as R
+}
+
+/** ReLU on the flat view. */
+export function relu<R extends T>(x: R): R {
+  return onFlat(x, (x2) => tf.relu(x2)) as R
+}
+
+/** Layer normalisation over the last axis with `gamma`/`beta` `[c]` (PyTorch `LayerNorm`, biased variance). */
+export function layerNorm<R extends T>(x: R, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps = 1e-5): R {
+  return onFlat(x, (x2) => {
+    const mean = tf.mean(x2, 1, true)
+    const centred = tf.sub(x2, mean)
+    const variance = tf.mean(tf.square(centred), 1, true)
+    const n = tf.mul(centred, tf.rsqrt(tf.add(variance, tf.scalar(eps))))
+    return tf.add(tf.mul(n, tf.reshape(gamma, [1, -1])), tf.reshape(beta, [1, -1]))
+  }) as R
+}
+
+/** GELU, exact erf form: `0.5·x·(1 + erf(x/√2))` (PyTorch `nn.GELU()` default). */
+export function gelu<R extends T>(x: R): R {
+  return onFlat(x, (x2) =>
+    tf.mul(
+      tf.mul(x2, tf.scalar(0.5)),
+      tf.add(tf.scalar(1), tf.erf(tf.mul(x2, tf.scalar(Math.SQRT1_2)))),
+    ),
+  ) as R
+}
+
+/**
+ * Dense layer over the last axis: `x [..., in] @ w [in, out] + b [out]` (ViT projections).
+ * Note PyTorch `nn.Linear.weight` is `[out, in]`: pass its transpose.
+ */
+export function linear<R extends T>(x: R, w: tf.Tensor2D, b?: tf.Tensor1D | null): R {
+  return onFlat(x, (x2) => {
+    const y = tf.matMul(x2, w)
+    return b ? tf.add(y, tf.reshape(b, [1, -1])) : y
+  }) as R
+}
+
+/** Softmax over the last (class) axis. */
+export function softmaxLast<R extends T>(x: R): R {
+  return onFlat(x, (x2) => tf.softmax(x2, -1)) as R
+}
+
+/** Log-softmax over the last (class) axis. */
+export function logSoftmaxLast<R extends T>(x: R): R {
+  return onFlat(x, (x2) => tf.logSoftmax(x2, -1)) as R
+}
