@@ -1,0 +1,145 @@
+/**
+ * The Electron shell: one window, a sandboxed preload with an allow-listed bridge, the app
+ * served from a privileged custom scheme (never file://, never remote), and large data on a
+ * second custom scheme. The only code in the project that imports 'electron'.
+ */
+import { app, BrowserWindow, ipcMain, net, protocol, session, shell } from 'electron'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { DATA_SCHEME, IPC_EVENT_CHANNEL, IPC_INVOKE_CHANNEL } from '../main/contract'
+import { resolveInside } from '../main/server/safe-path'
+import { createApp } from '../main/services/app'
+import { workspaceRoot } from '../main/services/workspace-root'
+import { projectRoot } from '../main/version'
+
+const APP_SCHEME = 'dsd-app'
+const APP_ORIGIN = `${APP_SCHEME}://app`
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self' 'wasm-unsafe-eval'",
+  "style-src 'self' 'unsafe-inline'",
+  `img-src 'self' data: blob: ${DATA_SCHEME}:`,
+  `connect-src 'self' ${DATA_SCHEME}:`,
+  "font-src 'self' data:",
+  "worker-src 'self' blob:",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "frame-ancestors 'none'",
+  "form-action 'none'",
+].join('; ')
+
+protocol.registerSchemesAsPrivileged([
+  {
+    scheme: APP_SCHEME,
+    privileges: { standard: true, secure: true, supportFetchAPI: true, codeCache: true },
+  },
+  { scheme: DATA_SCHEME, privileges: { secure: true, supportFetchAPI: true, stream: true } },
+])
+
+const rendererDir = join(projectRoot(), 'dist', 'renderer')
+// The same workspace as the `dsd` CLI, so runs trained headless show up in the app.
+const workspace = workspaceRoot()
+const dsd = createApp({ workspace, transport: 'electron' })
+
+/** Serve a file from `root` for a custom-scheme URL path, traversal-safe. */
+async function serveFrom(root: string, pathname: string, html: boolean): Promise<Response> {
+  let file: string
+  try {
+    file = resolveInside(root, pathname)
+  } catch {
+    return new Response('bad path', { status: 400 })
+  }
+  if (!existsSync(file)) return new Response('not found', { status: 404 })
+  const res = await net.fetch(pathToFileURL(file).toString())
+  if (!html) return res
+  const headers = new Headers(res.headers)
+  headers.set('Content-Security-Policy', CSP)
+  return new Response(res.body, { status: res.status, headers })
+}
+
+function isAppFrame(url: string | undefined): boolean {
+  return typeof url === 'string' && url.startsWith(`${APP_ORIGIN}/`)
+}
+
+function createWindow(): BrowserWindow {
+  const win = new BrowserWindow({
+    width: 1440,
+    height: 900,
+    minWidth: 1024,
+    minHeight: 700,
+    title: 'DSD Studio',
+    show: false,
+    webPreferences: {
+      preload: join(projectRoot(), 'dist', 'electron', 'preload.cjs'),
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      webviewTag: false,
+      spellcheck: false,
+    },
+  })
+  win.once('ready-to-show', () => win.show())
+  const unsubscribe = dsd.bridge.subscribe((event, payload) => {
+    if (!win.isDestroyed()) win.webContents.send(IPC_EVENT_CHANNEL, { event, payload })
+  })
+  win.on('closed', unsubscribe)
+  void win.loadURL(`${APP_ORIGIN}/index.html`)
+  return win
+}
+
+app.on('web-contents-created', (_event, contents) => {
+  // No navigation away from the app and no new windows; links open in the system browser.
+  contents.on('will-navigate', (event, url) => {
+    if (!isAppFrame(url)) event.preventDefault()
+  })
+  contents.on('will-attach-webview', (event) => event.preventDefault())
+  contents.setWindowOpenHandler(({ url }) => {
+    if (url.startsWith('https://')) void shell.openExternal(url)
+    return { action: 'deny' }
+  })
+})
+
+app.whenReady().then(() => {
+  session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false))
+  // Nothing remote: block every request that is not one of our schemes or devtools.
+  session.defaultSession.webRequest.onBeforeRequest((details, callback) => {
+    const ok =
+      details.url.startsWith(`${APP_SCHEME}:`) ||
+      details.url.startsWith(`${DATA_SCHEME}:`) ||
+      details.url.startsWith('devtools:') ||
+      details.url.startsWith('data:') ||
+      details.url.startsWith('blob:')
+    callback({ cancel: !ok })
+  })
+  protocol.handle(APP_SCHEME, (request) => {
+    const url = new URL(request.url)
+    if (url.host !== 'app') return new Response('not found', { status: 404 })
+    const path = url.pathname === '/' ? 'index.html' : url.pathname
+    return serveFrom(rendererDir, path, path.endsWith('.html'))
+  })
+  protocol.handle(DATA_SCHEME, (request) => {
+    const url = new URL(request.url)
+    if (url.host !== 'workspace') return new Response('not found', { status: 404 })
+    return serveFrom(workspace, url.pathname, false)
+  })
+  ipcMain.handle(IPC_INVOKE_CHANNEL, async (event, name: unknown, payload: unknown) => {
+    if (!isAppFrame(event.senderFrame?.url)) {
+      return { ok: false, error: { code: 'FORBIDDEN', message: 'Not the app frame.', details: {} } }
+    }
+    return dsd.bridge.invoke(name, payload)
+  })
+  createWindow()
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) createWindow()
+  })
+})
+
+app.on('window-all-closed', () => {
+  if (process.platform !== 'darwin') app.quit()
+})
+
+app.on('before-quit', () => {
+  void dsd.close()
+})

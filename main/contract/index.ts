@@ -1,0 +1,203 @@
+/**
+ * The one contract between the renderer and the main process.
+ *
+ * Commands are request → response; events are pushed from main to the renderer. Every payload
+ * has a zod schema: the main side validates requests (and, in tests, responses) at the edge of
+ * every transport (Electron IPC, HTTP + WebSocket, in-process). The renderer imports only the
+ * *types* from this module (`import type`), never the schemas.
+ */
+import { z } from 'zod'
+
+export type { ErrorShape } from './errors'
+
+// ---------------------------------------------------------------------------------------------
+// Shared shapes
+
+const id = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
+
+export const BackendName = z.enum(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'])
+export type BackendName = z.infer<typeof BackendName>
+
+export const BackendProbe = z.object({
+  name: BackendName,
+  available: z.boolean(),
+  reason: z.string(),
+  device: z.string().optional(),
+  software: z.boolean().optional(),
+})
+export type BackendProbe = z.infer<typeof BackendProbe>
+
+export const AppInfo = z.object({
+  name: z.string(),
+  version: z.string(),
+  transport: z.enum(['electron', 'browser', 'in-process']),
+  platform: z.string(),
+  arch: z.string(),
+  versions: z.object({
+    node: z.string(),
+    v8: z.string(),
+    electron: z.string().nullable(),
+    chrome: z.string().nullable(),
+    tfjs: z.string().nullable(),
+  }),
+  workspace: z.string(),
+  backend: z.object({
+    name: BackendName.nullable(),
+    reason: z.string(),
+    device: z.string().optional(),
+  }),
+  backends: z.array(BackendProbe),
+})
+export type AppInfo = z.infer<typeof AppInfo>
+
+export const TaskRef = z.object({ taskId: z.string() })
+export type TaskRef = z.infer<typeof TaskRef>
+
+export const DatasetSummary = z.object({
+  id,
+  name: z.string(),
+  layout: z.string(),
+  source: z.string(),
+  cases: z.number().int(),
+  channels: z.array(z.string()),
+  labels: z.record(z.string(), z.string()),
+  importedAt: z.string(),
+})
+export type DatasetSummary = z.infer<typeof DatasetSummary>
+
+export const Finding = z.object({
+  caseId: z.string().nullable(),
+  severity: z.enum(['error', 'warning', 'info']),
+  code: z.string(),
+  message: z.string(),
+})
+export type Finding = z.infer<typeof Finding>
+
+export const AuditReport = z.object({
+  datasetId: id,
+  cases: z.number().int(),
+  findings: z.array(Finding),
+  summary: z.array(z.string()),
+})
+export type AuditReport = z.infer<typeof AuditReport>
+
+export const SplitSummary = z.object({
+  name: z.string(),
+  folds: z.number().int(),
+  seed: z.number().int(),
+  preset: z.string().nullable(),
+  hash: z.string(),
+})
+export type SplitSummary = z.infer<typeof SplitSummary>
+
+// ---------------------------------------------------------------------------------------------
+// Commands: name → { request, response }
+
+export const commands = {
+  /** Versions, compute backend in use and why, the backend ladder, the workspace path. */
+  'app.info': { request: z.object({}).strict(), response: AppInfo },
+  /** Round-trip check; the main side also pushes an `app.pong` event with the same text. */
+  'app.ping': {
+    request: z.object({ message: z.string().max(1000) }).strict(),
+    response: z.object({ message: z.string(), receivedAt: z.string() }),
+  },
+  'datasets.list': {
+    request: z.object({}).strict(),
+    response: z.object({ datasets: z.array(DatasetSummary) }),
+  },
+  /** Starts an import (a task); progress arrives as `task.progress`, the end as `task.finished`. */
+  'datasets.import': {
+    request: z
+      .object({
+        path: z.string().min(1).max(4096),
+        layout: z.enum(['auto', 'msd', 'nnunet', 'pairs']).default('auto'),
+        name: z.string().max(200).optional(),
+      })
+      .strict(),
+    response: TaskRef,
+  },
+  'datasets.audit': {
+    request: z.object({ datasetId: id }).strict(),
+    response: TaskRef,
+  },
+  'splits.list': {
+    request: z.object({ datasetId: id }).strict(),
+    response: z.object({ splits: z.array(SplitSummary) }),
+  },
+  'splits.create': {
+    request: z
+      .object({
+        datasetId: id,
+        folds: z.number().int().min(2).max(50).default(5),
+        seed: z.number().int().min(0).max(2 ** 31 - 1).default(0),
+        preset: z.enum(['mmwhs', 'brats']).optional(),
+        name: z.string().max(100).optional(),
+      })
+      .strict(),
+    response: SplitSummary,
+  },
+  'tasks.cancel': {
+    request: TaskRef.strict(),
+    response: z.object({ cancelled: z.boolean() }),
+  },
+} as const
+
+export type Commands = typeof commands
+export type CommandName = keyof Commands
+/** What a caller passes (defaults may be omitted). */
+export type CommandRequest<N extends CommandName> = z.input<Commands[N]['request']>
+/** What a handler receives (defaults applied). */
+export type CommandParams<N extends CommandName> = z.output<Commands[N]['request']>
+export type CommandResponse<N extends CommandName> = z.output<Commands[N]['response']>
+
+// ---------------------------------------------------------------------------------------------
+// Events: name → payload
+
+export const events = {
+  'app.pong': z.object({ message: z.string() }),
+  'task.progress': z.object({
+    taskId: z.string(),
+    kind: z.string(),
+    done: z.number(),
+    total: z.number(),
+    message: z.string(),
+  }),
+  'task.finished': z.object({
+    taskId: z.string(),
+    kind: z.string(),
+    ok: z.boolean(),
+    cancelled: z.boolean(),
+    result: z.unknown().optional(),
+    error: z
+      .object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) })
+      .optional(),
+  }),
+} as const
+
+export type Events = typeof events
+export type EventName = keyof Events
+export type EventPayload<E extends EventName> = z.output<Events[E]>
+
+/** What every transport returns for a command: a value or the contract's error shape. */
+export type Result<T> =
+  | { ok: true; value: T }
+  | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } }
+
+/** The API the renderer sees, whatever the transport. */
+export interface DsdApi {
+  invoke<N extends CommandName>(name: N, request: CommandRequest<N>): Promise<CommandResponse<N>>
+  on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void): () => void
+}
+
+export const commandNames = Object.keys(commands) as CommandName[]
+export const eventNames = Object.keys(events) as EventName[]
+
+/** Electron IPC channel names (the preload allow-lists exactly these). */
+export const IPC_INVOKE_CHANNEL = 'dsd:invoke'
+export const IPC_EVENT_CHANNEL = 'dsd:event'
+/** Privileged scheme for large binary data (volumes) in Electron. */
+export const DATA_SCHEME = 'dsd-data'
