@@ -1,0 +1,25 @@
+/**
+ * electron-builder configuration: `npm run dist` (needs the network for Electron binaries).
+ * Linux AppImage + deb, macOS dmg, Windows NSIS.
+ * @type {import('electron-builder').Configuration}
+ */
+module.exports = {
+  appId: 'org.dsdstudio.app',
+  productName: 'DSD Studio',
+  directories: { output: 'release', buildResources: 'resources/build' },
+  files: [
+    'dist/**/*',
+    'main/**/*',
+    'bin/**/*',
+    'package.json',
+    '!**/*.map',
+    '!test/**',
+  ],
+  extraResources: [{ from: 'resources/sample', to: 'sample' }],
+  asarUnpack: ['node_modules/webgpu/**', 'node_modules/@tensorflow/tfjs-backend-wasm/**'],
+  linux: { target: ['AppImage', 'deb'], category: 'Science' },
+  deb: { depends: ['libvulkan1'] },
+  mac: { target: ['dmg'], category: 'public.app-category.medical' },
+  win: { target: ['nsis'] },
+  nsis: { oneClick: false, allowToChangeInstallationDirectory: true },
+}
