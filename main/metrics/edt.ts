@@ -1,0 +1,264 @@
+/**
+ * Exact Euclidean distance transforms with anisotropic voxel spacing.
+ *
+ * Separable squared-EDT after Felzenszwalb & Huttenlocher ("Distance transforms of sampled
+ * functions", 2012): one pass per axis, each computing the lower envelope of parabolas along a
+ * line. The first axis only needs the 1D distance to the nearest feature on the line (two
+ * sweeps). The result is exact: at every voxel it is the minimum over all feature voxels of
+ * Σ (Δ_a · spacing_a)², summed in axis order i, j, k like SciPy's
+ * `distance_transform_edt(sampling=…)`.
+ *
+ * Layout: i-fastest, index = (k · ny + j) · nx + i, as in main/data/volume.ts. The volume
+ * passed in is normally a bounding region of the full scan, cut by the caller (see
+ * metrics.ts): distances between voxels inside the region are exact as long as every feature
+ * voxel of interest lies inside it.
+ */
+import type { Vec3 } from '../data/volume'
+
+/** Reusable scratch buffers, so that many transforms allocate once. */
+export interface EdtWorkspace {
+  /** Squared distances of the current transform (grown on demand). */
+  grid: Float64Array
+  /** Per-line scratch for the parabola envelope. */
+  f: Float64Array
+  d: Float64Array
+  z: Float64Array
+  v: Int32Array
+}
+
+/** A workspace for volumes up to `voxels` voxels with lines up to `maxLine` long. */
+export function createWorkspace(voxels = 0, maxLine = 0): EdtWorkspace {
+  return {
+    grid: new Float64Array(voxels),
+    f: new Float64Array(maxLine),
+    d: new Float64Array(maxLine),
+    z: new Float64Array(maxLine + 1),
+    v: new Int32Array(maxLine),
+  }
+}
+
+function ensure(ws: EdtWorkspace, voxels: number, maxLine: number): void {
+  if (ws.grid.length < voxels) ws.grid = new Float64Array(voxels)
+  if (ws.f.length < maxLine) {
+    ws.f = new Float64Array(maxLine)
+    ws.d = new Float64Array(maxLine)
+    ws.z = new Float64Array(maxLine + 1)
+    ws.v = new Int32Array(maxLine)
+  }
+}
+
+/**
+ * Lower envelope of the parabolas y = f(q) + ((p − q)·s)² over q (FH algorithm), written
+ * into `d`. Infinite samples (no feature reachable yet) are skipped. Returns false when every
+ * sample is infinite (then `d` is untouched).
+ */
+function envelope1d(
+  f: Float64Array,
+  n: number,
+  s: number,
+  d: Float64Array,
+  v: Int32Array,
+  z: Float64Array,
+): boolean {
+  const s2 = s * s
+  let k = -1
+  for (let q = 0; q < n; q++) {
+    const fq = f[q]
+    if (fq === Infinity) continue
+    if (k < 0) {
+      k = 0
+      v[0] = q
+      z[0] = -Infinity
+      z[1] = Infinity
+      continue
+    }
+    const hq = fq + s2 * q * q
+    let x: number
+    for (;;) {
+      const r = v[k]
+      // Abscissa where the parabola of q overtakes the one of r.
+      x = (hq - (f[r] + s2 * r * r)) / (2 * s2 * (q - r))
+      if (x <= z[k] && k > 0) k--
+      else break
+    }
+    k++
+    v[k] = q
+    z[k] = x
+    z[k + 1] = Infinity
+  }
+  if (k < 0) return false
+  k = 0
+  for (let p = 0; p < n; p++) {
+    while (z[k + 1] < p) k++
+    const r = v[k]
+    const t = (p - r) * s
+    d[p] = t * t + f[r]
+  }
+  return true
+}
+
+/**
+ * First axis (i): squared distance to the nearest feature voxel on the same row, or Infinity.
+ * Two sweeps; writes the whole grid.
+ */
+function passI(
+  feat: Uint8Array,
+  bit: number,
+  nx: number,
+  rows: number,
+  sx: number,
+  g: Float64Array,
+): void {
+  for (let r = 0, base = 0; r < rows; r++, base += nx) {
+    let last = -1
+    for (let i = 0; i < nx; i++) {
+      if ((feat[base + i] & bit) !== 0) {
+        last = i
+        g[base + i] = 0
+      } else g[base + i] = last < 0 ? Infinity : i - last
+    }
+    if (last < 0) continue // no feature on this row: all Infinity already
+    last = -1
+    for (let i = nx - 1; i >= 0; i--) {
+      const idx = base + i
+      if ((feat[idx] & bit) !== 0) {
+        last = i
+        continue
+      }
+      let dist = g[idx]
+      if (last >= 0 && last - i < dist) dist = last - i
+      const t = dist * sx
+      g[idx] = t * t
+    }
+  }
+}
+
+/** Second axis (j): parabola envelope along every column of every slice. */
+function passJ(g: Float64Array, shape: Vec3, sy: number, ws: EdtWorkspace): void {
+  const [nx, ny, nz] = shape
+  const { f, d, v, z } = ws
+  for (let k = 0; k < nz; k++) {
+    const slice = k * nx * ny
+    for (let i = 0; i < nx; i++) {
+      const base = slice + i
+      let any = false
+      for (let j = 0, idx = base; j < ny; j++, idx += nx) {
+        const val = g[idx]
+        f[j] = val
+        if (val !== Infinity) any = true
+      }
+      if (!any) continue
+      envelope1d(f, ny, sy, d, v, z)
+      for (let j = 0, idx = base; j < ny; j++, idx += nx) g[idx] = d[j]
+    }
+  }
+}
+
+/** Third axis (k): parabola envelope along every k-line. */
+function passK(g: Float64Array, shape: Vec3, sz: number, ws: EdtWorkspace): void {
+  const [nx, ny, nz] = shape
+  const plane = nx * ny
+  const { f, d, v, z } = ws
+  for (let base = 0; base < plane; base++) {
+    let any = false
+    for (let k = 0, idx = base; k < nz; k++, idx += plane) {
+      const val = g[idx]
+      f[k] = val
+      if (val !== Infinity) any = true
+    }
+    if (!any) continue
+    envelope1d(f, nz, sz, d, v, z)
+    for (let k = 0, idx = base; k < nz; k++, idx += plane) g[idx] = d[k]
+  }
+}
+
+function checkShape(shape: Vec3, spacing: Vec3, length: number, what: string): number {
+  const n = shape[0] * shape[1] * shape[2]
+  if (!shape.every((s) => Number.isInteger(s) && s >= 0))
+    throw new RangeError(`edt: shape must be 3 non-negative integers, got [${shape.join(', ')}]`)
+  if (!spacing.every((s) => Number.isFinite(s) && s > 0))
+    throw new RangeError(`edt: spacing must be 3 positive numbers, got [${spacing.join(', ')}]`)
+  if (length !== n)
+    throw new RangeError(
+      `edt: ${what} has ${length} voxels but shape [${shape.join(', ')}] needs ${n}`,
+    )
+  return n
+}
+
+/**
+ * Squared Euclidean distance (in the units of `spacing`) from every voxel to the nearest
+ * feature voxel (`features[i] & bit` nonzero); Infinity everywhere when there is none. Same
+ * values as `scipy.ndimage.distance_transform_edt(features == 0, sampling=spacing) ** 2`.
+ * The result lives in the workspace and is overwritten by the next call that uses it.
+ */
+export function squaredEdt(
+  features: Uint8Array,
+  shape: Vec3,
+  spacing: Vec3,
+  ws: EdtWorkspace = createWorkspace(),
+  bit = 0xff,
+): Float64Array {
+  const n = checkShape(shape, spacing, features.length, 'features')
+  ensure(ws, n, Math.max(shape[1], shape[2]))
+  const g = ws.grid.length === n ? ws.grid : ws.grid.subarray(0, n)
+  passI(features, bit, shape[0], shape[1] * shape[2], spacing[0], g)
+  passJ(g, shape, spacing[1], ws)
+  passK(g, shape, spacing[2], ws)
+  return g
+}
+
+/** Euclidean distance (not squared) from every voxel to the nearest nonzero feature voxel. */
+export function edt(features: Uint8Array, shape: Vec3, spacing: Vec3): Float64Array {
+  const g = squaredEdt(features, shape, spacing).slice()
+  for (let i = 0; i < g.length; i++) g[i] = Math.sqrt(g[i])
+  return g
+}
+
+/**
+ * Distances from each query voxel (`flags[i] & queryBit`) to the nearest feature voxel
+ * (`flags[i] & featureBit`), in scan order, one value per query voxel (Infinity when there is
+ * no feature voxel). Feature and query sets may share one flag array (one bit each), which is
+ * how metrics.ts passes a label's two surfaces. The last axis is evaluated only on lines that
+ * hold a query voxel.
+ */
+export function distancesAtQueries(
+  flags: Uint8Array,
+  featureBit: number,
+  queryBit: number,
+  shape: Vec3,
+  spacing: Vec3,
+  ws: EdtWorkspace = createWorkspace(),
+): Float64Array {
+  const n = checkShape(shape, spacing, flags.length, 'flags')
+  const [nx, ny, nz] = shape
+  ensure(ws, n, Math.max(ny, nz))
+  const g = ws.grid.length === n ? ws.grid : ws.grid.subarray(0, n)
+  passI(flags, featureBit, nx, ny * nz, spacing[0], g)
+  passJ(g, shape, spacing[1], ws)
+
+  const plane = nx * ny
+  const { f, d, v, z } = ws
+  const sz = spacing[2]
+  let queryCount = 0
+  for (let base = 0; base < plane; base++) {
+    let hasQuery = false
+    let any = false
+    for (let k = 0, idx = base; k < nz; k++, idx += plane) {
+      const val = g[idx]
+      f[k] = val
+      if (val !== Infinity) any = true
+      if ((flags[idx] & queryBit) !== 0) {
+        hasQuery = true
+        queryCount++
+      }
+    }
+    if (!hasQuery || !any) continue // no query here, or Infinity along the whole line
+    envelope1d(f, nz, sz, d, v, z)
+    for (let k = 0, idx = base; k < nz; k++, idx += plane)
+      if ((flags[idx] & queryBit) !== 0) g[idx] = d[k]
+  }
+  // Collect in scan order so that the order does not depend on the pass order.
+  const out = new Float64Array(queryCount)
+  for (let i = 0, m = 0; i < n; i++) if ((flags[i] & queryBit) !== 0) out[m++] = Math.sqrt(g[i])
+  return out
+}
