@@ -1,0 +1,31 @@
+import type {
+  CommandName,
+  CommandRequest,
+  CommandResponse,
+  EventName,
+  EventPayload,
+} from '../../../main/contract'
+import { ApiError } from './errors'
+import type { Transport } from './transport'
+
+/** The contract over the Electron preload bridge (`window.dsd`). */
+export function createElectronTransport(bridge: DsdPreloadBridge): Transport {
+  return {
+    kind: 'electron',
+    description: 'Electron IPC (preload bridge)',
+    async invoke<N extends CommandName>(name: N, request: CommandRequest<N>) {
+      const result = await bridge.invoke(name, request)
+      if (!result.ok) {
+        const { code, message, details } = result.error
+        throw new ApiError(code, message, details)
+      }
+      return result.value as CommandResponse<N>
+    },
+    on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void) {
+      return bridge.on(event, (payload) => listener(payload as EventPayload<E>))
+    },
+    connection: () => 'open',
+    onConnectionChange: () => () => {},
+    close: () => {},
+  }
+}

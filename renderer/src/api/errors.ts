@@ -1,0 +1,21 @@
+import type { ErrorShape } from '../../../main/contract'
+
+/** A failed command, carrying the contract's `{ code, message, details }`. */
+export class ApiError extends Error implements ErrorShape {
+  readonly code: string
+  readonly details: Record<string, unknown>
+
+  constructor(code: string, message: string, details: Record<string, unknown> = {}) {
+    super(message)
+    this.name = 'ApiError'
+    this.code = code
+    this.details = details
+  }
+}
+
+/** Any thrown value as an ApiError (keeps the code and details when there are some). */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err
+  if (err instanceof Error) return new ApiError('CLIENT', err.message)
+  return new ApiError('CLIENT', String(err))
+}

@@ -1,0 +1,24 @@
+import { createDiscreteApi } from 'naive-ui'
+import { toApiError } from './api'
+
+const { notification } = createDiscreteApi(['notification'], {
+  notificationProviderProps: { placement: 'bottom-right', max: 4 },
+})
+
+/** Shows an error as a notification: its message in full, its code as the meta line. */
+export function notifyError(err: unknown, title = 'Something went wrong'): void {
+  const e = toApiError(err)
+  console.error(`dsd: ${e.code}: ${e.message}`, e.details)
+  notification.error({
+    title,
+    content: e.message,
+    meta: e.code,
+    keepAliveOnHover: true,
+    duration: 12_000,
+  })
+}
+
+/** A short success notification. */
+export function notifySuccess(title: string, content?: string): void {
+  notification.success({ title, content, duration: 5_000 })
+}
