@@ -399,6 +399,12 @@ export function createModel(config: ModelConfig): DsdModel {
   const lookup = (name: string): tf.Tensor => {
     const v = variables[name]
     if (!v) throw new Error(`model: no parameter "${name}"`)
+    if (v.isDisposed) {
+      throw new DsdError(
+        'MODEL_DISPOSED',
+        `model: parameter "${name}" was disposed; create the model again`,
+      )
+    }
     return v
   }
   let disposed = false
