@@ -1,0 +1,597 @@
+/**
+ * The datasets service (what IPC, the HTTP bridge and the CLI call): import a dataset folder
+ * into the workspace (manifest with sizes, hashes, geometry, label values — the source is never
+ * modified), list and read datasets, audit them, set label maps, create and read splits, and
+ * load preprocessed cases through the cache. Pure Node; takes the workspace root.
+ */
+import { createHash } from 'node:crypto'
+import { readFile, stat } from 'node:fs/promises'
+import { basename } from 'node:path'
+import type { AuditReport, CommandParams, DatasetSummary, SplitSummary } from '../contract'
+import { auditDataset as runAudit, type AuditFinding, type AuditResult } from '../data/audit'
+import { readVolumeFile, readVolumeHeader } from '../data/case-io'
+import {
+  LABEL_PRESETS,
+  identityLabelMap,
+  labelHistogram,
+  validateLabelMap,
+  type LabelMap,
+} from '../data/labels'
+import {
+  formatPairRule,
+  parseLayout,
+  relPath,
+  type CaseEntry,
+  type LayoutKind,
+  type PairRule,
+} from '../data/layouts'
+import {
+  preprocessVolumes,
+  settingsHash,
+  type PreparedCase,
+  type PreprocessSettings,
+} from '../data/preprocess'
+import { orientationCodes } from '../data/resample'
+import {
+  bratsSplit,
+  kfoldSplit,
+  mmwhsSplit,
+  splitHash,
+  validateSplit,
+  type SplitFile,
+  type SplitProblem,
+} from '../data/splits'
+import { DsdError } from '../errors'
+import { atomicWriteJson, readJsonFile } from '../workspace/atomic'
+import { readCacheEntry, writeCacheEntry } from '../workspace/cache'
+import {
+  auditPath,
+  datasetIdFor,
+  listDatasetIds,
+  readManifest,
+  writeManifest,
+  type DatasetManifest,
+  type FileGeometry,
+  type ImportProblem,
+  type ManifestCase,
+  type ManifestFile,
+} from '../workspace/datasets'
+import { listSplitNames, readSplit, writeSplit } from '../workspace/splits'
+import type { TaskContext } from './tasks'
+
+/** Progress callback: cases done, total, the case just finished. */
+export type Progress = (done: number, total: number, caseId: string) => void
+
+export interface ImportOptions {
+  layout?: LayoutKind | 'auto'
+  name?: string
+  /** For the pairs layout: the naming rule the user confirmed. */
+  rule?: PairRule
+  /** Label map to store (e.g. the MMWHS preset); default: the declared labels as they are. */
+  labelMap?: LabelMap
+  onProgress?: Progress
+  signal?: AbortSignal
+  concurrency?: number
+}
+
+export interface ImportResult {
+  manifest: DatasetManifest
+  imported: number
+  skipped: number
+  problems: ImportProblem[]
+}
+
+export interface SplitOptions {
+  folds?: number
+  seed?: number
+  preset?: 'mmwhs' | 'brats'
+  name?: string
+  /** Case IDs held out as a test set (k-fold only). */
+  test?: string[]
+}
+
+/** Result of reading a split: the split, whether it was edited, and what validation found. */
+export interface SplitRead {
+  split: SplitFile
+  file: string
+  edited: boolean
+  problems: SplitProblem[]
+}
+
+async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
+  const buf = await readFile(path)
+  return { sha256: createHash('sha256').update(buf).digest('hex'), bytes: buf.length }
+}
+
+function geometryOf(h: {
+  shape: [number, number, number]
+  channels: number
+  spacing: [number, number, number]
+  affine: number[][]
+  datatype: string
+}): FileGeometry {
+  return {
+    shape: [...h.shape],
+    channels: h.channels,
+    spacing: [...h.spacing],
+    affine: h.affine.map((r) => [...r]),
+    datatype: h.datatype,
+    axcodes: orientationCodes(h.affine as never),
+  }
+}
+
+function cancelled(what: string, done: number, total: number): DsdError {
+  return new DsdError(
+    'CANCELLED',
+    `${what} cancelled after ${done} of ${total} cases; nothing was written`,
+    { done, total },
+  )
+}
+
+/** The datasets service over one workspace folder. */
+export class DatasetService {
+  constructor(readonly workspace: string) {}
+
+  /** Import a dataset folder (MSD, nnU-Net raw or pairs). Cases with problems are skipped and reported. */
+  async importDataset(path: string, opts: ImportOptions = {}): Promise<ImportResult> {
+    const layout = parseLayout(path, { layout: opts.layout ?? 'auto', rule: opts.rule })
+    const problems: ImportProblem[] = [...layout.problems]
+    const total = layout.cases.length
+    const cases: (ManifestCase | null)[] = new Array(total)
+    let next = 0
+    let done = 0
+    const importCase = async (c: CaseEntry): Promise<ManifestCase | null> => {
+      const files: ManifestFile[] = []
+      const geoms: FileGeometry[] = []
+      try {
+        for (const p of c.images) {
+          const h = await readVolumeHeader(p)
+          const { sha256, bytes } = await sha256File(p)
+          files.push({ path: p, rel: relPath(layout.root, p), bytes, sha256 })
+          geoms.push(geometryOf(h))
+        }
+        let label: ManifestFile | null = null
+        let labelGeometry: FileGeometry | null = null
+        let labelValues: number[] | null = null
+        if (c.label) {
+          const { sha256, bytes } = await sha256File(c.label)
+          label = { path: c.label, rel: relPath(layout.root, c.label), bytes, sha256 }
+          const vol = await readVolumeFile(c.label)
+          labelGeometry = geometryOf(vol)
+          labelValues = [...labelHistogram(vol.data).keys()]
+          const g0 = geoms[0]
+          if (g0.shape.some((v, i) => v !== labelGeometry!.shape[i])) {
+            problems.push({
+              caseId: c.id,
+              severity: 'error',
+              code: 'LABEL_GRID_MISMATCH',
+              message: `${c.label}: label shape ${labelGeometry.shape.join('×')} does not match the image ${c.images[0]} (${g0.shape.join('×')}); resample the label onto the image grid or pair it with the right image — the case is skipped`,
+            })
+            return null
+          }
+        }
+        return {
+          id: c.id,
+          ...(c.patient ? { patient: c.patient } : {}),
+          images: files,
+          label,
+          imageGeometry: geoms,
+          labelGeometry,
+          labelValues,
+        }
+      } catch (e) {
+        const err = e as DsdError
+        problems.push({
+          caseId: c.id,
+          severity: 'error',
+          code: err.code ?? 'FILE_UNREADABLE',
+          message: `${err.message} — the case is skipped`,
+        })
+        return null
+      }
+    }
+    const worker = async () => {
+      while (next < total) {
+        if (opts.signal?.aborted) throw cancelled('import', done, total)
+        const i = next++
+        cases[i] = await importCase(layout.cases[i])
+        done++
+        opts.onProgress?.(done, total, layout.cases[i].id)
+      }
+    }
+    await Promise.all(
+      Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 4, total)) }, worker),
+    )
+    if (opts.signal?.aborted) throw cancelled('import', done, total)
+    const kept = cases.filter((c): c is ManifestCase => !!c)
+    if (kept.length === 0) {
+      throw new DsdError(
+        'IMPORT_NOTHING',
+        `${layout.root}: none of the ${total} cases could be imported; first problem: ${problems[0]?.message ?? 'unknown'}`,
+        { problems },
+      )
+    }
+    // Labels: declared, or (pairs) the values found.
+    let labels = layout.labels
+    if (Object.keys(labels).length === 0) {
+      const found = new Set<number>()
+      for (const c of kept) for (const v of c.labelValues ?? []) found.add(v)
+      labels = Object.fromEntries(
+        [...found]
+          .sort((a, b) => a - b)
+          .map((v) => [String(v), v === 0 ? 'background' : `label ${v}`]),
+      )
+    }
+    const labelMap = opts.labelMap ?? defaultLabelMap(labels)
+    validateLabelMap(labelMap, 'label map')
+    problems.push(...unmappedProblems(kept, labelMap))
+    const name = opts.name ?? layout.name
+    const manifest: DatasetManifest = {
+      format: 'dsd-dataset',
+      version: 1,
+      id: datasetIdFor(this.workspace, opts.name ?? (layout.name || basename(layout.root))),
+      name,
+      description: layout.description,
+      layout: layout.layout,
+      source: layout.root,
+      rule: layout.rule ? formatPairRule(layout.rule) : null,
+      importedAt: new Date().toISOString(),
+      channels: layout.channels,
+      labels,
+      labelMap,
+      patients: layout.patients,
+      cases: kept,
+      problems,
+      hash: '',
+    }
+    await writeManifest(this.workspace, manifest)
+    return { manifest, imported: kept.length, skipped: total - kept.length, problems }
+  }
+
+  /** Summaries of every readable dataset, plus the ones whose manifest is damaged. */
+  async listDatasets(): Promise<{
+    datasets: DatasetSummary[]
+    broken: { id: string; code: string; message: string }[]
+  }> {
+    const datasets: DatasetSummary[] = []
+    const broken: { id: string; code: string; message: string }[] = []
+    for (const id of await listDatasetIds(this.workspace)) {
+      try {
+        datasets.push(summaryOf(await readManifest(this.workspace, id)))
+      } catch (e) {
+        const err = e as DsdError
+        broken.push({ id, code: err.code ?? 'INTERNAL', message: err.message })
+      }
+    }
+    return { datasets, broken }
+  }
+
+  /** A dataset's manifest (DATASET_NOT_FOUND / WORKSPACE_CORRUPT otherwise). */
+  getDataset(id: string): Promise<DatasetManifest> {
+    return readManifest(this.workspace, id)
+  }
+
+  /** Audit a dataset; the report is also saved as datasets/<id>/audit.json. */
+  async auditDataset(
+    id: string,
+    opts: { onProgress?: Progress; signal?: AbortSignal; concurrency?: number } = {},
+  ): Promise<AuditResult> {
+    const m = await this.getDataset(id)
+    const known: AuditFinding[] = m.problems.filter((p) => p.code !== 'LABEL_UNMAPPED')
+    // Files changed since import (size check; cheap).
+    for (const c of m.cases) {
+      for (const f of [...c.images, ...(c.label ? [c.label] : [])]) {
+        try {
+          const s = await stat(f.path)
+          if (s.size !== f.bytes)
+            known.push({
+              caseId: c.id,
+              severity: 'error',
+              code: 'FILE_CHANGED',
+              message: `${f.path}: ${s.size} bytes now, ${f.bytes} at import; re-import the dataset`,
+            })
+        } catch {
+          known.push({
+            caseId: c.id,
+            severity: 'error',
+            code: 'FILE_CHANGED',
+            message: `${f.path}: missing since import; restore it or re-import the dataset`,
+          })
+        }
+      }
+    }
+    const result = await runAudit(
+      {
+        datasetId: id,
+        cases: m.cases.map((c) => ({
+          id: c.id,
+          images: c.images.map((f) => f.path),
+          label: c.label?.path,
+          patient: c.patient,
+        })),
+        channels: m.channels,
+        labels: m.labels,
+        labelMap: m.labelMap,
+        known,
+      },
+      opts,
+    )
+    await atomicWriteJson(auditPath(this.workspace, id), result)
+    return result
+  }
+
+  /** The last saved audit, or null. */
+  async lastAudit(id: string): Promise<AuditResult | null> {
+    try {
+      return (await readJsonFile(auditPath(this.workspace, id))) as AuditResult
+    } catch (e) {
+      if ((e as DsdError).code === 'NOT_FOUND') return null
+      throw e
+    }
+  }
+
+  /** Set the label map (a LabelMap or a preset name such as "mmwhs"); checked against the values found at import. */
+  async setLabelMap(
+    id: string,
+    map: LabelMap | string,
+  ): Promise<{ manifest: DatasetManifest; problems: ImportProblem[] }> {
+    const m = await this.getDataset(id)
+    let lm: LabelMap
+    if (typeof map === 'string') {
+      const preset = LABEL_PRESETS[map]
+      if (!preset)
+        throw new DsdError(
+          'LABEL_PRESET_UNKNOWN',
+          `unknown label preset "${map}"; known: ${Object.keys(LABEL_PRESETS).join(', ')}`,
+          { preset: map },
+        )
+      lm = preset()
+    } else lm = map
+    validateLabelMap(lm, `label map for ${id}`)
+    m.labelMap = lm
+    const problems = unmappedProblems(m.cases, lm)
+    m.problems = [...m.problems.filter((p) => p.code !== 'LABEL_UNMAPPED'), ...problems]
+    await writeManifest(this.workspace, m)
+    return { manifest: m, problems }
+  }
+
+  /** Create and save a split (k-fold, or a paper preset). */
+  async createSplit(id: string, opts: SplitOptions = {}): Promise<SplitFile> {
+    const m = await this.getDataset(id)
+    const ids = m.cases.map((c) => c.id)
+    const fileOf = new Map(m.cases.map((c) => [c.id, basename(c.images[0].path)]))
+    const groups = Object.fromEntries(Object.entries(m.patients).filter(([, v]) => v.length > 1))
+    let split: SplitFile
+    if (opts.preset === 'mmwhs')
+      split = mmwhsSplit(ids, {
+        name: opts.name,
+        datasetId: id,
+        groups,
+        sortKey: (c) => fileOf.get(c) ?? c,
+      })
+    else if (opts.preset === 'brats')
+      split = bratsSplit(ids, {
+        name: opts.name,
+        datasetId: id,
+        groups,
+        seed: opts.seed ?? 0,
+        sortKey: (c) => fileOf.get(c) ?? c,
+      })
+    else
+      split = kfoldSplit(ids, {
+        folds: opts.folds ?? 5,
+        seed: opts.seed ?? 0,
+        name: opts.name,
+        datasetId: id,
+        groups,
+        test: opts.test,
+      })
+    const problems = validateSplit(split, ids, groups).filter((p) => p.severity === 'error')
+    if (problems.length)
+      throw new DsdError('SPLIT_INVALID', `split "${split.name}": ${problems[0].message}`, {
+        problems,
+      })
+    await writeSplit(this.workspace, id, split)
+    return split
+  }
+
+  /**
+   * Read a split and check it against the dataset. An edited file (hash mismatch) that is still
+   * valid is re-stamped; an invalid one throws SPLIT_INVALID listing the problems.
+   */
+  async getSplit(id: string, name: string): Promise<SplitRead> {
+    const m = await this.getDataset(id)
+    const { split, hashMatches, file } = await readSplit(this.workspace, id, name)
+    const groups = Object.fromEntries(Object.entries(m.patients).filter(([, v]) => v.length > 1))
+    const problems = validateSplit(
+      split,
+      m.cases.map((c) => c.id),
+      groups,
+    )
+    const errors = problems.filter((p) => p.severity === 'error')
+    if (errors.length) {
+      throw new DsdError(
+        'SPLIT_INVALID',
+        `${file}: ${errors.length} problem(s): ${errors
+          .slice(0, 3)
+          .map((p) => p.message)
+          .join('; ')}${errors.length > 3 ? '; …' : ''}`,
+        { file, problems },
+      )
+    }
+    if (!hashMatches) {
+      split.hash = splitHash(split)
+      if (split.method !== 'custom') split.method = 'custom'
+      await writeSplit(this.workspace, id, split)
+    }
+    return { split, file, edited: !hashMatches, problems }
+  }
+
+  /** Summaries of a dataset's splits (damaged files are listed with hash "invalid"). */
+  async listSplits(id: string): Promise<SplitSummary[]> {
+    await this.getDataset(id)
+    const out: SplitSummary[] = []
+    for (const name of await listSplitNames(this.workspace, id)) {
+      try {
+        const { split } = await readSplit(this.workspace, id, name)
+        out.push(splitSummary(split))
+      } catch {
+        out.push({ name, folds: 0, seed: 0, preset: null, hash: 'invalid' })
+      }
+    }
+    return out
+  }
+
+  /** Load one case preprocessed with `settings`, through the workspace cache. */
+  async loadCase(
+    id: string,
+    caseId: string,
+    settings: PreprocessSettings,
+    m?: DatasetManifest,
+  ): Promise<PreparedCase> {
+    m ??= await this.getDataset(id)
+    const c = m.cases.find((x) => x.id === caseId)
+    if (!c)
+      throw new DsdError('CASE_NOT_FOUND', `dataset "${id}" has no case "${caseId}"`, {
+        id,
+        caseId,
+      })
+    const key = settingsHash(settings, m.labelMap)
+    const sources = [...c.images.map((f) => f.sha256), c.label?.sha256 ?? '']
+    const hit = await readCacheEntry(this.workspace, id, key, caseId, sources)
+    if (hit) return hit
+    const images = await Promise.all(c.images.map((f) => readVolumeFile(f.path)))
+    const label = c.label ? await readVolumeFile(c.label.path) : null
+    // The files must still be the imported ones.
+    for (const [f, v] of [
+      ...c.images.map((f, i) => [f, images[i]] as const),
+      ...(c.label && label ? [[c.label, label] as const] : []),
+    ]) {
+      const { sha256 } = await sha256File(f.path)
+      if (sha256 !== f.sha256)
+        throw new DsdError(
+          'FILE_CHANGED',
+          `${f.path}: content changed since import (sha256 differs); re-import the dataset`,
+          { file: f.path, source: v.source },
+        )
+    }
+    const prepared = preprocessVolumes(caseId, images, label, settings, m.labelMap)
+    await writeCacheEntry(this.workspace, id, key, settings, sources, prepared)
+    return prepared
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Adapters for the contract handlers (main/services/app.ts).
+
+  async listSummaries(): Promise<DatasetSummary[]> {
+    return (await this.listDatasets()).datasets
+  }
+
+  async requireDataset(id: string): Promise<DatasetManifest> {
+    return this.getDataset(id)
+  }
+
+  async importForTask(
+    p: CommandParams<'datasets.import'>,
+    ctx: TaskContext,
+  ): Promise<{ datasetId: string; imported: number; skipped: number; problems: ImportProblem[] }> {
+    const r = await this.importDataset(p.path, {
+      layout: p.layout,
+      name: p.name,
+      signal: ctx.signal,
+      onProgress: (done, total, caseId) => ctx.progress(done, total, caseId),
+    })
+    return {
+      datasetId: r.manifest.id,
+      imported: r.imported,
+      skipped: r.skipped,
+      problems: r.problems,
+    }
+  }
+
+  async auditForTask(id: string, ctx: TaskContext): Promise<AuditReport> {
+    const r = await this.auditDataset(id, {
+      signal: ctx.signal,
+      onProgress: (d, t, c) => ctx.progress(d, t, c),
+    })
+    return { datasetId: r.datasetId, cases: r.cases, findings: r.findings, summary: r.summary }
+  }
+
+  async listSplitSummaries(id: string): Promise<SplitSummary[]> {
+    return this.listSplits(id)
+  }
+
+  async createSplitSummary(p: CommandParams<'splits.create'>): Promise<SplitSummary> {
+    return splitSummary(
+      await this.createSplit(p.datasetId, {
+        folds: p.folds,
+        seed: p.seed,
+        preset: p.preset,
+        name: p.name,
+      }),
+    )
+  }
+}
+
+/** Factory used by main/services/app.ts. */
+export function createDatasetService(workspace: string): DatasetService {
+  return new DatasetService(workspace)
+}
+
+function defaultLabelMap(labels: Record<string, string>): LabelMap {
+  const values = Object.keys(labels).map(Number)
+  const k = Math.max(...values) + 1
+  // Consecutive 0..K-1 → identity; otherwise remap the declared values onto 0..n-1 in order.
+  if (values.length === k) return identityLabelMap(labels)
+  const sorted = [...values].sort((a, b) => a - b)
+  const classes: Record<string, string> = {}
+  const remap: Record<string, number> = {}
+  sorted.forEach((v, i) => {
+    classes[String(i)] = labels[String(v)]
+    remap[String(v)] = i
+  })
+  return { classes, remap }
+}
+
+function unmappedProblems(cases: ManifestCase[], map: LabelMap): ImportProblem[] {
+  const k = Math.max(...Object.keys(map.classes).map(Number)) + 1
+  const ok = (v: number) =>
+    map.remap ? String(v) in map.remap : Number.isInteger(v) && v >= 0 && v < k
+  const out: ImportProblem[] = []
+  for (const c of cases) {
+    const bad = (c.labelValues ?? []).filter((v) => !ok(v))
+    if (bad.length) {
+      out.push({
+        caseId: c.id,
+        severity: 'error',
+        code: 'LABEL_UNMAPPED',
+        message: `${c.label?.path}: label value(s) ${bad.join(', ')} are outside the label map (${map.remap ? Object.keys(map.remap).join(', ') : `0–${k - 1}`}); set a remapping (\`dsd import --labels mmwhs\` or a JSON map) — the case cannot be loaded until then`,
+      })
+    }
+  }
+  return out
+}
+
+function summaryOf(m: DatasetManifest): DatasetSummary {
+  return {
+    id: m.id,
+    name: m.name,
+    layout: m.layout,
+    source: m.source,
+    cases: m.cases.length,
+    channels: m.channels,
+    labels: m.labelMap.classes,
+    importedAt: m.importedAt,
+  }
+}
+
+/** The contract's SplitSummary of a split file. */
+export function splitSummary(s: SplitFile): SplitSummary {
+  return {
+    name: s.name,
+    folds: s.folds.length,
+    seed: s.seed ?? 0,
+    preset: s.method === 'mmwhs' || s.method === 'brats' ? s.method : null,
+    hash: s.hash,
+  }
+}
