@@ -60,7 +60,7 @@ async function tfjsVersion(): Promise<string | null> {
 }
 
 async function datasetService(workspace: string) {
-  const mod = await import('./dataset-handlers')
+  const mod = await import('./datasets')
   return mod.createDatasetService(workspace)
 }
 

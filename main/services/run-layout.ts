@@ -9,8 +9,8 @@
  *                          dataset and split hashes, the resolved config)
  *     state.json           RunState (queued | running | paused | completed | failed | cancelled)
  *     log.jsonl            one EpochLog per line, rewritten atomically every epoch
- *     checkpoints/last/    engine checkpoint (weights, optimizer, schedule, RNG, epoch)
- *     checkpoints/best/    the epoch with the best mean validation Dice
+ *     checkpoints/last.ckpt  engine checkpoint (main/engine/checkpoint.ts format) (weights, optimizer, schedule, RNG, epoch)
+ *     checkpoints/best.ckpt  the epoch with the best mean validation Dice
  *     predictions/<fold-or-name>/<caseId>.nii.gz   masks on the original image grid
  *     metrics/<name>.csv|json                       per-case metrics
  *     report.html
@@ -89,8 +89,8 @@ export const runFiles = (workspace: string, runId: string) => {
     manifest: join(dir, 'manifest.json'),
     state: join(dir, 'state.json'),
     log: join(dir, 'log.jsonl'),
-    lastCheckpoint: join(dir, 'checkpoints', 'last'),
-    bestCheckpoint: join(dir, 'checkpoints', 'best'),
+    lastCheckpoint: join(dir, 'checkpoints', 'last.ckpt'),
+    bestCheckpoint: join(dir, 'checkpoints', 'best.ckpt'),
     predictions: join(dir, 'predictions'),
     metrics: join(dir, 'metrics'),
     report: join(dir, 'report.html'),
