@@ -1,0 +1,319 @@
+/**
+ * The renderer end to end in Debian Chromium (playwright-core, no Electron): the built app
+ * (dist/renderer, `npx vite build` first) served by the browser-mode server in-process, with
+ * a fresh temp workspace. Set DSD_SCREENSHOTS=1 to save docs/screenshots/<page>.png.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import WebSocket from 'ws'
+import { startServer, type RunningServer } from '../../main/server'
+import { ROOT, SHARED, tmpDir } from '../helpers/shared'
+
+const STATIC_DIR = join(ROOT, 'dist', 'renderer')
+const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
+const SCREENSHOTS = process.env.DSD_SCREENSHOTS === '1'
+const SHOTS_DIR = join(ROOT, 'docs', 'screenshots')
+
+/** Flags from docs/environment.md: headless as root, software WebGL2, no network chatter. */
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--use-angle=swiftshader',
+  '--enable-unsafe-swiftshader',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+]
+
+const PAGES = [
+  { name: 'datasets', heading: 'Datasets' },
+  { name: 'splits', heading: 'Splits' },
+  { name: 'training', heading: 'Training' },
+  { name: 'review', heading: 'Review' },
+  { name: 'export', heading: 'Export' },
+  { name: 'about', heading: 'About / System' },
+] as const
+
+/** The bundled sample (40 cases) when the lead has added it, else the full shared dataset. */
+function sampleDataset(): { path: string; cases: number } {
+  const candidates = [
+    join(ROOT, 'resources', 'sample', 'hippocampus'),
+    join(SHARED, 'data', 'msd-task04-hippocampus'),
+  ]
+  for (const path of candidates) {
+    const file = join(path, 'dataset.json')
+    if (existsSync(file)) {
+      const json = JSON.parse(readFileSync(file, 'utf8')) as { training?: unknown[] }
+      return { path, cases: json.training?.length ?? 0 }
+    }
+  }
+  throw new Error(`no sample dataset: looked for dataset.json in ${candidates.join(' and ')}`)
+}
+
+describe('renderer in Chromium against the browser-mode server', () => {
+  let server: RunningServer
+  let browser: Browser
+  let context: BrowserContext
+  let page: Page
+  const pageErrors: string[] = []
+  const cspViolations: string[] = []
+
+  beforeAll(async () => {
+    if (!existsSync(join(STATIC_DIR, 'index.html'))) {
+      throw new Error(
+        `${STATIC_DIR}/index.html is missing: build the renderer first (npx vite build, or npm test)`,
+      )
+    }
+    if (!existsSync(CHROMIUM)) {
+      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
+    }
+    const workspace = tmpDir('e2e-renderer')
+    mkdirSync(workspace, { recursive: true })
+    server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
+    // launch() always starts from a fresh, temporary user-data dir.
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    page = await context.newPage()
+    page.on('pageerror', (err) => pageErrors.push(err.message))
+    page.on('console', (msg) => {
+      const text = msg.text()
+      if (/Content Security Policy|Refused to (load|execute|apply|connect)/i.test(text)) {
+        cspViolations.push(text)
+      }
+    })
+  })
+
+  afterAll(async () => {
+    await browser?.close()
+    await server?.close()
+  })
+
+  async function shot(name: string): Promise<void> {
+    if (!SCREENSHOTS) return
+    mkdirSync(SHOTS_DIR, { recursive: true })
+    await page.waitForTimeout(300) // let Naive UI transitions settle before the picture
+    await page.screenshot({ path: join(SHOTS_DIR, `${name}.png`) })
+  }
+
+  async function go(name: (typeof PAGES)[number]['name']): Promise<void> {
+    await page.getByTestId(`nav-${name}`).click()
+    await expect.poll(() => page.url()).toContain(`#/${name}`)
+  }
+
+  test('requests without the session token get 401', async () => {
+    const root = await fetch(`${server.origin}/`)
+    expect(root.status).toBe(401)
+    const invoke = await fetch(`${server.origin}/api/invoke/app.info`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: '{}',
+    })
+    expect(invoke.status).toBe(401)
+    const wrong = await fetch(`${server.origin}/api/invoke/app.info`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-DSD-Token': 'not-the-token' },
+      body: '{}',
+    })
+    expect(wrong.status).toBe(401)
+    // The same command with the token answers 200 with a Result, so the 401s above are real.
+    const ok = await fetch(`${server.origin}/api/invoke/app.info`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-DSD-Token': server.token },
+      body: '{}',
+    })
+    expect(ok.status).toBe(200)
+    expect(((await ok.json()) as { ok: boolean }).ok).toBe(true)
+  })
+
+  test('the event WebSocket without the token is refused', async () => {
+    const attempt = (url: string) =>
+      new Promise<{ opened: boolean; status?: number }>((resolve) => {
+        const ws = new WebSocket(url)
+        ws.on('open', () => {
+          ws.close()
+          resolve({ opened: true })
+        })
+        ws.on('unexpected-response', (_req, res) => {
+          resolve({ opened: false, status: res.statusCode })
+          ws.terminate()
+        })
+        ws.on('error', () => resolve({ opened: false }))
+      })
+    const base = `ws://127.0.0.1:${server.port}/api/events`
+    expect(await attempt(base)).toEqual({ opened: false, status: 401 })
+    expect(await attempt(`${base}?token=wrong`)).toEqual({ opened: false, status: 401 })
+    expect((await attempt(`${base}?token=${server.token}`)).opened).toBe(true)
+  })
+
+  test('the app loads, keeps the token out of the address bar and connects', async () => {
+    await page.goto(server.url)
+    await expect.poll(() => page.getByTestId('app-name').textContent()).toBe('DSD Studio')
+    await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe('Datasets')
+    expect(page.url()).not.toContain('token=')
+    expect(await page.evaluate(() => sessionStorage.getItem('dsd_token'))).toBe(server.token)
+    await expect.poll(() => page.getByTestId('header-connection').textContent()).toContain('connected')
+    await expect.poll(() => page.getByTestId('header-backend').textContent()).toMatch(
+      /Compute: (tfjs-node-gpu|webgpu|tfjs-node|wasm|cpu)/,
+    )
+  })
+
+  test('every page navigates and renders its heading', async () => {
+    for (const p of PAGES) {
+      await go(p.name)
+      await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe(p.heading)
+      await expect.poll(() => page.title()).toBe(`${p.heading} · DSD Studio`)
+    }
+    // Pages without backend commands say so instead of showing made-up data.
+    for (const name of ['training', 'review', 'export'] as const) {
+      await go(name)
+      await expect.poll(() => page.getByTestId('coming-soon').isVisible()).toBe(true)
+    }
+    await go('training')
+    expect(await page.getByTestId('learning-curve-empty').textContent()).toContain('No runs yet')
+    expect(await page.getByTestId('run-start').isDisabled()).toBe(true)
+    // A reload keeps the page (hash route) and the session (token from sessionStorage).
+    await page.reload()
+    await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe('Training')
+    await expect.poll(() => page.getByTestId('header-connection').textContent()).toContain('connected')
+  })
+
+  test('About shows versions, the backend in use and every backend with its reason', async () => {
+    await go('about')
+    await expect.poll(() => page.getByTestId('version-node').textContent()).toBe(process.versions.node)
+    expect(await page.getByTestId('about-version').textContent()).toMatch(/^\d+\.\d+\.\d+/)
+    expect(await page.getByTestId('about-workspace').textContent()).toContain('e2e-renderer')
+    expect(await page.getByTestId('about-transport').textContent()).toBe('browser')
+    expect(await page.getByTestId('version-tfjs').textContent()).toMatch(/^\d+\.\d+\.\d+/)
+    const backend = (await page.getByTestId('about-backend').textContent())?.trim()
+    expect(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']).toContain(backend)
+    expect((await page.getByTestId('about-backend-reason').textContent())?.length).toBeGreaterThan(5)
+    for (const name of ['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']) {
+      const row = page.getByTestId(`backend-${name}`)
+      expect(await row.count(), `backend row ${name}`).toBe(1)
+    }
+    // The JS CPU backend works everywhere; the one in use must be listed as available.
+    expect(await page.getByTestId('backend-cpu').getAttribute('data-available')).toBe('true')
+    expect(await page.getByTestId(`backend-${backend}`).getAttribute('data-available')).toBe('true')
+  })
+
+  test('WebGL2 is available in the page (the viewer needs it)', async () => {
+    await go('about')
+    const status = page.getByTestId('webgl2-status')
+    await expect.poll(() => status.count()).toBe(1)
+    const available = await status.getAttribute('data-available')
+    if (available !== 'true') {
+      const text = await page.locator('text=WebGL2 (3D viewer)').locator('..').textContent()
+      throw new Error(`WebGL2 is NOT available in Chromium: ${text}`)
+    }
+    expect(await page.getByTestId('webgl2-renderer').textContent()).toMatch(/\S/)
+    // An independent probe in the page, not through the app's own code.
+    const direct = await page.evaluate(() => !!document.createElement('canvas').getContext('webgl2'))
+    expect(direct).toBe(true)
+    await shot('about')
+  })
+
+  test('ping: a command round trip and the pushed app.pong event', async () => {
+    await go('about')
+    const message = `e2e ping ${Date.now()}`
+    await page.getByTestId('ping-text').fill(message)
+    await page.getByTestId('ping-button').click()
+    await expect.poll(() => page.getByTestId('ping-response').textContent()).toContain(message)
+    await expect.poll(() => page.getByTestId('pong-event').textContent()).toContain(message)
+  })
+
+  test('importing a real dataset from the UI shows progress and lists it', async () => {
+    const sample = sampleDataset()
+    expect(sample.cases).toBeGreaterThan(0)
+    await go('datasets')
+    await expect.poll(() => page.getByTestId('datasets-empty').isVisible()).toBe(true)
+    await page.getByTestId('import-path').fill(sample.path)
+    await page.getByTestId('import-name').fill('Hippocampus e2e')
+    await page.getByTestId('import-submit').click()
+    const tray = page.locator('[data-testid^="task-"][data-kind="datasets.import"]')
+    const notice = page.locator('.n-notification')
+    await expect.poll(async () => (await tray.count()) + (await notice.count())).toBeGreaterThan(0)
+    if ((await tray.count()) === 0) {
+      throw new Error(`datasets.import was refused: ${await notice.first().textContent()}`)
+    }
+    await expect
+      .poll(() => page.getByTestId('import-progress').getAttribute('data-status'), { timeout: 150_000 })
+      .toMatch(/succeeded|failed|cancelled/)
+    const status = await page.getByTestId('import-progress').getAttribute('data-status')
+    if (status !== 'succeeded') {
+      throw new Error(`import ${status}: ${await tray.getByTestId('task-message').textContent()}`)
+    }
+    // Progress events arrived: the finished task shows done / total with the real case count.
+    const bar = tray.getByTestId('task-progress')
+    const total = Number(await bar.getAttribute('aria-valuemax'))
+    expect(total).toBeGreaterThan(0)
+    expect(Number(await bar.getAttribute('aria-valuenow'))).toBe(total)
+    const row = page.locator('[data-testid^="dataset-row-"]')
+    await expect.poll(() => row.count()).toBe(1)
+    const rowText = (await row.textContent()) ?? ''
+    expect(rowText).toContain('Hippocampus e2e')
+    expect(rowText).toContain(String(sample.cases))
+    await shot('datasets-imported')
+  })
+
+  test('auditing the imported dataset shows the findings table', async () => {
+    await go('datasets')
+    const audit = page.locator('[data-testid^="dataset-row-"]').first().getByRole('button', { name: 'Audit' })
+    const id = ((await audit.getAttribute('data-testid')) ?? '').replace(/^audit-/, '')
+    expect(id).not.toBe('')
+    await audit.click()
+    const report = page.getByTestId(`audit-report-${id}`)
+    await expect
+      .poll(() => report.getAttribute('data-status'), { timeout: 120_000 })
+      .toMatch(/done|failed/)
+    if ((await report.getAttribute('data-status')) !== 'done') {
+      throw new Error(`audit failed: ${await report.textContent()}`)
+    }
+    expect(await report.getByTestId('findings-table').count()).toBe(1)
+    expect(await report.textContent()).toMatch(/\d+ cases/)
+    await shot('datasets')
+  })
+
+  test('a split can be created for the imported dataset', async () => {
+    await go('splits')
+    await page.getByTestId('split-dataset').click()
+    await page.locator('.n-base-select-option').first().click()
+    await page.getByTestId('split-create').click()
+    const rows = page.locator('[data-testid^="split-row-"]')
+    await expect.poll(() => rows.count(), { timeout: 30_000 }).toBeGreaterThan(0)
+    expect(await rows.first().textContent()).toMatch(/5/)
+    await shot('splits')
+    for (const name of ['training', 'review', 'export'] as const) {
+      await go(name)
+      await shot(name)
+    }
+  })
+
+  test('the event socket reconnects after the server restarts', async () => {
+    await go('about')
+    const { port, token } = server
+    const workspace = server.app.options.workspace
+    await server.close()
+    await expect
+      .poll(() => page.getByTestId('header-connection').textContent(), { timeout: 20_000 })
+      .toContain('reconnecting')
+    // Same port and token: the page keeps its session and its event subscriptions.
+    server = await startServer({ port, token, staticDir: STATIC_DIR, workspace })
+    await expect
+      .poll(() => page.getByTestId('header-connection').textContent(), { timeout: 40_000 })
+      .toContain('connected')
+    const message = `after reconnect ${Date.now()}`
+    await page.getByTestId('ping-text').fill(message)
+    await page.getByTestId('ping-button').click()
+    await expect.poll(() => page.getByTestId('ping-response').textContent()).toContain(message)
+    await expect.poll(() => page.getByTestId('pong-event').textContent()).toContain(message)
+  })
+
+  test('no page errors and no CSP violations', () => {
+    expect(pageErrors).toEqual([])
+    expect(cspViolations).toEqual([])
+  })
+})
