@@ -316,7 +316,7 @@ export function validateSplit(
   const testSet = new Set(split.test)
   const valFold = new Map<string, number>()
   split.folds.forEach((f, i) => {
-    const name = `fold ${i + 1}`
+    const name = `fold ${i}`
     dupIn(f.train, `${name} train`)
     dupIn(f.val, `${name} val`)
     const tr = new Set(f.train)
@@ -330,9 +330,7 @@ export function validateSplit(
         err(`case "${id}" is in val of ${name} and in the test set; remove it from one`)
       const prev = valFold.get(id)
       if (prev !== undefined)
-        err(
-          `case "${id}" validates in fold ${prev + 1} and ${name}; a case validates in one fold only`,
-        )
+        err(`case "${id}" validates in fold ${prev} and ${name}; a case validates in one fold only`)
       else valFold.set(id, i)
     }
     for (const id of f.train) {
