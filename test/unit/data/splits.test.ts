@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest'
-import { kfoldSplit, mmwhsSplit, parseSplitFile, serializeSplit, splitHash, validateSplit } from '../../../main/data/splits'
+import {
+  kfoldSplit,
+  mmwhsSplit,
+  parseSplitFile,
+  serializeSplit,
+  splitHash,
+  validateSplit,
+} from '../../../main/data/splits'
 
 const ids = Array.from({ length: 23 }, (_, i) => `case_${String(i).padStart(2, '0')}`)
 
@@ -18,8 +25,12 @@ describe('k-fold', () => {
   })
 
   it('is deterministic per seed and differs between seeds', () => {
-    expect(kfoldSplit(ids, { folds: 4, seed: 1 }).hash).toBe(kfoldSplit([...ids].reverse(), { folds: 4, seed: 1 }).hash)
-    expect(kfoldSplit(ids, { folds: 4, seed: 1 }).hash).not.toBe(kfoldSplit(ids, { folds: 4, seed: 2 }).hash)
+    expect(kfoldSplit(ids, { folds: 4, seed: 1 }).hash).toBe(
+      kfoldSplit([...ids].reverse(), { folds: 4, seed: 1 }).hash,
+    )
+    expect(kfoldSplit(ids, { folds: 4, seed: 1 }).hash).not.toBe(
+      kfoldSplit(ids, { folds: 4, seed: 2 }).hash,
+    )
   })
 
   it('keeps a patient on one side and holds out test cases', () => {
@@ -38,7 +49,9 @@ describe('k-fold', () => {
   })
 
   it('rejects impossible requests with clear errors', () => {
-    expect(() => kfoldSplit(ids.slice(0, 3), { folds: 5, seed: 0 })).toThrow(/cannot make 5 folds from 3 cases/)
+    expect(() => kfoldSplit(ids.slice(0, 3), { folds: 5, seed: 0 })).toThrow(
+      /cannot make 5 folds from 3 cases/,
+    )
     expect(() => kfoldSplit(ids, { folds: 1, seed: 0 })).toThrow(/folds must be an integer ≥ 2/)
     expect(() => kfoldSplit(['a', 'a'], { folds: 2, seed: 0 })).toThrow(/listed twice/)
   })
@@ -50,7 +63,12 @@ describe('MMWHS preset', () => {
     const s = mmwhsSplit([...cases].reverse(), { sortKey: (c) => `${c}_image.nii.gz` })
     expect(s.folds).toHaveLength(5)
     expect(s.folds[0].val).toEqual(cases.slice(0, 4))
-    expect(s.folds[3].val).toEqual(['ct_train_1013', 'ct_train_1014', 'ct_train_1015', 'ct_train_1016'])
+    expect(s.folds[3].val).toEqual([
+      'ct_train_1013',
+      'ct_train_1014',
+      'ct_train_1015',
+      'ct_train_1016',
+    ])
     expect(s.folds[4].train).toEqual(cases.slice(0, 16))
     expect(s.seed).toBeNull()
     expect(validateSplit(s, cases)).toEqual([])
@@ -60,12 +78,21 @@ describe('MMWHS preset', () => {
 describe('split files', () => {
   it('hash ignores order but not membership; round trip through JSON', () => {
     const s = kfoldSplit(ids, { folds: 3, seed: 9 })
-    const shuffled = { ...s, folds: s.folds.map((f) => ({ train: [...f.train].reverse(), val: [...f.val].reverse() })) }
+    const shuffled = {
+      ...s,
+      folds: s.folds.map((f) => ({ train: [...f.train].reverse(), val: [...f.val].reverse() })),
+    }
     expect(splitHash(shuffled)).toBe(s.hash)
     const { split, hashMatches } = parseSplitFile(serializeSplit(s), 'x.json')
     expect(hashMatches).toBe(true)
     expect(split.folds).toEqual(s.folds)
-    const moved = { ...s, folds: [{ train: s.folds[0].train.slice(1), val: [...s.folds[0].val, s.folds[0].train[0]] }, ...s.folds.slice(1)] }
+    const moved = {
+      ...s,
+      folds: [
+        { train: s.folds[0].train.slice(1), val: [...s.folds[0].val, s.folds[0].train[0]] },
+        ...s.folds.slice(1),
+      ],
+    }
     expect(splitHash(moved)).not.toBe(s.hash)
   })
 
@@ -78,13 +105,25 @@ describe('split files', () => {
     expect(msgs.some((m) => /in both train and val of fold 0; this leaks/.test(m))).toBe(true)
     expect(msgs.some((m) => /fold 0 leaves out 1 case/.test(m))).toBe(true)
     const bad = { ...s, folds: [{ train: [...s.folds[0].train, 'nope'], val: s.folds[0].val }] }
-    expect(validateSplit(bad, ids).map((p) => p.message).join('\n')).toMatch(/names "nope", which is not a case/)
+    expect(
+      validateSplit(bad, ids)
+        .map((p) => p.message)
+        .join('\n'),
+    ).toMatch(/names "nope", which is not a case/)
     const groups = { P: [s.folds[0].val[0], s.folds[0].train[0]] }
-    expect(validateSplit(s, ids, groups).some((p) => p.severity === 'error' && /patient "P" is split/.test(p.message))).toBe(true)
+    expect(
+      validateSplit(s, ids, groups).some(
+        (p) => p.severity === 'error' && /patient "P" is split/.test(p.message),
+      ),
+    ).toBe(true)
   })
 
   it('rejects damaged JSON naming the file', () => {
-    expect(() => parseSplitFile('{"format": "dsd-split", ', '/ws/splits/a.json')).toThrow(/\/ws\/splits\/a.json: not valid JSON/)
-    expect(() => parseSplitFile('{"format": "other"}', 'b.json')).toThrow(/b.json: "format" must be "dsd-split"/)
+    expect(() => parseSplitFile('{"format": "dsd-split", ', '/ws/splits/a.json')).toThrow(
+      /\/ws\/splits\/a.json: not valid JSON/,
+    )
+    expect(() => parseSplitFile('{"format": "other"}', 'b.json')).toThrow(
+      /b.json: "format" must be "dsd-split"/,
+    )
   })
 })
