@@ -18,6 +18,11 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   audit: () => import('./cli/audit'),
   split: () => import('./cli/split'),
   metrics: () => import('./cli/metrics'),
+  train: () => import('./cli/train'),
+  resume: () => import('./cli/resume'),
+  predict: () => import('./cli/predict'),
+  evaluate: () => import('./cli/evaluate'),
+  export: () => import('./cli/export'),
 }
 
 async function help(): Promise<void> {

@@ -9,6 +9,7 @@
  *                          dataset and split hashes, the resolved config)
  *     state.json           RunState (queued | running | paused | completed | failed | cancelled)
  *     log.jsonl            one EpochLog per line, rewritten atomically every epoch
+ *     timing.jsonl         one EpochTiming per line (wall clock; not part of the log)
  *     checkpoints/last.ckpt  engine checkpoint (main/engine/checkpoint.ts format) (weights, optimizer, schedule, RNG, epoch)
  *     checkpoints/best.ckpt  the epoch with the best mean validation Dice
  *     predictions/<fold-or-name>/<caseId>.nii.gz   masks on the original image grid
@@ -50,8 +51,13 @@ export interface RunConfig {
   validateEvery: number
   /** Sliding-window settings used for validation and prediction. */
   inference: { overlap: number; blend: 'constant' | 'gaussian'; mirror: boolean }
-  /** Preprocessing settings (see main/data/preprocess.ts); hashed for the cache key. */
+  /**
+   * Preprocessing: `{ preset: 'mri' | 'mmwhs' | 'brats' }` or full PreprocessSettings (see
+   * main/data/preprocess.ts); hashed for the cache key.
+   */
   preprocessing: Record<string, unknown>
+  /** Augmentation preset of main/data/augment.ts ('mmwhs', 'brats', 'none'). */
+  augment: 'mmwhs' | 'brats' | 'none'
 }
 
 export interface EpochLog {
@@ -60,11 +66,17 @@ export interface EpochLog {
   /** Mean of every loss term over the epoch's steps, plus `total`. */
   loss: Record<string, number>
   steps: number
-  seconds: number
-  voxelsPerSecond: number
   /** Per-class validation Dice (class value → Dice) when validated this epoch. */
   valDice?: Record<string, number | null>
   valMeanDice?: number
+}
+
+/** Wall-clock figures of one epoch (timing.jsonl; kept out of log.jsonl, which is deterministic). */
+export interface EpochTiming {
+  epoch: number
+  seconds: number
+  voxelsPerSecond: number
+  backend: string
 }
 
 export type RunStatus = 'queued' | 'running' | 'paused' | 'completed' | 'failed' | 'cancelled'
@@ -89,6 +101,7 @@ export const runFiles = (workspace: string, runId: string) => {
     manifest: join(dir, 'manifest.json'),
     state: join(dir, 'state.json'),
     log: join(dir, 'log.jsonl'),
+    timing: join(dir, 'timing.jsonl'),
     lastCheckpoint: join(dir, 'checkpoints', 'last.ckpt'),
     bestCheckpoint: join(dir, 'checkpoints', 'best.ckpt'),
     predictions: join(dir, 'predictions'),
