@@ -163,7 +163,47 @@ function parseDicom(file: string, buf: Buffer, headerOnly: boolean): Parsed {
   }
   const syntax = String(dd.meta['00020010']?.Value?.[0] ?? '')
   const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dd.dict)
+  if (!headerOnly) checkPixelDataComplete(file, buf, ds)
   return { ds, syntax }
+}
+
+/**
+ * dcmjs pads a PixelData element cut short by the end of the file, so check the length
+ * field of the top-level (7FE0,0010) element against the file size ourselves. Candidates are
+ * the tag bytes followed by an explicit OB/OW/OF/UN header, or (implicit VR) by a length equal
+ * to the size Rows × Columns × frames × bits implies.
+ */
+function checkPixelDataComplete(file: string, buf: Uint8Array, ds: Ds): void {
+  const frames = Math.max(1, num(ds.NumberOfFrames, 1))
+  const bitsAlloc = num(ds.BitsAllocated, 16)
+  const expected = Math.ceil(
+    (num(ds.Rows, 0) * num(ds.Columns, 0) * frames * num(ds.SamplesPerPixel, 1) * bitsAlloc) / 8,
+  )
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const vrs = new Set(['OB', 'OW', 'OF', 'OD', 'UN'])
+  let found: { at: number; hdr: number; len: number } | undefined
+  for (let at = 132; at + 8 <= buf.length; at++) {
+    if (buf[at] !== 0xe0 || buf[at + 1] !== 0x7f || buf[at + 2] !== 0x10 || buf[at + 3] !== 0x00)
+      continue
+    const vr = String.fromCharCode(buf[at + 4], buf[at + 5])
+    if (vrs.has(vr) && buf[at + 6] === 0 && buf[at + 7] === 0 && at + 12 <= buf.length) {
+      found = { at, hdr: 12, len: dv.getUint32(at + 8, true) }
+    } else {
+      const len = dv.getUint32(at + 4, true)
+      if (len === expected || len === expected + 1 || len === 0xffffffff)
+        found = { at, hdr: 8, len }
+    }
+    if (found && found.at === at) at += found.hdr + (found.len === 0xffffffff ? 0 : found.len) - 1
+  }
+  if (!found || found.len === 0xffffffff) return // none, or encapsulated
+  const have = buf.length - found.at - found.hdr
+  if (found.len > have) {
+    throw new DsdError(
+      'DICOM_TRUNCATED',
+      `${file}: PixelData needs ${found.len.toLocaleString('en-US')} bytes but the file ends after ${have.toLocaleString('en-US')}; the file is truncated — re-export or re-copy it`,
+      { file, expectedBytes: found.len, actualBytes: have },
+    )
+  }
 }
 
 function num(v: unknown, fallback = NaN): number {
