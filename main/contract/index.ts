@@ -94,6 +94,69 @@ export const SplitSummary = z.object({
 })
 export type SplitSummary = z.infer<typeof SplitSummary>
 
+export const RunStatus = z.enum(['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'])
+
+export const RunStateShape = z.object({
+  status: RunStatus,
+  epoch: z.number().int(),
+  epochs: z.number().int(),
+  bestEpoch: z.number().int().nullable(),
+  bestMeanDice: z.number().nullable(),
+  message: z.string(),
+  updatedAt: z.string(),
+})
+export type RunStateShape = z.infer<typeof RunStateShape>
+
+export const RunSummary = z.object({
+  id: z.string(),
+  datasetId: z.string(),
+  split: z.string(),
+  fold: z.number().int(),
+  variant: z.string(),
+  backbone: z.string(),
+  preset: z.string(),
+  state: RunStateShape,
+})
+export type RunSummary = z.infer<typeof RunSummary>
+
+export const EpochLogShape = z.object({
+  epoch: z.number().int(),
+  lr: z.number(),
+  loss: z.record(z.string(), z.number()),
+  steps: z.number().int(),
+  valDice: z.record(z.string(), z.number().nullable()).optional(),
+  valMeanDice: z.number().optional(),
+})
+export type EpochLogShape = z.infer<typeof EpochLogShape>
+
+const Variant = z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD'])
+
+/** The run form: one run, or every chosen fold × every chosen variant. */
+export const RunForm = z
+  .object({
+    datasetId: id,
+    split: id,
+    folds: z.array(z.number().int().min(0)).min(1).max(50),
+    variants: z.array(Variant).min(1),
+    name: id.optional(),
+    backbone: z.enum(['dynunet', 'unetr']).default('dynunet'),
+    preset: z.string().min(1).max(50).default('small'),
+    patch: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]).default([32, 32, 32]),
+    batch: z.number().int().min(1).max(64).default(2),
+    epochs: z.number().int().min(1).max(100000).default(50),
+    stepsPerEpoch: z.number().int().min(1).optional(),
+    lr: z.number().positive().default(1e-3),
+    weightDecay: z.number().min(0).default(1e-5),
+    temperature: z.number().positive().default(3),
+    seed: z.number().int().min(0).default(100),
+    backend: z.enum(['auto', 'tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
+    validateEvery: z.number().int().min(0).default(1),
+    preprocess: z.enum(['mri', 'mmwhs', 'brats']).default('mri'),
+    augment: z.enum(['mmwhs', 'brats', 'none']).default('mmwhs'),
+  })
+  .strict()
+export type RunForm = z.input<typeof RunForm>
+
 // ---------------------------------------------------------------------------------------------
 // Commands: name → { request, response }
 
@@ -140,6 +203,24 @@ export const commands = {
       .strict(),
     response: SplitSummary,
   },
+  'runs.list': {
+    request: z.object({}).strict(),
+    response: z.object({ runs: z.array(RunSummary), running: z.string().nullable(), queued: z.array(z.string()) }),
+  },
+  'runs.get': {
+    request: z.object({ runId: id }).strict(),
+    response: z.object({ summary: RunSummary, config: z.record(z.string(), z.unknown()), log: z.array(EpochLogShape) }),
+  },
+  /** Create the runs of a form and queue them (one at a time per device). */
+  'runs.create': {
+    request: RunForm,
+    response: z.object({ runIds: z.array(z.string()) }),
+  },
+  /** Pause, continue, or cancel a running run; `start` queues a stopped run again (resumes from its checkpoint). */
+  'runs.control': {
+    request: z.object({ runId: id, action: z.enum(['pause', 'continue', 'cancel', 'start']) }).strict(),
+    response: z.object({ accepted: z.boolean() }),
+  },
   'tasks.cancel': {
     request: TaskRef.strict(),
     response: z.object({ cancelled: z.boolean() }),
@@ -176,6 +257,18 @@ export const events = {
       .object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) })
       .optional(),
   }),
+  'run.step': z.object({
+    runId: z.string(),
+    epoch: z.number().int(),
+    step: z.number().int(),
+    steps: z.number().int(),
+    loss: z.record(z.string(), z.number()),
+    lr: z.number(),
+    voxelsPerSecond: z.number(),
+    etaSeconds: z.number(),
+  }),
+  'run.epoch': z.object({ runId: z.string(), log: EpochLogShape, seconds: z.number(), state: RunStateShape }),
+  'run.state': z.object({ runId: z.string(), state: RunStateShape, error: z.string().optional() }),
 } as const
 
 export type Events = typeof events

@@ -59,6 +59,22 @@ async function tfjsVersion(): Promise<string | null> {
   }
 }
 
+/** The contract's summary of a run. */
+async function runSummary(workspace: string, runId: string) {
+  const { readRunConfig, readRunState } = await import('./runs')
+  const config = await readRunConfig(workspace, runId)
+  return {
+    id: config.id,
+    datasetId: config.datasetId,
+    split: config.split,
+    fold: config.fold,
+    variant: config.variant,
+    backbone: config.model.backbone,
+    preset: config.model.preset,
+    state: await readRunState(workspace, runId),
+  }
+}
+
 async function datasetService(workspace: string) {
   const mod = await import('./datasets')
   return mod.createDatasetService(workspace)
@@ -68,6 +84,32 @@ export function createApp(options: AppOptions): App {
   // eslint-disable-next-line prefer-const -- handlers and bridge refer to each other
   let bridge: Bridge
   const tasks = (): TaskRunner => runner
+  let queue: import('./jobs').JobQueue | undefined
+  /** The job queue, created on first use; its worker messages become contract events. */
+  const jobs = async () => {
+    if (!queue) {
+      const { JobQueue } = await import('./jobs')
+      queue = new JobQueue(options.workspace)
+      queue.on('message', (runId, m) => {
+        if (m.type === 'step') {
+          const { type: _t, ...rest } = m
+          bridge.emit('run.step', { runId, ...rest })
+        } else if (m.type === 'epoch') {
+          bridge.emit('run.epoch', { runId, log: m.log, seconds: m.timing.seconds, state: m.state })
+        } else if (m.type === 'state' || m.type === 'done') {
+          bridge.emit('run.state', { runId, state: m.state })
+        } else if (m.type === 'error' && m.state) {
+          bridge.emit('run.state', { runId, state: m.state, error: m.error.message })
+        }
+      })
+    }
+    return queue
+  }
+  const startRun = async (runId: string) => {
+    const q = await jobs()
+    // The queue resolves when the run ends; failures are reported as run.state events.
+    q.enqueue(runId).catch(() => undefined)
+  }
   const handlers: Handlers = {
     'app.info': async () => {
       const versions = process.versions as NodeJS.ProcessVersions & {
@@ -120,6 +162,56 @@ export function createApp(options: AppOptions): App {
       const svc = await datasetService(options.workspace)
       return svc.createSplitSummary(p)
     },
+    'runs.list': async () => {
+      const { listRuns } = await import('./runs')
+      const runs = await listRuns(options.workspace)
+      const summaries = await Promise.all(runs.map((r) => runSummary(options.workspace, r.config.id)))
+      return { runs: summaries, running: queue?.running ?? null, queued: queue?.queued ?? [] }
+    },
+    'runs.get': async ({ runId }) => {
+      const { readRunConfig, readRunLog } = await import('./runs')
+      return {
+        summary: await runSummary(options.workspace, runId),
+        config: (await readRunConfig(options.workspace, runId)) as unknown as Record<string, unknown>,
+        log: await readRunLog(options.workspace, runId),
+      }
+    },
+    'runs.create': async (f) => {
+      const { createRuns } = await import('./training')
+      const configs = await createRuns(options.workspace, {
+        datasetId: f.datasetId,
+        split: f.split,
+        folds: f.folds,
+        variants: f.variants,
+        name: f.name,
+        model: { backbone: f.backbone, preset: f.preset, patch: f.patch },
+        loss: { eta: 1, alpha1: 1, alpha2: 1, temperature: f.temperature },
+        batch: f.batch,
+        epochs: f.epochs,
+        ...(f.stepsPerEpoch ? { stepsPerEpoch: f.stepsPerEpoch } : {}),
+        optimizer: { lr: f.lr, weightDecay: f.weightDecay },
+        schedule: { stepSize: Math.max(1, Math.floor(f.epochs / 6)), gamma: 0.5 },
+        seed: f.seed,
+        backend: f.backend,
+        validateEvery: f.validateEvery,
+        inference: { overlap: 0.25, blend: 'constant', mirror: false },
+        preprocessing: { preset: f.preprocess },
+        augment: f.augment,
+      })
+      for (const c of configs) await startRun(c.id)
+      return { runIds: configs.map((c) => c.id) }
+    },
+    'runs.control': async ({ runId, action }) => {
+      const q = await jobs()
+      if (action === 'start') {
+        if (q.running === runId || q.queued.includes(runId)) return { accepted: false }
+        await runSummary(options.workspace, runId) // must exist
+        await startRun(runId)
+        return { accepted: true }
+      }
+      const accepted = action === 'pause' ? q.pause(runId) : action === 'continue' ? q.resume(runId) : q.cancel(runId)
+      return { accepted }
+    },
     'tasks.cancel': async ({ taskId }) => ({ cancelled: runner.cancel(taskId) }),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
@@ -129,7 +221,9 @@ export function createApp(options: AppOptions): App {
     tasks: runner,
     options,
     close: async () => {
+      if (queue) for (const id of [queue.running, ...queue.queued]) if (id) queue.cancel(id)
       await runner.idle()
+      await queue?.idle()
     },
   }
 }
