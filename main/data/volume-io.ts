@@ -186,3 +186,62 @@ export function alignToGrid(vol: Volume, ref: Pick<Volume, 'shape' | 'affine'>, 
     source: vol.source,
   }
 }
+
+/** Value range and mean over all voxels (NaN voxels are skipped and counted). */
+export interface VolumeStats {
+  min: number
+  max: number
+  mean: number
+  nonFinite: number
+}
+
+/** min / max / mean of a volume's voxels in one pass. */
+export function volumeStats(vol: Pick<Volume, 'data'>): VolumeStats {
+  const d = vol.data
+  let min = Infinity
+  let max = -Infinity
+  let sum = 0
+  let bad = 0
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i]
+    if (x !== x || x === Infinity || x === -Infinity) {
+      bad++
+      continue
+    }
+    if (x < min) min = x
+    if (x > max) max = x
+    sum += x
+  }
+  const n = d.length - bad
+  return { min: n ? min : NaN, max: n ? max : NaN, mean: n ? sum / n : NaN, nonFinite: bad }
+}
+
+/**
+ * Voxel count per value when the volume looks like a label map (integral values, at most
+ * `maxLabels` distinct ones); null otherwise.
+ */
+export function labelCounts(
+  vol: Pick<Volume, 'data'>,
+  maxLabels = 64,
+): { value: number; voxels: number }[] | null {
+  const d = vol.data
+  if (d instanceof Uint8Array) {
+    const c = new Float64Array(256)
+    for (let i = 0; i < d.length; i++) c[d[i]]++
+    const out: { value: number; voxels: number }[] = []
+    for (let v = 0; v < 256; v++) if (c[v]) out.push({ value: v, voxels: c[v] })
+    return out.length <= maxLabels ? out : null
+  }
+  const counts = new Map<number, number>()
+  for (let i = 0; i < d.length; i++) {
+    const x = d[i]
+    const n = counts.get(x)
+    if (n === undefined) {
+      if (!Number.isInteger(x) || counts.size >= maxLabels) return null
+      counts.set(x, 1)
+    } else counts.set(x, n + 1)
+  }
+  return [...counts.entries()]
+    .sort((a, b) => a[0] - b[0])
+    .map(([value, voxels]) => ({ value, voxels }))
+}
