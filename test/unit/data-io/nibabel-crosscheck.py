@@ -86,4 +86,17 @@ out['theirs']['nib-qform-only.nii.gz'] = {
     'codes': [int(back.header['qform_code']), int(back.header['sform_code'])],
     'qfac': float(back.header['pixdim'][0]),
 }
+# an .hdr/.img pair (magic ni1), big-endian int16
+arr = np.arange(120, dtype='>i2').reshape(6, 5, 4) - 60
+img = nib.Nifti1Pair(arr, oblique, header=nib.Nifti1Header(endianness='>'))
+img.set_data_dtype('>i2')
+img.to_filename(os.path.join(root, 'theirs', 'nib-pair.img'))
+back = nib.load(os.path.join(root, 'theirs', 'nib-pair.hdr'))
+out['theirs']['nib-pair.hdr'] = {
+    'shape': [6, 5, 4],
+    'dtype': 'int16',
+    'endianness': back.header.endianness,
+    'affine': back.affine.tolist(),
+    'data': np.asanyarray(back.dataobj).flatten(order='F').astype(np.float64).tolist(),
+}
 print(json.dumps(out))

@@ -150,9 +150,9 @@ describe('nibabel reads our files', () => {
 })
 
 describe('we read nibabel files', () => {
-  it('every datatype, byte order, NIfTI-1/-2, 3D/4D', async () => {
+  it('every datatype, byte order, NIfTI-1/-2, 3D/4D, an .hdr/.img pair', async () => {
     const names = Object.keys(report.theirs)
-    expect(names.length).toBe(36)
+    expect(names.length).toBe(37)
     for (const name of names) {
       const r = report.theirs[name]
       const v = await readNifti(join(TMP, 'theirs', name))
@@ -160,6 +160,7 @@ describe('we read nibabel files', () => {
       expect(shape, name).toEqual(r.shape)
       expect(v.header.littleEndian, name).toBe(r.endianness === '<')
       expect(v.header.version, name).toBe(name.includes('-v2-') ? 2 : 1)
+      expect(v.header.magic, name).toBe(name.endsWith('.hdr') ? 'ni1' : name.includes('-v2-') ? 'n+2' : 'n+1')
       expectMatClose(v.affine, r.affine, 1e-9)
       if (name === 'nib-scaled.nii') {
         expect(v.datatype).toBe('int16')
