@@ -4,8 +4,9 @@
  */
 import { basename } from 'node:path'
 import { DsdError } from '../errors'
-import type { Mat4, Vec3 } from '../data/volume'
-import { readNifti, type NiftiVolume } from '../data/nifti'
+import type { Mat4, Vec3, Volume } from '../data/volume'
+import type { NiftiVolume } from '../data/nifti'
+import { alignToGrid, readVolume } from '../data/volume-io'
 import { computeMetrics, type LabelMetrics } from '../metrics'
 import { CliError, parse, printJson } from './args'
 
@@ -18,8 +19,9 @@ surface distance within a tolerance). Definitions are MONAI's (surface = mask XO
 erosion, exact Euclidean distance transform); see docs/metrics.md.
 
 Options:
-  --pred FILE            predicted label map (NIfTI .nii / .nii.gz)
-  --label FILE           ground-truth label map on the same grid
+  --pred FILE            predicted label map (NIfTI, NRRD or a DICOM series folder)
+  --label FILE           ground-truth label map on the same grid (a prediction whose grid
+                         differs only by axis flips/permutations is reordered onto it)
   --voxel-units          distances in voxels instead of mm (the paper's HD95); the NSD
                          tolerance is then in voxels too
   --nsd-tolerance X      NSD tolerance in mm (voxels with --voxel-units); default 1
@@ -55,8 +57,15 @@ function affineDiff(a: Mat4, b: Mat4): number {
   return worst
 }
 
-/** Throws a DsdError naming both files when the prediction is not on the label's grid. */
-export function checkSameGrid(pred: NiftiVolume, label: NiftiVolume, checkAffine = true): void {
+/**
+ * The prediction on the label's grid: as is when shape and affine match, reordered when the
+ * grids differ only by axis flips/permutations, else a DsdError naming both files.
+ */
+export function onLabelGrid(
+  pred: Volume,
+  label: Volume,
+  checkAffine = true,
+): { pred: Volume; reordered: boolean } {
   const p = pred.source ?? 'prediction'
   const l = label.source ?? 'label'
   for (const v of [pred, label]) {
@@ -67,34 +76,48 @@ export function checkSameGrid(pred: NiftiVolume, label: NiftiVolume, checkAffine
         { file: v.source, channels: v.channels },
       )
   }
-  if (pred.shape.some((n, i) => n !== label.shape[i]))
+  const sameShape = pred.shape.every((n, i) => n === label.shape[i])
+  const diff = affineDiff(pred.affine, label.affine)
+  if (sameShape && (!checkAffine || diff <= AFFINE_TOLERANCE)) return { pred, reordered: false }
+  // Axes flipped or permuted (e.g. LPS vs RAS storage): reorder onto the label grid when the
+  // voxel centres coincide (alignToGrid: within 0.1 voxel).
+  const axesDiffer = [0, 1, 2].some((c) => {
+    const a = [0, 1, 2].map((r) => pred.affine[r][c])
+    const b = [0, 1, 2].map((r) => label.affine[r][c])
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2] <= 0.5 * Math.hypot(...a) * Math.hypot(...b)
+  })
+  if (axesDiffer) {
+    try {
+      return { pred: alignToGrid(pred, label), reordered: true }
+    } catch {
+      // not a reordering of the same grid: report below
+    }
+  }
+  if (!sameShape)
     throw new DsdError(
       'METRICS_GRID_MISMATCH',
       `${p}: grid ${pred.shape.join('×')} does not match ${basename(l)} (${label.shape.join('×')}); ` +
         'resample the prediction onto the label grid (nearest neighbour) first',
       { pred: p, label: l, predShape: pred.shape, labelShape: label.shape },
     )
-  if (!checkAffine) return
-  const diff = affineDiff(pred.affine, label.affine)
-  if (!(diff <= AFFINE_TOLERANCE))
-    throw new DsdError(
-      'METRICS_GRID_MISMATCH',
-      `${p}: voxel-to-world affine differs from ${basename(l)} by up to ${diff.toPrecision(3)} mm ` +
-        `(tolerance ${AFFINE_TOLERANCE} mm), so the voxels are not the same places; resample the ` +
-        'prediction onto the label grid, or pass --no-affine-check if you know they match',
-      {
-        pred: p,
-        label: l,
-        maxDifference: diff,
-        predAffine: pred.affine,
-        labelAffine: label.affine,
-      },
-    )
+  throw new DsdError(
+    'METRICS_GRID_MISMATCH',
+    `${p}: voxel-to-world affine differs from ${basename(l)} by up to ${diff.toPrecision(3)} mm ` +
+      `(tolerance ${AFFINE_TOLERANCE} mm), so the voxels are not the same places; resample the ` +
+      'prediction onto the label grid, or pass --no-affine-check if you know they match',
+    {
+      pred: p,
+      label: l,
+      maxDifference: diff,
+      predAffine: pred.affine,
+      labelAffine: label.affine,
+    },
+  )
 }
 
 /** The label file's voxel size: NIfTI pixdim (as nibabel's get_zooms), else the affine's. */
-function fileSpacing(v: NiftiVolume): Vec3 {
-  const pd = v.header?.pixdim
+function fileSpacing(v: Volume): Vec3 {
+  const pd = (v as Partial<NiftiVolume>).header?.pixdim
   if (pd && [1, 2, 3].every((i) => Number.isFinite(pd[i]) && Math.abs(pd[i]) > 0))
     return [Math.abs(pd[1]), Math.abs(pd[2]), Math.abs(pd[3])]
   return v.spacing
@@ -142,8 +165,8 @@ export async function run(args: string[]): Promise<number> {
       throw new CliError(`--spacing values must be > 0, got "${values.spacing}"`)
   }
 
-  const [pred, label] = await Promise.all([readNifti(values.pred), readNifti(values.label)])
-  checkSameGrid(pred, label, !values['no-affine-check'])
+  const [rawPred, label] = await Promise.all([readVolume(values.pred), readVolume(values.label)])
+  const { pred, reordered } = onLabelGrid(rawPred, label, !values['no-affine-check'])
   spacing ??= fileSpacing(label)
   const voxelUnits = values['voxel-units'] ?? false
   const result = computeMetrics(pred.data, label.data, {
@@ -159,6 +182,7 @@ export async function run(args: string[]): Promise<number> {
       prediction: values.pred,
       ground_truth: values.label,
       units: result.units,
+      prediction_reordered: reordered,
       spacing_mm: spacing,
       nsd_tolerance: tolerance,
       labels: Object.fromEntries(
@@ -172,6 +196,7 @@ export async function run(args: string[]): Promise<number> {
   const lines = [
     `prediction:   ${values.pred}`,
     `ground truth: ${values.label}`,
+    ...(reordered ? ['(prediction axes reordered/flipped onto the label grid)'] : []),
     `grid ${label.shape.join('×')}, spacing ${spacing.map((s) => +s.toFixed(6)).join(' × ')} mm, ` +
       `distances in ${voxelUnits ? 'voxels' : 'mm'}, NSD tolerance ${tolerance} ${unit}`,
     '',

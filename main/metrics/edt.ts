@@ -15,12 +15,16 @@
  */
 import type { Vec3 } from '../data/volume'
 
+/** Lines processed together by the strided passes, so that memory is read in rows. */
+const TILE = 32
+
 /** Reusable scratch buffers, so that many transforms allocate once. */
 export interface EdtWorkspace {
   /** Squared distances of the current transform (grown on demand). */
   grid: Float64Array
+  /** TILE lines gathered from the grid. */
+  tile: Float64Array
   /** Per-line scratch for the parabola envelope. */
-  f: Float64Array
   d: Float64Array
   z: Float64Array
   v: Int32Array
@@ -30,7 +34,7 @@ export interface EdtWorkspace {
 export function createWorkspace(voxels = 0, maxLine = 0): EdtWorkspace {
   return {
     grid: new Float64Array(voxels),
-    f: new Float64Array(maxLine),
+    tile: new Float64Array(TILE * maxLine),
     d: new Float64Array(maxLine),
     z: new Float64Array(maxLine + 1),
     v: new Int32Array(maxLine),
@@ -39,8 +43,8 @@ export function createWorkspace(voxels = 0, maxLine = 0): EdtWorkspace {
 
 function ensure(ws: EdtWorkspace, voxels: number, maxLine: number): void {
   if (ws.grid.length < voxels) ws.grid = new Float64Array(voxels)
-  if (ws.f.length < maxLine) {
-    ws.f = new Float64Array(maxLine)
+  if (ws.d.length < maxLine) {
+    ws.tile = new Float64Array(TILE * maxLine)
     ws.d = new Float64Array(maxLine)
     ws.z = new Float64Array(maxLine + 1)
     ws.v = new Int32Array(maxLine)
@@ -48,12 +52,13 @@ function ensure(ws: EdtWorkspace, voxels: number, maxLine: number): void {
 }
 
 /**
- * Lower envelope of the parabolas y = f(q) + ((p − q)·s)² over q (FH algorithm), written
- * into `d`. Infinite samples (no feature reachable yet) are skipped. Returns false when every
- * sample is infinite (then `d` is untouched).
+ * Lower envelope of the parabolas y = f(q) + ((p − q)·s)² over q (FH algorithm) for the line
+ * f[fo … fo + n), written into d[0 … n). Infinite samples (no feature reachable yet) are
+ * skipped. Returns false when every sample is infinite (then `d` is untouched).
  */
 function envelope1d(
   f: Float64Array,
+  fo: number,
   n: number,
   s: number,
   d: Float64Array,
@@ -63,7 +68,7 @@ function envelope1d(
   const s2 = s * s
   let k = -1
   for (let q = 0; q < n; q++) {
-    const fq = f[q]
+    const fq = f[fo + q]
     if (fq === Infinity) continue
     if (k < 0) {
       k = 0
@@ -77,7 +82,7 @@ function envelope1d(
     for (;;) {
       const r = v[k]
       // Abscissa where the parabola of q overtakes the one of r.
-      x = (hq - (f[r] + s2 * r * r)) / (2 * s2 * (q - r))
+      x = (hq - (f[fo + r] + s2 * r * r)) / (2 * s2 * (q - r))
       if (x <= z[k] && k > 0) k--
       else break
     }
@@ -92,7 +97,7 @@ function envelope1d(
     while (z[k + 1] < p) k++
     const r = v[k]
     const t = (p - r) * s
-    d[p] = t * t + f[r]
+    d[p] = t * t + f[fo + r]
   }
   return true
 }
@@ -133,43 +138,60 @@ function passI(
   }
 }
 
-/** Second axis (j): parabola envelope along every column of every slice. */
-function passJ(g: Float64Array, shape: Vec3, sy: number, ws: EdtWorkspace): void {
-  const [nx, ny, nz] = shape
-  const { f, d, v, z } = ws
-  for (let k = 0; k < nz; k++) {
-    const slice = k * nx * ny
-    for (let i = 0; i < nx; i++) {
-      const base = slice + i
-      let any = false
-      for (let j = 0, idx = base; j < ny; j++, idx += nx) {
-        const val = g[idx]
-        f[j] = val
-        if (val !== Infinity) any = true
+/**
+ * Parabola-envelope pass along lines of `len` samples spaced `stride` apart: `width` adjacent
+ * lines start at offset, offset + 1, …, offset + width − 1. Lines are gathered TILE at a time
+ * so that the grid is read and written in contiguous runs even when `stride` is large. With
+ * `flags`, only lines holding a query voxel (`flags & queryBit`) are transformed, and only the
+ * query voxels are written back.
+ */
+function passLines(
+  g: Float64Array,
+  offset: number,
+  width: number,
+  stride: number,
+  len: number,
+  s: number,
+  ws: EdtWorkspace,
+  flags?: Uint8Array,
+  queryBit = 0,
+): void {
+  const { tile, d, v, z } = ws
+  for (let t0 = 0; t0 < width; t0 += TILE) {
+    const tw = Math.min(TILE, width - t0)
+    const base = offset + t0
+    for (let p = 0; p < len; p++) {
+      const row = base + p * stride
+      for (let t = 0, o = p; t < tw; t++, o += len) tile[o] = g[row + t]
+    }
+    let wanted = 0 // bit t: line t has a query voxel (or no query filter)
+    if (flags) {
+      for (let p = 0; p < len; p++) {
+        const row = base + p * stride
+        for (let t = 0; t < tw; t++) if ((flags[row + t] & queryBit) !== 0) wanted |= 1 << t
       }
-      if (!any) continue
-      envelope1d(f, ny, sy, d, v, z)
-      for (let j = 0, idx = base; j < ny; j++, idx += nx) g[idx] = d[j]
+      if (wanted === 0) continue
+    } else wanted = tw === 32 ? -1 : (1 << tw) - 1
+    for (let t = 0; t < tw; t++) {
+      if ((wanted & (1 << t)) === 0) continue
+      const fo = t * len
+      if (!envelope1d(tile, fo, len, s, d, v, z)) continue // Infinity all along: unchanged
+      for (let p = 0; p < len; p++) tile[fo + p] = d[p]
+    }
+    for (let p = 0; p < len; p++) {
+      const row = base + p * stride
+      if (flags) {
+        for (let t = 0, o = p; t < tw; t++, o += len)
+          if ((flags[row + t] & queryBit) !== 0) g[row + t] = tile[o]
+      } else for (let t = 0, o = p; t < tw; t++, o += len) g[row + t] = tile[o]
     }
   }
 }
 
-/** Third axis (k): parabola envelope along every k-line. */
-function passK(g: Float64Array, shape: Vec3, sz: number, ws: EdtWorkspace): void {
+/** Second axis (j): every column of every k-slice. */
+function passJ(g: Float64Array, shape: Vec3, sy: number, ws: EdtWorkspace): void {
   const [nx, ny, nz] = shape
-  const plane = nx * ny
-  const { f, d, v, z } = ws
-  for (let base = 0; base < plane; base++) {
-    let any = false
-    for (let k = 0, idx = base; k < nz; k++, idx += plane) {
-      const val = g[idx]
-      f[k] = val
-      if (val !== Infinity) any = true
-    }
-    if (!any) continue
-    envelope1d(f, nz, sz, d, v, z)
-    for (let k = 0, idx = base; k < nz; k++, idx += plane) g[idx] = d[k]
-  }
+  for (let k = 0; k < nz; k++) passLines(g, k * nx * ny, nx, nx, ny, sy, ws)
 }
 
 function checkShape(shape: Vec3, spacing: Vec3, length: number, what: string): number {
@@ -203,7 +225,7 @@ export function squaredEdt(
   const g = ws.grid.length === n ? ws.grid : ws.grid.subarray(0, n)
   passI(features, bit, shape[0], shape[1] * shape[2], spacing[0], g)
   passJ(g, shape, spacing[1], ws)
-  passK(g, shape, spacing[2], ws)
+  passLines(g, 0, shape[0] * shape[1], shape[0] * shape[1], shape[2], spacing[2], ws)
   return g
 }
 
@@ -236,27 +258,9 @@ export function distancesAtQueries(
   passI(flags, featureBit, nx, ny * nz, spacing[0], g)
   passJ(g, shape, spacing[1], ws)
 
-  const plane = nx * ny
-  const { f, d, v, z } = ws
-  const sz = spacing[2]
+  passLines(g, 0, nx * ny, nx * ny, nz, spacing[2], ws, flags, queryBit)
   let queryCount = 0
-  for (let base = 0; base < plane; base++) {
-    let hasQuery = false
-    let any = false
-    for (let k = 0, idx = base; k < nz; k++, idx += plane) {
-      const val = g[idx]
-      f[k] = val
-      if (val !== Infinity) any = true
-      if ((flags[idx] & queryBit) !== 0) {
-        hasQuery = true
-        queryCount++
-      }
-    }
-    if (!hasQuery || !any) continue // no query here, or Infinity along the whole line
-    envelope1d(f, nz, sz, d, v, z)
-    for (let k = 0, idx = base; k < nz; k++, idx += plane)
-      if ((flags[idx] & queryBit) !== 0) g[idx] = d[k]
-  }
+  for (let i = 0; i < n; i++) if ((flags[i] & queryBit) !== 0) queryCount++
   // Collect in scan order so that the order does not depend on the pass order.
   const out = new Float64Array(queryCount)
   for (let i = 0, m = 0; i < n; i++) if ((flags[i] & queryBit) !== 0) out[m++] = Math.sqrt(g[i])

@@ -1,11 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import type { Vec3 } from '../../../main/data/volume'
-import { readNifti } from '../../../main/data/nifti'
+import { readNifti, writeNifti } from '../../../main/data/nifti'
+import type { Mat4 } from '../../../main/data/volume'
 import { computeMetrics, type LabelMetrics } from '../../../main/metrics'
-import { ROOT, SHARED, sharedPath } from '../../helpers/shared'
+import { ROOT, SHARED, sharedPath, tmpDir } from '../../helpers/shared'
 
 type GoldenLabel = {
   dice: number | null
@@ -79,7 +80,7 @@ describe('golden metrics (shared/golden/metrics/expected.json)', () => {
         cwd: ROOT,
         encoding: 'utf8',
       }),
-    ) as { labels: Record<string, GoldenLabel>; units: string }
+    ) as { labels: Record<string, GoldenLabel>; units: string; prediction_reordered: boolean }
 
   it('`dsd metrics --json` reproduces the anisotropic, oblique case in mm and voxels', () => {
     const c = golden.cases.find(
@@ -99,6 +100,31 @@ describe('golden metrics (shared/golden/metrics/expected.json)', () => {
     const out = cli(['--pred', join(SHARED, c.prediction), '--label', join(SHARED, c.ground_truth)])
     expectLabels(out.labels, c.labels)
     expect(JSON.stringify(out)).not.toContain('NaN')
+  })
+
+  it('`dsd metrics` reorders a prediction stored with a flipped i axis onto the label grid', async () => {
+    const c = golden.cases.find((x) => x.prediction.includes('hippocampus_033_swap_block'))!
+    const pred = await readNifti(join(SHARED, c.prediction))
+    const [nx, ny, nz] = pred.shape
+    const flipped = new Uint8Array(pred.data.length)
+    for (let k = 0, o = 0; k < nz; k++)
+      for (let j = 0; j < ny; j++)
+        for (let i = 0; i < nx; i++, o++) flipped[o] = pred.data[(k * ny + j) * nx + (nx - 1 - i)]
+    const A = pred.affine
+    const affine = A.map((row, r) =>
+      r < 3 ? [-row[0], row[1], row[2], row[3] + (nx - 1) * row[0]] : [...row],
+    ) as Mat4
+    const dir = tmpDir('metrics-flip')
+    mkdirSync(dir, { recursive: true })
+    try {
+      const file = join(dir, 'pred_flipped.nii.gz')
+      await writeNifti(file, { ...pred, data: flipped, affine, datatype: 'uint8' })
+      const out = cli(['--pred', file, '--label', join(SHARED, c.ground_truth)])
+      expect(out.prediction_reordered).toBe(true)
+      expectLabels(out.labels, c.labels)
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('`dsd metrics` refuses label maps on different grids, naming both files', () => {
