@@ -95,7 +95,11 @@ describe('renderer in Chromium against the browser-mode server', () => {
   async function shot(name: string): Promise<void> {
     if (!SCREENSHOTS) return
     mkdirSync(SHOTS_DIR, { recursive: true })
-    await page.waitForTimeout(300) // let Naive UI transitions settle before the picture
+    // Close the toasts so they do not cover the page, then let transitions settle.
+    for (const close of await page.locator('.n-notification .n-base-close').all()) {
+      await close.click().catch(() => {})
+    }
+    await page.waitForTimeout(600)
     await page.screenshot({ path: join(SHOTS_DIR, `${name}.png`) })
   }
 
@@ -154,7 +158,8 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await expect.poll(() => page.getByTestId('app-name').textContent()).toBe('DSD Studio')
     await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe('Datasets')
     expect(page.url()).not.toContain('token=')
-    expect(await page.evaluate(() => sessionStorage.getItem('dsd_token'))).toBe(server.token)
+    // Browser-side code is passed as strings: this file is type-checked without DOM types.
+    expect(await page.evaluate("sessionStorage.getItem('dsd_token')")).toBe(server.token)
     await expect.poll(() => page.getByTestId('header-connection').textContent()).toContain('connected')
     await expect.poll(() => page.getByTestId('header-backend').textContent()).toMatch(
       /Compute: (tfjs-node-gpu|webgpu|tfjs-node|wasm|cpu)/,
@@ -211,7 +216,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     }
     expect(await page.getByTestId('webgl2-renderer').textContent()).toMatch(/\S/)
     // An independent probe in the page, not through the app's own code.
-    const direct = await page.evaluate(() => !!document.createElement('canvas').getContext('webgl2'))
+    const direct = await page.evaluate("!!document.createElement('canvas').getContext('webgl2')")
     expect(direct).toBe(true)
     await shot('about')
   })
@@ -256,7 +261,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     const rowText = (await row.textContent()) ?? ''
     expect(rowText).toContain('Hippocampus e2e')
     expect(rowText).toContain(String(sample.cases))
-    await shot('datasets-imported')
+    await shot('datasets')
   })
 
   test('auditing the imported dataset shows the findings table', async () => {
@@ -274,7 +279,8 @@ describe('renderer in Chromium against the browser-mode server', () => {
     }
     expect(await report.getByTestId('findings-table').count()).toBe(1)
     expect(await report.textContent()).toMatch(/\d+ cases/)
-    await shot('datasets')
+    await report.scrollIntoViewIfNeeded()
+    await shot('datasets-audit')
   })
 
   test('a split can be created for the imported dataset', async () => {
@@ -310,6 +316,64 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await page.getByTestId('ping-button').click()
     await expect.poll(() => page.getByTestId('ping-response').textContent()).toContain(message)
     await expect.poll(() => page.getByTestId('pong-event').textContent()).toContain(message)
+  })
+
+  test('Electron mode: the renderer talks through window.dsd when the preload provides it', async () => {
+    // The preload's shape (electron/preload.ts) over the real bridge of the running app; only
+    // Electron's IPC hop is replaced. The page must then never call the HTTP API.
+    const electronContext = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    const p = await electronContext.newPage()
+    const apiRequests: string[] = []
+    p.on('request', (r) => {
+      if (new URL(r.url()).pathname.startsWith('/api/')) apiRequests.push(r.url())
+    })
+    p.on('pageerror', (err) => pageErrors.push(err.message))
+    await p.exposeFunction('__dsdInvoke', (name: string, payload: unknown) =>
+      server.app.bridge.invoke(name, payload),
+    )
+    await p.addInitScript({
+      content: `(() => {
+        const listeners = new Map()
+        window.__dsdEmit = (event, payload) => {
+          for (const l of listeners.get(event) ?? []) l(payload)
+        }
+        window.dsd = {
+          invoke: (name, payload) => window.__dsdInvoke(name, payload),
+          on: (event, listener) => {
+            if (!listeners.has(event)) listeners.set(event, new Set())
+            listeners.get(event).add(listener)
+            return () => listeners.get(event).delete(listener)
+          },
+        }
+      })()`,
+    })
+    const unsubscribe = server.app.bridge.subscribe((event, payload) => {
+      p.evaluate(`window.__dsdEmit(${JSON.stringify(event)}, ${JSON.stringify(payload)})`).catch(
+        () => {},
+      )
+    })
+    try {
+      await p.goto(server.url)
+      await p.getByTestId('nav-about').click()
+      await expect.poll(() => p.getByTestId('page-heading').textContent()).toBe('About / System')
+      await expect.poll(() => p.locator('text=this window: Electron IPC').count()).toBe(1)
+      expect(await p.getByTestId('header-connection').count()).toBe(0)
+      await expect.poll(() => p.getByTestId('version-node').textContent()).toBe(process.versions.node)
+      const message = `over the preload ${Date.now()}`
+      await p.getByTestId('ping-text').fill(message)
+      await p.getByTestId('ping-button').click()
+      await expect.poll(() => p.getByTestId('ping-response').textContent()).toContain(message)
+      await expect.poll(() => p.getByTestId('pong-event').textContent()).toContain(message)
+      // A failed command shows its error message as a notification.
+      await p.evaluate(`location.hash = '#/splits?dataset=no-such-dataset'`)
+      await expect
+        .poll(() => p.locator('.n-notification').textContent(), { timeout: 20_000 })
+        .toMatch(/no-such-dataset/)
+      expect(apiRequests).toEqual([])
+    } finally {
+      unsubscribe()
+      await electronContext.close()
+    }
   })
 
   test('no page errors and no CSP violations', () => {

@@ -1,6 +1,6 @@
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
-import type { AuditReport, CommandRequest, DatasetSummary } from '../../../main/contract'
+import type { AuditReport, CommandRequest, DatasetSummary, Finding } from '../../../main/contract'
 import { ApiError, toApiError, useApi } from '../api'
 import { useTaskStore, type TaskFinished } from './tasks'
 
@@ -22,6 +22,27 @@ export function asAuditReport(result: unknown): AuditReport | null {
     cases: typeof r.cases === 'number' ? r.cases : 0,
     findings: r.findings,
     summary: Array.isArray(r.summary) ? r.summary : [],
+  }
+}
+
+/** What an import task reports when it ends (task results cross as `unknown`). */
+export interface ImportOutcome {
+  datasetId: string
+  imported: number
+  skipped: number
+  problems: Finding[]
+}
+
+/** Reads an import task's result defensively; null when it has an unexpected shape. */
+export function asImportOutcome(result: unknown): ImportOutcome | null {
+  if (!result || typeof result !== 'object') return null
+  const r = result as Partial<ImportOutcome>
+  if (typeof r.datasetId !== 'string') return null
+  return {
+    datasetId: r.datasetId,
+    imported: typeof r.imported === 'number' ? r.imported : 0,
+    skipped: typeof r.skipped === 'number' ? r.skipped : 0,
+    problems: Array.isArray(r.problems) ? r.problems : [],
   }
 }
 
@@ -57,7 +78,8 @@ export const useDatasetStore = defineStore('datasets', () => {
     request: CommandRequest<'datasets.import'>,
   ): Promise<{ taskId: string; done: Promise<TaskFinished> }> {
     const { taskId } = await api.invoke('datasets.import', request)
-    const done = tasks.track(taskId, 'datasets.import', `Import ${request.path}`).then(async (f) => {
+    const folder = request.path.replace(/[\\/]+$/, '').split(/[\\/]/).pop() || request.path
+    const done = tasks.track(taskId, 'datasets.import', `Import ${folder}`).then(async (f) => {
       await refresh().catch(() => {})
       if (!f.ok) throw finishedError(f, `Import of ${request.path}`)
       return f

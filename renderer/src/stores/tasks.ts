@@ -22,7 +22,7 @@ export interface TaskView {
   startedAt: number
 }
 
-const KEEP_FINISHED = 5
+const KEEP_FINISHED = 4
 
 /**
  * Every task the main side reports (`task.progress` / `task.finished`), whether or not this
