@@ -124,11 +124,11 @@ export class SelfDistilDynUNet {
     return this.heads[4 - level]!
   }
 
-  /** Inference forward: only `Y` (no heads are computed). */
-  apply(p: ParamLookup, x: T5, training: false): { Y: T5 }
-  /** Training forward: the nine outputs. */
-  apply(p: ParamLookup, x: T5, training: true): TrainOutputs
-  apply(p: ParamLookup, x: T5, training: boolean): TrainOutputs | { Y: T5 } {
+  /**
+   * Forward. `Y` always; each name in `heads` (any of the eight DSD branches) is computed
+   * through its bottleneck module, the others are not. Output order follows spec §1.
+   */
+  apply(p: ParamLookup, x: T5, heads: ReadonlySet<OutputName>): Partial<TrainOutputs> & { Y: T5 } {
     return tf.tidy(() => {
       const e1 = this.inputBlock.apply(p, x)
       const e2 = this.downsamples[0]!.apply(p, e1)
@@ -138,19 +138,25 @@ export class SelfDistilDynUNet {
       const d3 = this.upsamples[0]!.apply(p, d4, e4)
       const d2 = this.upsamples[1]!.apply(p, d3, e3)
       const d1 = this.upsamples[2]!.apply(p, d2, e2)
-      const Y = this.outputBlock.apply(p, this.upsamples[3]!.apply(p, d1, e1))
-      if (!training) return { Y }
-      return {
-        Y,
-        D4: this.head(4).apply(p, d4),
-        D3: this.head(3).apply(p, d3),
-        D2: this.head(2).apply(p, d2),
-        D1: this.head(1).apply(p, d1),
-        E1: this.head(0).apply(p, e1),
-        E2: this.head(1).apply(p, e2),
-        E3: this.head(2).apply(p, e3),
-        E4: this.head(3).apply(p, e4),
+      const out: Partial<TrainOutputs> & { Y: T5 } = {
+        Y: this.outputBlock.apply(p, this.upsamples[3]!.apply(p, d1, e1)),
       }
+      const taps: Record<Exclude<OutputName, 'Y'>, [T5, number]> = {
+        D4: [d4, 4],
+        D3: [d3, 3],
+        D2: [d2, 2],
+        D1: [d1, 1],
+        E1: [e1, 0],
+        E2: [e2, 1],
+        E3: [e3, 2],
+        E4: [e4, 3],
+      }
+      for (const name of OUTPUT_NAMES) {
+        if (name === 'Y' || !heads.has(name)) continue
+        const [feature, level] = taps[name]
+        out[name] = this.head(level).apply(p, feature)
+      }
+      return out
     })
   }
 }

@@ -12,6 +12,7 @@
  */
 import { tf } from './tf'
 import * as ops from './ops'
+import { Bottleneck, upKernel, upRepeats } from './bottleneck'
 
 type T5 = tf.Tensor5D
 
@@ -153,12 +154,15 @@ export class Conv {
 
   /**
    * Apply with MONAI's padding `(k − s + 1) / 2` (1 for 3³ kernels at stride 1 or 2, 0 for
-   * 1³), so a stride-2 conv halves the grid exactly as PyTorch does.
+   * 1³), so a stride-2 conv samples the same voxels as PyTorch (TF 'same' would not).
    */
   apply(p: ParamLookup, x: T5): T5 {
     const bias = this.b ? (p(this.b) as tf.Tensor1D) : null
     const w = p(this.w) as T5
     if (this.kernel === 1 && this.stride === 1) return ops.pointwise(x, w, bias)
+    // At stride 1 an odd kernel's TF 'same' padding is PyTorch's symmetric (k − 1) / 2 and
+    // avoids an explicit pad (whose gradient is a slow rank-5 slice on the CPU backend).
+    if (this.stride === 1 && this.kernel % 2 === 1) return ops.conv3d(x, w, bias, 1, 'same')
     const pad = Math.floor((this.kernel - this.stride + 1) / 2)
     return ops.conv3d(x, w, bias, this.stride, pad)
   }
@@ -483,7 +487,6 @@ export class UnetrUpBlock {
 export class DeepUpHead {
   readonly conv: Conv
   readonly up: ConvTranspose
-  readonly repeats: number
 
   constructor(
     mb: ModelBuilder,
@@ -492,17 +495,14 @@ export class DeepUpHead {
     readonly numClasses: number,
     readonly scale: number,
   ) {
-    const r = Math.log2(scale)
-    if (!Number.isInteger(r) || r < 0)
-      throw new Error(`DeepUp: scale must be a power of 2, got ${scale}`)
-    this.repeats = Math.max(1, r)
+    upRepeats(scale) // throws a DsdError unless scale is a power of two
     this.conv = new Conv(mb, `${name}.conv`, inChannels, numClasses, 1, 1, true, 'dsd')
     this.up = new ConvTranspose(
       mb,
       `${name}.up`,
       numClasses,
       numClasses,
-      scale === 1 ? 1 : 2,
+      upKernel(scale),
       true,
       'dsd',
     )
@@ -512,11 +512,17 @@ export class DeepUpHead {
     return this.conv.count + this.up.count
   }
 
+  /** Forward through engine-core's {@link Bottleneck} with this head's weights. */
   apply(p: ParamLookup, x: T5): T5 {
-    return tf.tidy(() => {
-      let h = this.conv.apply(p, x)
-      for (let i = 0; i < this.repeats; i++) h = this.up.apply(p, h)
-      return h
-    })
+    const module = new Bottleneck(
+      {
+        convW: p(this.conv.w) as T5,
+        convB: p(this.conv.b!) as tf.Tensor1D,
+        upW: p(this.up.w) as T5,
+        upB: p(this.up.b!) as tf.Tensor1D,
+      },
+      this.scale,
+    )
+    return tf.tidy(() => module.forward(x))
   }
 }

@@ -11,6 +11,7 @@ import { DsdError } from '../errors'
 import { ModelBuilder, sizeOf, type Init, type LayerRow, type ParamSpec } from './layers'
 import { OUTPUT_NAMES, SelfDistilDynUNet, type OutputName, type TrainOutputs } from './dynunet'
 import { SelfDistilUNETR, defaultTaps } from './unetr'
+import { Rng } from './random'
 
 export { OUTPUT_NAMES, type OutputName, type TrainOutputs }
 
@@ -297,6 +298,11 @@ export function describeModel(config: ModelConfig): ModelDescription {
 export interface ForwardOptions {
   /** Training forward: DSD heads are computed. Default false (inference: only `Y`). */
   training?: boolean
+  /**
+   * Training only: compute just these outputs (`Y` is always included), e.g. the ones a
+   * loss variant reads (`requiredOutputs` of loss.ts). Default: all nine.
+   */
+  outputs?: readonly OutputName[]
 }
 
 /** A DSD network with allocated weights. */
@@ -306,10 +312,11 @@ export interface DsdModel {
    * Training forward: `x` `[b, d, h, w, inChannels]` → the nine outputs
    * `{ Y, D4, D3, D2, D1, E1, E2, E3, E4 }`, each `[b, d, h, w, K]` logits.
    */
-  forward(x: tf.Tensor5D, options: { training: true }): TrainOutputs
+  forward(x: tf.Tensor5D, options: { training: true; outputs?: undefined }): TrainOutputs
   /** Inference forward: only `{ Y }`; the DSD heads are not computed. */
   forward(x: tf.Tensor5D, options?: { training?: false }): { Y: tf.Tensor5D }
-  forward(x: tf.Tensor5D, options?: ForwardOptions): TrainOutputs | { Y: tf.Tensor5D }
+  /** Training forward restricted to `outputs` (plus `Y`). */
+  forward(x: tf.Tensor5D, options: ForwardOptions): Partial<TrainOutputs> & { Y: tf.Tensor5D }
   /** Weights by model-local name (e.g. `downsamples.0.conv1.weight`, `deep_3.up.bias`). */
   readonly variables: Record<string, tf.Variable>
   /** Names of the DSD-module parameters (the rest is backbone). */
@@ -322,53 +329,29 @@ export interface DsdModel {
 }
 
 let modelCounter = 0
+const NO_HEADS: ReadonlySet<OutputName> = new Set()
+const ALL_HEADS: ReadonlySet<OutputName> = new Set(OUTPUT_NAMES)
 
-/** FNV-1a of a string mixed with a seed, as a 32-bit stream seed for one parameter. */
-function paramSeed(seed: number, name: string): number {
-  let h =
-    (0x811c9dc5 ^ (seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32) >>> 0, 0x9e3779b1)) >>> 0
-  for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193) >>> 0
-  return h
-}
-
-/** mulberry32: a small, fast 32-bit PRNG; uniform in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** Initial values of one parameter (deterministic in seed and parameter name). */
+/**
+ * Initial values of one parameter, deterministic in (seed, parameter name): each parameter
+ * draws from its own engine-core {@link Rng} stream `Rng.derive(seed, 'init/<name>')`, so
+ * adding or renaming one parameter does not change the others.
+ */
 export function initialValues(spec: ParamSpec, seed: number): Float32Array {
   const n = sizeOf(spec.shape)
-  const out = new Float32Array(n)
   const init: Init = spec.init
-  if (init.kind === 'zeros') return out
-  if (init.kind === 'ones') return out.fill(1)
-  const u = mulberry32(paramSeed(seed, spec.name))
-  if (init.kind === 'uniform') {
-    for (let i = 0; i < n; i++) out[i] = (2 * u() - 1) * init.bound
-    return out
+  if (init.kind === 'zeros') return new Float32Array(n)
+  if (init.kind === 'ones') return new Float32Array(n).fill(1)
+  const rng = Rng.derive(seed, `init/${spec.name}`)
+  if (init.kind === 'uniform') return rng.uniformArray(n, -init.bound, init.bound)
+  if (init.kind === 'kaiming-normal') {
+    return rng.normalArray(n, 0, Math.sqrt(2 / (1 + init.a * init.a)) / Math.sqrt(init.fanIn))
   }
-  const std =
-    init.kind === 'kaiming-normal'
-      ? Math.sqrt(2 / (1 + init.a * init.a)) / Math.sqrt(init.fanIn)
-      : init.std
-  const limit = init.kind === 'trunc-normal' ? 2 : Infinity
-  let i = 0
-  while (i < n) {
-    // Box–Muller: two normals per pair of uniforms
-    const r = Math.sqrt(-2 * Math.log(1 - u()))
-    const th = 2 * Math.PI * u()
-    const a = r * Math.cos(th) * std
-    const b = r * Math.sin(th) * std
-    if (Math.abs(a) <= limit) out[i++] = a
-    if (i < n && Math.abs(b) <= limit) out[i++] = b
+  // truncated normal on [-2, 2] (absolute bounds, as torch.nn.init.trunc_normal_)
+  const out = new Float32Array(n)
+  for (let i = 0; i < n;) {
+    const v = rng.normal(0, init.std)
+    if (v >= -2 && v <= 2) out[i++] = v
   }
   return out
 }
@@ -438,12 +421,19 @@ export function createModel(config: ModelConfig): DsdModel {
       )
     }
   }
-  function forward(
-    x: tf.Tensor5D,
-    options: ForwardOptions = {},
-  ): TrainOutputs | { Y: tf.Tensor5D } {
+  function forward(x: tf.Tensor5D, options: ForwardOptions = {}) {
     checkInput(x)
-    return options.training ? net.apply(lookup, x, true) : net.apply(lookup, x, false)
+    if (!options.training) return net.apply(lookup, x, NO_HEADS)
+    if (!options.outputs) return net.apply(lookup, x, ALL_HEADS)
+    for (const o of options.outputs) {
+      if (!(OUTPUT_NAMES as readonly string[]).includes(o)) {
+        throw new DsdError(
+          'MODEL_OUTPUT',
+          `model: unknown output "${o}"; use ${OUTPUT_NAMES.join(', ')}`,
+        )
+      }
+    }
+    return net.apply(lookup, x, new Set(options.outputs))
   }
   return {
     config: cfg,

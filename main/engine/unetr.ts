@@ -26,7 +26,7 @@ import {
   type ParamLookup,
 } from './layers'
 import { ViT } from './vit'
-import type { TrainOutputs } from './dynunet'
+import { OUTPUT_NAMES, type OutputName, type TrainOutputs } from './dynunet'
 
 type T5 = tf.Tensor5D
 
@@ -237,11 +237,11 @@ export class SelfDistilUNETR {
     }
   }
 
-  /** Inference forward: only `Y` (no heads are computed). */
-  apply(p: ParamLookup, x: T5, training: false): { Y: T5 }
-  /** Training forward: the nine outputs. */
-  apply(p: ParamLookup, x: T5, training: true): TrainOutputs
-  apply(p: ParamLookup, x: T5, training: boolean): TrainOutputs | { Y: T5 } {
+  /**
+   * Forward. `Y` always; each name in `heads` (any of the eight DSD branches) is computed
+   * through its own bottleneck module, the others are not. Output order follows spec §1.
+   */
+  apply(p: ParamLookup, x: T5, heads: ReadonlySet<OutputName>): Partial<TrainOutputs> & { Y: T5 } {
     return tf.tidy(() => {
       const { x: last, hidden } = this.vit.apply(p, x, this.taps)
       const z = (i: number) => this.vit.projFeat(hidden.get(this.taps[i]!)!)
@@ -253,20 +253,24 @@ export class SelfDistilUNETR {
       const d3 = this.decoder5.apply(p, d4, e4)
       const d2 = this.decoder4.apply(p, d3, e3)
       const d1 = this.decoder3.apply(p, d2, e2)
-      const Y = this.out.apply(p, this.decoder2.apply(p, d1, e1))
-      if (!training) return { Y }
-      const h = this.heads
-      return {
-        Y,
-        D4: h.D4.apply(p, d4),
-        D3: h.D3.apply(p, d3),
-        D2: h.D2.apply(p, d2),
-        D1: h.D1.apply(p, d1),
-        E1: h.E1.apply(p, e1),
-        E2: h.E2.apply(p, e2),
-        E3: h.E3.apply(p, e3),
-        E4: h.E4.apply(p, e4),
+      const out: Partial<TrainOutputs> & { Y: T5 } = {
+        Y: this.out.apply(p, this.decoder2.apply(p, d1, e1)),
       }
+      const taps: Record<Exclude<OutputName, 'Y'>, T5> = {
+        D4: d4,
+        D3: d3,
+        D2: d2,
+        D1: d1,
+        E1: e1,
+        E2: e2,
+        E3: e3,
+        E4: e4,
+      }
+      for (const name of OUTPUT_NAMES) {
+        if (name === 'Y' || !heads.has(name)) continue
+        out[name] = this.heads[name].apply(p, taps[name])
+      }
+      return out
     })
   }
 }

@@ -94,7 +94,7 @@ describe('forward pass against an independent float64 NumPy reference (fixtures/
         const ours = Object.fromEntries(Object.entries(m.variables).map(([n, v]) => [n, v.shape]))
         expect(ours).toEqual(Object.fromEntries(ref.params.map((p) => [p.name, p.shape])))
         fillLikeReference(m, ref)
-        const shape = [1, ...m.config.patch, m.config.inChannels]
+        const shape: number[] = [1, ...m.config.patch, m.config.inChannels]
         const x = tf.tensor(
           Float32Array.from(
             lcg(
@@ -102,7 +102,7 @@ describe('forward pass against an independent float64 NumPy reference (fixtures/
               shape.reduce((a, b) => a * b, 1),
             ),
           ),
-          shape,
+          shape as [number, number, number, number, number],
         ) as tf.Tensor5D
         const out = m.forward(x, { training: true })
         expect(Object.keys(out).sort()).toEqual([...OUTPUT_NAMES].sort())
@@ -110,7 +110,7 @@ describe('forward pass against an independent float64 NumPy reference (fixtures/
           const r = ref.outputs[name]!
           const t = out[name]
           expect(t.shape, name).toEqual(r.shape)
-          const data = await t.data()
+          const data = (await t.data()) as Float32Array
           let worst = 0
           r.samples.forEach((v, i) => {
             worst = Math.max(worst, Math.abs(data[i * r.sampleStride]! - v) / (1 + Math.abs(v)))
@@ -252,7 +252,7 @@ describe('output shapes on small configurations', () => {
     const c = createModel({ ...cfg, seed: 4 })
     try {
       const w = 'upsamples.0.conv_block.conv1.weight' // [3,3,3,32,16], fan_in 32·27
-      const va = await a.variables[w]!.data()
+      const va = (await a.variables[w]!.data()) as Float32Array
       expect(Array.from(await b.variables[w]!.data())).toEqual(Array.from(va))
       expect(Array.from(await c.variables[w]!.data())).not.toEqual(Array.from(va))
       const mean = va.reduce((s, v) => s + v, 0) / va.length

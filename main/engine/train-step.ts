@@ -1,0 +1,91 @@
+/**
+ * One DSD training step: forward (only the outputs the loss variant reads), loss, gradients
+ * with `tf.variableGrads`, one AdamW update. Every intermediate tensor is disposed; the loss
+ * terms come back as plain numbers.
+ */
+import { DsdError } from '../errors'
+import { tf } from './tf'
+import {
+  ablation,
+  dsdLoss,
+  requiredOutputs,
+  TERM_NAMES,
+  type DsdLossOptions,
+  type TermName,
+} from './loss'
+import type { AdamW } from './optimizer'
+import type { DsdModel } from './model'
+
+/** Loss settings: explicit weights, or an ablation variant name (`basic`, `ds`, `sdd`, `sde`, `dsd`). */
+export type TrainLossOptions = string | Omit<DsdLossOptions, 'keepTerms'>
+
+/** What {@link trainStep} reports. */
+export interface TrainStepResult {
+  /** The weighted total loss that was minimised. */
+  loss: number
+  /** Every computed term, unweighted (KL terms already × τ²), by golden/dsd/loss.json name. */
+  terms: Partial<Record<TermName, number>>
+  /** Number of variables that received a gradient (and were updated). */
+  updated: number
+}
+
+/** Resolve a variant name or options to loss options. */
+export function lossOptionsOf(options: TrainLossOptions): DsdLossOptions {
+  return typeof options === 'string' ? ablation(options) : { ...options }
+}
+
+/**
+ * One training step of `model` on a batch `x` `[b, d, h, w, C]` with integer `labels`
+ * `[b, d, h, w]` (or `[…, 1]`). The caller keeps ownership of `x` and `labels`.
+ *
+ * Only the variables the loss reaches get a gradient and an update (for `basic` the DSD
+ * modules are untouched, as in the reference, where the plain network has none). A
+ * non-finite loss throws `DsdError('TRAIN_NONFINITE')` before any weight is changed.
+ */
+export async function trainStep(
+  model: DsdModel,
+  optimizer: AdamW,
+  x: tf.Tensor5D,
+  labels: tf.Tensor,
+  lossOptions: TrainLossOptions = 'dsd',
+): Promise<TrainStepResult> {
+  const opts = lossOptionsOf(lossOptions)
+  const outputs = requiredOutputs(opts)
+  // global TF.js variable name → model-local name
+  const localName = new Map<string, string>()
+  const varList: tf.Variable[] = []
+  for (const [name, v] of Object.entries(model.variables)) {
+    localName.set(v.name, name)
+    varList.push(v)
+  }
+  let terms: Partial<Record<TermName, tf.Scalar>> = {}
+  const { value, grads } = tf.variableGrads(() => {
+    const out = model.forward(x, { training: true, outputs })
+    const res = dsdLoss(out, labels, { ...opts, keepTerms: true })
+    terms = res.terms
+    return res.total
+  }, varList)
+  try {
+    const loss = (await value.data())[0]!
+    const termValues: Partial<Record<TermName, number>> = {}
+    for (const name of TERM_NAMES) {
+      const t = terms[name]
+      if (t) termValues[name] = (await t.data())[0]!
+    }
+    if (!Number.isFinite(loss)) {
+      throw new DsdError(
+        'TRAIN_NONFINITE',
+        `training step: the loss is ${loss} (terms ${JSON.stringify(termValues)}); the weights were not updated. Lower the learning rate or check the input for NaN/Inf values`,
+        { loss, terms: termValues },
+      )
+    }
+    const local: Record<string, tf.Tensor> = {}
+    for (const [global, g] of Object.entries(grads)) local[localName.get(global) ?? global] = g
+    optimizer.applyGradients(local, model.variables)
+    return { loss, terms: termValues, updated: Object.keys(local).length }
+  } finally {
+    value.dispose()
+    tf.dispose(Object.values(grads))
+    tf.dispose(Object.values(terms) as tf.Tensor[])
+  }
+}
