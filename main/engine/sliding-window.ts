@@ -430,6 +430,13 @@ export async function slidingWindowInference(
           out = Float32Array.from(out)
           softmaxRows(out, 0, batch.length * roiVox, K)
         }
+        if (flips.length === 1) {
+          // No mirroring: the output is the sum (copied: `data()` may share the backend's buffer).
+          sum = output === 'probabilities' ? out : Float32Array.from(out)
+          done += batch.length
+          options.onProgress?.({ done, total, windows: windows.length })
+          continue
+        }
         if (!sum) sum = new Float32Array(batch.length * roiVox * K)
         // Un-flip while summing.
         for (let i = 0; i < batch.length; i++) {

@@ -341,13 +341,10 @@ describe('slidingWindowInference against a brute-force reference', () => {
   it('mirror TTA changes nothing for a flip-equivariant (voxel-wise) predictor', async () => {
     const w = tf.tensor2d(rand(C * K, 5), [C, K])
     const pointwise: Predictor = (x) =>
-      tf.tidy(
-        () =>
-          tf.reshape(tf.matMul(tf.reshape(x, [-1, C]), w), [
-            ...x.shape.slice(0, 4),
-            K,
-          ]) as tf.Tensor5D,
-      )
+      tf.tidy(() => {
+        const [b, d, h, ww] = x.shape
+        return tf.reshape(tf.matMul(tf.reshape(x, [-1, C]), w), [b, d, h, ww, K])
+      })
     const a = await slidingWindowInference({ data: img, shape, channels: C }, roi, pointwise, {
       mirror: true,
     })
