@@ -12,6 +12,7 @@ import {
   writeDicomSeg,
   type DicomVolume,
 } from '../../../main/data/dicom'
+import type { Mat4 } from '../../../main/data/volume'
 import { sharedPath, tmpDir } from '../../helpers/shared'
 
 const TMP = tmpDir('seg-write')
