@@ -108,10 +108,23 @@ export function pairwiseSum(xs: tf.Scalar[]): tf.Scalar {
   return level[0]!
 }
 
-/** Float32 one-hot `[n, K]` of int labels (any shape; flattened). */
+/**
+ * Float32 one-hot `[n, K]` of int labels (any shape; flattened). Built with `where(labels ==
+ * range(K), 1, 0)` rather than `tf.oneHot` or a cast: the WASM backend's OneHot ignores the
+ * float32 dtype (it writes int bits), and WebGPU's int→float cast only relabels the int32
+ * buffer, which later breaks shaders (the "oneHot reductions" trap in environment.md).
+ * Labels outside [0, K) give all-zero rows.
+ */
 export function oneHotFloat(labels: tf.Tensor, classes: number): tf.Tensor2D {
-  const flat = tf.reshape(labels.dtype === 'int32' ? labels : tf.cast(labels, 'int32'), [-1])
-  return tf.oneHot(flat as tf.Tensor1D, classes, 1, 0, 'float32') as tf.Tensor2D
+  const flat = tf.reshape(labels.dtype === 'int32' ? labels : tf.cast(labels, 'int32'), [-1, 1])
+  const n = flat.shape[0]!
+  const range = tf.reshape(tf.range(0, classes, 1, 'int32'), [1, classes])
+  const hit = tf.equal(flat, range)
+  return tf.where(
+    hit,
+    tf.ones([n, classes], 'float32'),
+    tf.zeros([n, classes], 'float32'),
+  ) as tf.Tensor2D
 }
 
 /**

@@ -66,6 +66,124 @@ export function concatLast(xs: T[]): T {
   return tf.reshape(y, [...lead, y.shape[1]!])
 }
 
+/** Per-axis `[front, back]` zero padding of the three spatial axes. */
+export type Pad3 = [[number, number], [number, number], [number, number]]
+
+/**
+ * Zero-pad the three spatial axes of `[b, d, h, w, c]`: by `p` on both sides, or per axis
+ * `[[front, back] × 3]`. Done one axis at a time on rank-3 views (WebGPU's pad shader fails
+ * on rank 5).
+ */
+export function pad3d(x: T5, p: number | Pad3): T5 {
+  const pads: Pad3 =
+    typeof p === 'number'
+      ? [
+          [p, p],
+          [p, p],
+          [p, p],
+        ]
+      : p
+  if (pads.every(([f, e]) => f === 0 && e === 0)) return x
+  const [b, d, h, w, c] = x.shape
+  const axis = (pair: [number, number]): [number, number][] => [[0, 0], pair, [0, 0]]
+  let y: T = tf.pad(tf.reshape(x, [b, d, h * w * c]), axis(pads[0]))
+  const d2 = d + pads[0][0] + pads[0][1]
+  y = tf.pad(tf.reshape(y, [b * d2, h, w * c]), axis(pads[1]))
+  const h2 = h + pads[1][0] + pads[1][1]
+  y = tf.pad(tf.reshape(y, [b * d2 * h2, w, c]), axis(pads[2]))
+  return tf.reshape(y, [b, d2, h2, w + pads[2][0] + pads[2][1], c]) as T5
+}
+
+/**
+ * Insert `s − 1` zeros between neighbours along each spatial axis:
+ * `[b, d, h, w, c] → [b, (d−1)·s_d + 1, …]` (rank ≤ 4 ops only).
+ */
+export function dilate3d(x: T5, s: [number, number, number]): T5 {
+  let y: T = x
+  for (let ax = 0; ax < 3; ax++) {
+    const st = s[ax]!
+    if (st === 1) continue
+    const shape = y.shape
+    const n = shape[ax + 1]!
+    const lead = shape.slice(0, ax + 1).reduce((q, v) => q * v, 1)
+    const rest = shape.slice(ax + 2).reduce((q, v) => q * v, 1)
+    const v4 = tf.reshape(y, [lead, n, 1, rest])
+    const z = tf.concat([v4, tf.zeros([lead, n, st - 1, rest])], 2)
+    const long = tf.slice(
+      tf.reshape(z, [lead, n * st, rest]),
+      [0, 0, 0],
+      [lead, (n - 1) * st + 1, rest],
+    )
+    const next = [...shape]
+    next[ax + 1] = (n - 1) * st + 1
+    y = tf.reshape(long, next)
+  }
+  return y as T5
+}
+
+function triple(s: number | [number, number, number]): [number, number, number] {
+  return typeof s === 'number' ? [s, s, s] : s
+}
+
+/** TF 'same' padding as explicit `[front, back]` per axis. */
+function samePads(x: T5, filter: T5, s: [number, number, number]): Pad3 {
+  const out: [number, number][] = []
+  for (let i = 0; i < 3; i++) {
+    const n = x.shape[i + 1]!
+    const k = filter.shape[i]!
+    const o = Math.ceil(n / s[i]!)
+    const total = Math.max((o - 1) * s[i]! + k - n, 0)
+    out.push([Math.floor(total / 2), total - Math.floor(total / 2)])
+  }
+  return out as Pad3
+}
+
+/**
+ * 'valid' conv3d whose gradients are computed with forward convolutions only. The WASM
+ * backend's Conv3DBackpropInputV2 / Conv3DBackpropFilterV2 kernels return wrong values in
+ * TF.js 4.22 (checked against the CPU backend), so on WASM the engine uses this.
+ *
+ *   dx = conv3d(pad(dilate(dy, s), k − 1 [+ remainder]), flip(W) with in/out swapped)
+ *   dW = conv3d(xᵀ [c_in, d, h, w, b], dilate(dy)ᵀ [d', h', w', b, c_out]) cropped to k
+ */
+export function conv3dValidForwardGrads(x: T5, filter: T5, s: [number, number, number]): T5 {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xx, ww, save] = args as [T5, T5, tf.GradSaveFunc]
+    save([xx, ww])
+    const value = tf.conv3d(xx, ww, s, 'valid')
+    return {
+      value,
+      gradFunc: (dy: T5, saved: tf.Tensor[]) => {
+        const [xs, ws] = saved as [T5, T5]
+        const [kd, kh, kw, ci, co] = ws.shape
+        const k = [kd, kh, kw]
+        const dyd = dilate3d(dy, s)
+        // dx: full correlation of the dilated dy with the flipped, transposed kernel
+        const pads = [0, 1, 2].map((i) => {
+          const len = dyd.shape[i + 1]!
+          const extra = xs.shape[i + 1]! - (len + k[i]! - 1)
+          return [k[i]! - 1, k[i]! - 1 + extra] as [number, number]
+        }) as Pad3
+        const wFlip = tf.transpose(tf.reverse(ws, [0, 1, 2]), [0, 1, 2, 4, 3]) as T5
+        const dx = tf.conv3d(pad3d(dyd, pads), wFlip, 1, 'valid')
+        // dW: correlate the input with the dilated dy, batch and channels swapped
+        const xt = tf.transpose(xs, [4, 1, 2, 3, 0]) as T5
+        const dyt = tf.transpose(dyd, [1, 2, 3, 0, 4]) as T5
+        const full = tf.conv3d(xt, dyt, 1, 'valid')
+        const cropped = tf.slice(full, [0, 0, 0, 0, 0], [ci, kd, kh, kw, co])
+        const dw = tf.transpose(cropped, [1, 2, 3, 0, 4])
+        return [dx, dw]
+      },
+    }
+  })
+  return f(x, filter) as T5
+}
+
+/** True when the active backend needs {@link conv3dValidForwardGrads}. */
+function needsForwardGrads(): boolean {
+  return tf.getBackend() === 'wasm'
+}
+
 /**
  * 3D convolution, channels-last. `filter` is `[kd, kh, kw, in, out]`, `bias` `[out]`.
  * `pad` 'same'/'valid' follow TensorFlow; a number pads symmetrically with zeros first and
@@ -79,23 +197,21 @@ export function conv3d(
   stride: number | [number, number, number] = 1,
   pad: Conv3dPad = 'same',
 ): T5 {
+  const st = triple(stride)
+  if (needsForwardGrads()) {
+    const pads = typeof pad === 'number' ? pad : pad === 'same' ? samePads(x, filter, st) : 0
+    const y = conv3dValidForwardGrads(pad3d(x, pads), filter, st)
+    return bias ? addBias(y, bias) : y
+  }
   let input = x
   let mode: 'same' | 'valid'
   if (typeof pad === 'number') {
-    if (pad > 0) {
-      input = tf.pad(x, [
-        [0, 0],
-        [pad, pad],
-        [pad, pad],
-        [pad, pad],
-        [0, 0],
-      ])
-    }
+    if (pad > 0) input = pad3d(x, pad)
     mode = 'valid'
   } else {
     mode = pad
   }
-  const y = tf.conv3d(input, filter, stride, mode)
+  const y = tf.conv3d(input, filter, st, mode)
   return bias ? addBias(y, bias) : y
 }
 
