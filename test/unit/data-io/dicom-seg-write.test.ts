@@ -83,7 +83,7 @@ describe('writeDicomSeg', () => {
       ...t1,
       datatype: 'uint8' as const,
       data: labels,
-      affine: t1.affine.map((r) => [...r]),
+      affine: t1.affine.map((r) => [...r]) as Mat4,
     }
     shifted.affine[0][3] += 2
     await expect(writeDicomSeg(join(TMP, 'bad.dcm'), shifted, t1)).rejects.toMatchObject({
