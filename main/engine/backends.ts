@@ -388,7 +388,17 @@ export async function initBackend(name: BackendName | 'auto' = 'auto'): Promise<
   } else if (requested !== 'auto') {
     requested = parseRequested(requested, 'backend')
   }
-  const probes = await probeBackends()
+  // Probe only what is needed: the named backend, or the ladder down to the first usable one.
+  const probes: BackendProbe[] = []
+  if (requested !== 'auto') {
+    probes.push(toProbe(requested, await loadFor(requested)))
+  } else {
+    for (const n of BACKEND_LADDER) {
+      const p = toProbe(n, await loadFor(n))
+      probes.push(p)
+      if (p.available && !p.software) break
+    }
+  }
   for (;;) {
     const choice = chooseBackend(probes, requested)
     const ok = await activate(choice.name)
@@ -407,6 +417,13 @@ export async function initBackend(name: BackendName | 'auto' = 'auto'): Promise<
     const p = probes.find((q) => q.name === choice.name)!
     p.available = false
     p.reason = `failed to start: ${ok}`
+    // continue down the ladder past the failed one
+    for (const n of BACKEND_LADDER.slice(BACKEND_LADDER.indexOf(p.name) + 1)) {
+      if (probes.some((q) => q.name === n)) continue
+      const q = toProbe(n, await loadFor(n))
+      probes.push(q)
+      if (q.available && !q.software) break
+    }
   }
 }
 
