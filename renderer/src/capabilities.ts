@@ -78,7 +78,9 @@ function none(reason: string): RendererCapabilities['webgl2'] {
 }
 
 interface GpuLike {
-  requestAdapter(): Promise<{ info?: { vendor?: string; architecture?: string; description?: string } } | null>
+  requestAdapter(): Promise<{
+    info?: { vendor?: string; architecture?: string; description?: string }
+  } | null>
 }
 
 async function probeWebgpu(): Promise<RendererCapabilities['webgpu']> {
@@ -92,13 +94,21 @@ async function probeWebgpu(): Promise<RendererCapabilities['webgpu']> {
       new Promise<null>((resolve) => setTimeout(() => resolve(null), 3000)),
     ])
     if (!adapter) {
-      return { api: true, adapter: false, description: 'navigator.gpu exists but no adapter was granted' }
+      return {
+        api: true,
+        adapter: false,
+        description: 'navigator.gpu exists but no adapter was granted',
+      }
     }
     const info = adapter.info
     const name = [info?.vendor, info?.architecture, info?.description].filter(Boolean).join(' ')
     return { api: true, adapter: true, description: name || 'adapter granted' }
   } catch (err) {
-    return { api: true, adapter: false, description: `requestAdapter failed: ${(err as Error).message}` }
+    return {
+      api: true,
+      adapter: false,
+      description: `requestAdapter failed: ${(err as Error).message}`,
+    }
   }
 }
 

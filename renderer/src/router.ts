@@ -21,7 +21,12 @@ export const pages = [
 
 const routes: RouteRecordRaw[] = [
   { path: '/', redirect: '/datasets' },
-  ...pages.map((p) => ({ path: p.path, name: p.name, component: p.component, meta: { title: p.title } })),
+  ...pages.map((p) => ({
+    path: p.path,
+    name: p.name,
+    component: p.component,
+    meta: { title: p.title },
+  })),
   { path: '/:rest(.*)*', redirect: '/datasets' },
 ]
 

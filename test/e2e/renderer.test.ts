@@ -54,6 +54,11 @@ function sampleDataset(): { path: string; cases: number } {
   throw new Error(`no sample dataset: looked for dataset.json in ${candidates.join(' and ')}`)
 }
 
+/** Polls until the assertion holds (vitest's default of 1 s is too short on a busy 2-core box). */
+function eventually<T>(fn: () => T | Promise<T>, timeout = 20_000) {
+  return expect.poll(fn, { timeout, interval: 100 })
+}
+
 describe('renderer in Chromium against the browser-mode server', () => {
   let server: RunningServer
   let browser: Browser
@@ -75,7 +80,11 @@ describe('renderer in Chromium against the browser-mode server', () => {
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     // launch() always starts from a fresh, temporary user-data dir.
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+    })
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
@@ -105,7 +114,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
 
   async function go(name: (typeof PAGES)[number]['name']): Promise<void> {
     await page.getByTestId(`nav-${name}`).click()
-    await expect.poll(() => page.url()).toContain(`#/${name}`)
+    await eventually(() => page.url()).toContain(`#/${name}`)
   }
 
   test('requests without the session token get 401', async () => {
@@ -155,13 +164,15 @@ describe('renderer in Chromium against the browser-mode server', () => {
 
   test('the app loads, keeps the token out of the address bar and connects', async () => {
     await page.goto(server.url)
-    await expect.poll(() => page.getByTestId('app-name').textContent()).toBe('DSD Studio')
-    await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe('Datasets')
+    await eventually(() => page.getByTestId('app-name').textContent()).toBe('DSD Studio')
+    await eventually(() => page.getByTestId('page-heading').textContent()).toBe('Datasets')
     expect(page.url()).not.toContain('token=')
     // Browser-side code is passed as strings: this file is type-checked without DOM types.
     expect(await page.evaluate("sessionStorage.getItem('dsd_token')")).toBe(server.token)
-    await expect.poll(() => page.getByTestId('header-connection').textContent()).toContain('connected')
-    await expect.poll(() => page.getByTestId('header-backend').textContent()).toMatch(
+    await eventually(() => page.getByTestId('header-connection').textContent()).toContain(
+      'connected',
+    )
+    await eventually(() => page.getByTestId('header-backend').textContent()).toMatch(
       /Compute: (tfjs-node-gpu|webgpu|tfjs-node|wasm|cpu)/,
     )
   })
@@ -169,33 +180,56 @@ describe('renderer in Chromium against the browser-mode server', () => {
   test('every page navigates and renders its heading', async () => {
     for (const p of PAGES) {
       await go(p.name)
-      await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe(p.heading)
-      await expect.poll(() => page.title()).toBe(`${p.heading} · DSD Studio`)
+      await eventually(() => page.getByTestId('page-heading').textContent()).toBe(p.heading)
+      await eventually(() => page.title()).toBe(`${p.heading} · DSD Studio`)
     }
     // Pages without backend commands say so instead of showing made-up data.
     for (const name of ['training', 'review', 'export'] as const) {
       await go(name)
-      await expect.poll(() => page.getByTestId('coming-soon').isVisible()).toBe(true)
+      await eventually(() => page.getByTestId('coming-soon').isVisible()).toBe(true)
     }
     await go('training')
     expect(await page.getByTestId('learning-curve-empty').textContent()).toContain('No runs yet')
     expect(await page.getByTestId('run-start').isDisabled()).toBe(true)
     // A reload keeps the page (hash route) and the session (token from sessionStorage).
     await page.reload()
-    await expect.poll(() => page.getByTestId('page-heading').textContent()).toBe('Training')
-    await expect.poll(() => page.getByTestId('header-connection').textContent()).toContain('connected')
+    await eventually(() => page.getByTestId('page-heading').textContent()).toBe('Training')
+    await eventually(() => page.getByTestId('header-connection').textContent()).toContain(
+      'connected',
+    )
+  })
+
+  test('the navigation works from the keyboard', async () => {
+    await go('about')
+    await page.reload() // focus navigation starts at the top of the document again
+    await eventually(() => page.getByTestId('page-heading').textContent()).toBe('About / System')
+    await page.keyboard.press('Tab')
+    expect(await page.evaluate('document.activeElement.textContent')).toBe('Skip to content')
+    let reached = false
+    for (let i = 0; i < 10 && !reached; i++) {
+      await page.keyboard.press('Tab')
+      reached =
+        (await page.evaluate("document.activeElement.getAttribute('data-testid')")) === 'nav-splits'
+    }
+    expect(reached, 'Tab reaches the Splits link').toBe(true)
+    await page.keyboard.press('Enter')
+    await eventually(() => page.getByTestId('page-heading').textContent()).toBe('Splits')
   })
 
   test('About shows versions, the backend in use and every backend with its reason', async () => {
     await go('about')
-    await expect.poll(() => page.getByTestId('version-node').textContent()).toBe(process.versions.node)
+    await eventually(() => page.getByTestId('version-node').textContent()).toBe(
+      process.versions.node,
+    )
     expect(await page.getByTestId('about-version').textContent()).toMatch(/^\d+\.\d+\.\d+/)
     expect(await page.getByTestId('about-workspace').textContent()).toContain('e2e-renderer')
     expect(await page.getByTestId('about-transport').textContent()).toBe('browser')
     expect(await page.getByTestId('version-tfjs').textContent()).toMatch(/^\d+\.\d+\.\d+/)
     const backend = (await page.getByTestId('about-backend').textContent())?.trim()
     expect(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']).toContain(backend)
-    expect((await page.getByTestId('about-backend-reason').textContent())?.length).toBeGreaterThan(5)
+    expect((await page.getByTestId('about-backend-reason').textContent())?.length).toBeGreaterThan(
+      5,
+    )
     for (const name of ['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']) {
       const row = page.getByTestId(`backend-${name}`)
       expect(await row.count(), `backend row ${name}`).toBe(1)
@@ -208,7 +242,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
   test('WebGL2 is available in the page (the viewer needs it)', async () => {
     await go('about')
     const status = page.getByTestId('webgl2-status')
-    await expect.poll(() => status.count()).toBe(1)
+    await eventually(() => status.count()).toBe(1)
     const available = await status.getAttribute('data-available')
     if (available !== 'true') {
       const text = await page.locator('text=WebGL2 (3D viewer)').locator('..').textContent()
@@ -226,27 +260,28 @@ describe('renderer in Chromium against the browser-mode server', () => {
     const message = `e2e ping ${Date.now()}`
     await page.getByTestId('ping-text').fill(message)
     await page.getByTestId('ping-button').click()
-    await expect.poll(() => page.getByTestId('ping-response').textContent()).toContain(message)
-    await expect.poll(() => page.getByTestId('pong-event').textContent()).toContain(message)
+    await eventually(() => page.getByTestId('ping-response').textContent()).toContain(message)
+    await eventually(() => page.getByTestId('pong-event').textContent()).toContain(message)
   })
 
   test('importing a real dataset from the UI shows progress and lists it', async () => {
     const sample = sampleDataset()
     expect(sample.cases).toBeGreaterThan(0)
     await go('datasets')
-    await expect.poll(() => page.getByTestId('datasets-empty').isVisible()).toBe(true)
+    await eventually(() => page.getByTestId('datasets-empty').isVisible()).toBe(true)
     await page.getByTestId('import-path').fill(sample.path)
     await page.getByTestId('import-name').fill('Hippocampus e2e')
     await page.getByTestId('import-submit').click()
     const tray = page.locator('[data-testid^="task-"][data-kind="datasets.import"]')
     const notice = page.locator('.n-notification')
-    await expect.poll(async () => (await tray.count()) + (await notice.count())).toBeGreaterThan(0)
+    await eventually(async () => (await tray.count()) + (await notice.count())).toBeGreaterThan(0)
     if ((await tray.count()) === 0) {
       throw new Error(`datasets.import was refused: ${await notice.first().textContent()}`)
     }
-    await expect
-      .poll(() => page.getByTestId('import-progress').getAttribute('data-status'), { timeout: 150_000 })
-      .toMatch(/succeeded|failed|cancelled/)
+    await eventually(
+      () => page.getByTestId('import-progress').getAttribute('data-status'),
+      150_000,
+    ).toMatch(/succeeded|failed|cancelled/)
     const status = await page.getByTestId('import-progress').getAttribute('data-status')
     if (status !== 'succeeded') {
       throw new Error(`import ${status}: ${await tray.getByTestId('task-message').textContent()}`)
@@ -257,7 +292,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     expect(total).toBeGreaterThan(0)
     expect(Number(await bar.getAttribute('aria-valuenow'))).toBe(total)
     const row = page.locator('[data-testid^="dataset-row-"]')
-    await expect.poll(() => row.count()).toBe(1)
+    await eventually(() => row.count()).toBe(1)
     const rowText = (await row.textContent()) ?? ''
     expect(rowText).toContain('Hippocampus e2e')
     expect(rowText).toContain(String(sample.cases))
@@ -266,14 +301,15 @@ describe('renderer in Chromium against the browser-mode server', () => {
 
   test('auditing the imported dataset shows the findings table', async () => {
     await go('datasets')
-    const audit = page.locator('[data-testid^="dataset-row-"]').first().getByRole('button', { name: 'Audit' })
+    const audit = page
+      .locator('[data-testid^="dataset-row-"]')
+      .first()
+      .getByRole('button', { name: 'Audit' })
     const id = ((await audit.getAttribute('data-testid')) ?? '').replace(/^audit-/, '')
     expect(id).not.toBe('')
     await audit.click()
     const report = page.getByTestId(`audit-report-${id}`)
-    await expect
-      .poll(() => report.getAttribute('data-status'), { timeout: 120_000 })
-      .toMatch(/done|failed/)
+    await eventually(() => report.getAttribute('data-status'), 120_000).toMatch(/done|failed/)
     if ((await report.getAttribute('data-status')) !== 'done') {
       throw new Error(`audit failed: ${await report.textContent()}`)
     }
@@ -289,7 +325,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await page.locator('.n-base-select-option').first().click()
     await page.getByTestId('split-create').click()
     const rows = page.locator('[data-testid^="split-row-"]')
-    await expect.poll(() => rows.count(), { timeout: 30_000 }).toBeGreaterThan(0)
+    await eventually(() => rows.count(), 30_000).toBeGreaterThan(0)
     expect(await rows.first().textContent()).toMatch(/5/)
     await shot('splits')
     for (const name of ['training', 'review', 'export'] as const) {
@@ -303,19 +339,19 @@ describe('renderer in Chromium against the browser-mode server', () => {
     const { port, token } = server
     const workspace = server.app.options.workspace
     await server.close()
-    await expect
-      .poll(() => page.getByTestId('header-connection').textContent(), { timeout: 20_000 })
-      .toContain('reconnecting')
+    await eventually(() => page.getByTestId('header-connection').textContent(), 20_000).toContain(
+      'reconnecting',
+    )
     // Same port and token: the page keeps its session and its event subscriptions.
     server = await startServer({ port, token, staticDir: STATIC_DIR, workspace })
-    await expect
-      .poll(() => page.getByTestId('header-connection').textContent(), { timeout: 40_000 })
-      .toContain('connected')
+    await eventually(() => page.getByTestId('header-connection').textContent(), 40_000).toContain(
+      'connected',
+    )
     const message = `after reconnect ${Date.now()}`
     await page.getByTestId('ping-text').fill(message)
     await page.getByTestId('ping-button').click()
-    await expect.poll(() => page.getByTestId('ping-response').textContent()).toContain(message)
-    await expect.poll(() => page.getByTestId('pong-event').textContent()).toContain(message)
+    await eventually(() => page.getByTestId('ping-response').textContent()).toContain(message)
+    await eventually(() => page.getByTestId('pong-event').textContent()).toContain(message)
   })
 
   test('Electron mode: the renderer talks through window.dsd when the preload provides it', async () => {
@@ -355,20 +391,22 @@ describe('renderer in Chromium against the browser-mode server', () => {
     try {
       await p.goto(server.url)
       await p.getByTestId('nav-about').click()
-      await expect.poll(() => p.getByTestId('page-heading').textContent()).toBe('About / System')
-      await expect.poll(() => p.locator('text=this window: Electron IPC').count()).toBe(1)
+      await eventually(() => p.getByTestId('page-heading').textContent()).toBe('About / System')
+      await eventually(() => p.locator('text=this window: Electron IPC').count()).toBe(1)
       expect(await p.getByTestId('header-connection').count()).toBe(0)
-      await expect.poll(() => p.getByTestId('version-node').textContent()).toBe(process.versions.node)
+      await eventually(() => p.getByTestId('version-node').textContent()).toBe(
+        process.versions.node,
+      )
       const message = `over the preload ${Date.now()}`
       await p.getByTestId('ping-text').fill(message)
       await p.getByTestId('ping-button').click()
-      await expect.poll(() => p.getByTestId('ping-response').textContent()).toContain(message)
-      await expect.poll(() => p.getByTestId('pong-event').textContent()).toContain(message)
+      await eventually(() => p.getByTestId('ping-response').textContent()).toContain(message)
+      await eventually(() => p.getByTestId('pong-event').textContent()).toContain(message)
       // A failed command shows its error message as a notification.
       await p.evaluate(`location.hash = '#/splits?dataset=no-such-dataset'`)
-      await expect
-        .poll(() => p.locator('.n-notification').textContent(), { timeout: 20_000 })
-        .toMatch(/no-such-dataset/)
+      await eventually(() => p.locator('.n-notification').textContent(), 20_000).toMatch(
+        /no-such-dataset/,
+      )
       expect(apiRequests).toEqual([])
     } finally {
       unsubscribe()

@@ -28,5 +28,13 @@ export const useAppStore = defineStore('app', () => {
     }
   }
 
-  return { info, error, loading, connection, transport: api.kind, transportDescription: api.description, load }
+  return {
+    info,
+    error,
+    loading,
+    connection,
+    transport: api.kind,
+    transportDescription: api.description,
+    load,
+  }
 })

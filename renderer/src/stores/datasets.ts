@@ -48,7 +48,10 @@ export function asImportOutcome(result: unknown): ImportOutcome | null {
 
 function finishedError(f: TaskFinished, what: string): ApiError {
   if (f.error) return new ApiError(f.error.code, f.error.message, f.error.details)
-  return new ApiError(f.cancelled ? 'CANCELLED' : 'TASK_FAILED', `${what} ${f.cancelled ? 'was cancelled' : 'failed'}.`)
+  return new ApiError(
+    f.cancelled ? 'CANCELLED' : 'TASK_FAILED',
+    `${what} ${f.cancelled ? 'was cancelled' : 'failed'}.`,
+  )
 }
 
 /** Datasets in the workspace, imports and audits. */
@@ -78,7 +81,11 @@ export const useDatasetStore = defineStore('datasets', () => {
     request: CommandRequest<'datasets.import'>,
   ): Promise<{ taskId: string; done: Promise<TaskFinished> }> {
     const { taskId } = await api.invoke('datasets.import', request)
-    const folder = request.path.replace(/[\\/]+$/, '').split(/[\\/]/).pop() || request.path
+    const folder =
+      request.path
+        .replace(/[\\/]+$/, '')
+        .split(/[\\/]/)
+        .pop() || request.path
     const done = tasks.track(taskId, 'datasets.import', `Import ${folder}`).then(async (f) => {
       await refresh().catch(() => {})
       if (!f.ok) throw finishedError(f, `Import of ${request.path}`)
