@@ -11,7 +11,7 @@
  * global namespace.
  */
 import * as tf from '@tensorflow/tfjs-core'
-import '@tensorflow/tfjs-backend-cpu'
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu'
 import { absGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Abs_grad.js'
 import { acosGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Acos_grad.js'
 import { acoshGradConfig } from '@tensorflow/tfjs-core/dist/gradients/Acosh_grad.js'
@@ -216,6 +216,11 @@ const GRADIENTS: tf.GradConfig[] = [
   zerosLikeGradConfig,
 ]
 for (const config of GRADIENTS) tf.registerGradient(config)
+
+// A bare side-effect import of the CPU backend is dropped by bundlers that honour its
+// package.json "sideEffects" list (esbuild does, for the Electron build); naming an export
+// keeps the module, and this registers the backend should the import have been elided.
+if (!tf.findBackendFactory('cpu')) tf.registerBackend('cpu', () => new MathBackendCPU(), 1)
 
 export { tf }
 /** Any TF.js tensor. */
