@@ -167,6 +167,38 @@ describe('dsd convert', () => {
     }
   })
 
+  it('label NIfTI → DICOM SEG (.dcm output) → NIfTI gives the same labels', async () => {
+    const mr = sharedPath(
+      'data',
+      'dicom-samples',
+      'tcia-brain-tumor-progression_PGBM-001_19911119',
+      'T1post',
+    )
+    const labelsFile = sharedPath(
+      'data',
+      'tcia-brain-tumor-progression',
+      'labelsTr',
+      'PGBM-001_19911119.nii.gz',
+    )
+    const seg = join(TMP, 'tumour.dcm')
+    const r = await captured(() =>
+      convertRun([labelsFile, seg, '--reference', mr, '--labels', '1=Tumour', '--json']),
+    )
+    expect(r.code).toBe(0)
+    const j = JSON.parse(r.out)
+    expect(j).toMatchObject({ format: 'dicom-seg', segments: [1] })
+    expect(j.frames).toBeGreaterThan(0)
+    const back = join(TMP, 'tumour.nii.gz')
+    expect((await captured(() => convertRun([seg, back, '--reference', mr]))).code).toBe(0)
+    const a = await readNifti(back)
+    const b = await readNifti(labelsFile)
+    expect(Buffer.from(a.data.buffer).equals(Buffer.from(b.data.buffer))).toBe(true)
+    await expect(convertRun([labelsFile, join(TMP, 'y.dcm')])).rejects.toThrow(/pass --reference/)
+    await expect(
+      convertRun([labelsFile, join(TMP, 'y.dcm'), '--reference', mr, '--labels', 'x']),
+    ).rejects.toThrow(/"x" is not "value=name"/)
+  })
+
   it('NRRD → NIfTI with --datatype keeps the LPS-stored grid', async () => {
     const out = join(TMP, 'nrrd.nii')
     const src = sharedPath('data', 'dicom-samples', 'dcmqi_ct-3slice_liver-seg', 'liver_seg.nrrd')
