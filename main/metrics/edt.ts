@@ -28,6 +28,8 @@ export interface EdtWorkspace {
   d: Float64Array
   z: Float64Array
   v: Int32Array
+  /** f(v[k]) + (v[k]·s)² of the parabolas on the envelope stack. */
+  h: Float64Array
 }
 
 /** A workspace for volumes up to `voxels` voxels with lines up to `maxLine` long. */
@@ -38,6 +40,7 @@ export function createWorkspace(voxels = 0, maxLine = 0): EdtWorkspace {
     d: new Float64Array(maxLine),
     z: new Float64Array(maxLine + 1),
     v: new Int32Array(maxLine),
+    h: new Float64Array(maxLine),
   }
 }
 
@@ -48,6 +51,7 @@ function ensure(ws: EdtWorkspace, voxels: number, maxLine: number): void {
     ws.d = new Float64Array(maxLine)
     ws.z = new Float64Array(maxLine + 1)
     ws.v = new Int32Array(maxLine)
+    ws.h = new Float64Array(maxLine)
   }
 }
 
@@ -64,30 +68,32 @@ function envelope1d(
   d: Float64Array,
   v: Int32Array,
   z: Float64Array,
+  h: Float64Array,
 ): boolean {
   const s2 = s * s
   let k = -1
   for (let q = 0; q < n; q++) {
     const fq = f[fo + q]
     if (fq === Infinity) continue
+    const hq = fq + s2 * q * q
     if (k < 0) {
       k = 0
       v[0] = q
+      h[0] = hq
       z[0] = -Infinity
       z[1] = Infinity
       continue
     }
-    const hq = fq + s2 * q * q
     let x: number
     for (;;) {
-      const r = v[k]
-      // Abscissa where the parabola of q overtakes the one of r.
-      x = (hq - (f[fo + r] + s2 * r * r)) / (2 * s2 * (q - r))
+      // Abscissa where the parabola of q overtakes the one of v[k].
+      x = (hq - h[k]) / (2 * s2 * (q - v[k]))
       if (x <= z[k] && k > 0) k--
       else break
     }
     k++
     v[k] = q
+    h[k] = hq
     z[k] = x
     z[k + 1] = Infinity
   }
@@ -104,46 +110,50 @@ function envelope1d(
 
 /**
  * First axis (i): squared distance to the nearest feature voxel on the same row, or Infinity.
- * Two sweeps; writes the whole grid.
+ * Two sweeps; writes the whole grid. Returns, per k-slice, whether it holds any feature.
  */
 function passI(
   feat: Uint8Array,
   bit: number,
-  nx: number,
-  rows: number,
+  shape: Vec3,
   sx: number,
   g: Float64Array,
-): void {
-  for (let r = 0, base = 0; r < rows; r++, base += nx) {
-    let last = -1
-    for (let i = 0; i < nx; i++) {
-      if ((feat[base + i] & bit) !== 0) {
-        last = i
-        g[base + i] = 0
-      } else g[base + i] = last < 0 ? Infinity : i - last
-    }
-    if (last < 0) continue // no feature on this row: all Infinity already
-    last = -1
-    for (let i = nx - 1; i >= 0; i--) {
-      const idx = base + i
-      if ((feat[idx] & bit) !== 0) {
-        last = i
-        continue
+): Uint8Array {
+  const [nx, ny, nz] = shape
+  const sliceHas = new Uint8Array(nz)
+  for (let k = 0, base = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++, base += nx) {
+      let last = -1
+      for (let i = 0; i < nx; i++) {
+        if ((feat[base + i] & bit) !== 0) {
+          last = i
+          g[base + i] = 0
+        } else g[base + i] = last < 0 ? Infinity : i - last
       }
-      let dist = g[idx]
-      if (last >= 0 && last - i < dist) dist = last - i
-      const t = dist * sx
-      g[idx] = t * t
+      if (last < 0) continue // no feature on this row: all Infinity already
+      sliceHas[k] = 1
+      last = -1
+      for (let i = nx - 1; i >= 0; i--) {
+        const idx = base + i
+        if ((feat[idx] & bit) !== 0) {
+          last = i
+          continue
+        }
+        let dist = g[idx]
+        if (last >= 0 && last - i < dist) dist = last - i
+        const t = dist * sx
+        g[idx] = t * t
+      }
     }
   }
+  return sliceHas
 }
 
 /**
  * Parabola-envelope pass along lines of `len` samples spaced `stride` apart: `width` adjacent
  * lines start at offset, offset + 1, …, offset + width − 1. Lines are gathered TILE at a time
  * so that the grid is read and written in contiguous runs even when `stride` is large. With
- * `flags`, only lines holding a query voxel (`flags & queryBit`) are transformed, and only the
- * query voxels are written back.
+ * `need`, only lines t with need[t] ≠ 0 are transformed (the others keep their values).
  */
 function passLines(
   g: Float64Array,
@@ -153,45 +163,48 @@ function passLines(
   len: number,
   s: number,
   ws: EdtWorkspace,
-  flags?: Uint8Array,
-  queryBit = 0,
+  need?: Uint8Array,
 ): void {
-  const { tile, d, v, z } = ws
+  const { tile, d, v, z, h } = ws
   for (let t0 = 0; t0 < width; t0 += TILE) {
     const tw = Math.min(TILE, width - t0)
+    if (need) {
+      let any = false
+      for (let t = 0; t < tw; t++) if (need[t0 + t] !== 0) any = true
+      if (!any) continue
+    }
     const base = offset + t0
     for (let p = 0; p < len; p++) {
       const row = base + p * stride
       for (let t = 0, o = p; t < tw; t++, o += len) tile[o] = g[row + t]
     }
-    let wanted = 0 // bit t: line t has a query voxel (or no query filter)
-    if (flags) {
-      for (let p = 0; p < len; p++) {
-        const row = base + p * stride
-        for (let t = 0; t < tw; t++) if ((flags[row + t] & queryBit) !== 0) wanted |= 1 << t
-      }
-      if (wanted === 0) continue
-    } else wanted = tw === 32 ? -1 : (1 << tw) - 1
     for (let t = 0; t < tw; t++) {
-      if ((wanted & (1 << t)) === 0) continue
+      if (need && need[t0 + t] === 0) continue
       const fo = t * len
-      if (!envelope1d(tile, fo, len, s, d, v, z)) continue // Infinity all along: unchanged
+      if (!envelope1d(tile, fo, len, s, d, v, z, h)) continue // Infinity all along: unchanged
       for (let p = 0; p < len; p++) tile[fo + p] = d[p]
     }
     for (let p = 0; p < len; p++) {
       const row = base + p * stride
-      if (flags) {
-        for (let t = 0, o = p; t < tw; t++, o += len)
-          if ((flags[row + t] & queryBit) !== 0) g[row + t] = tile[o]
-      } else for (let t = 0, o = p; t < tw; t++, o += len) g[row + t] = tile[o]
+      for (let t = 0, o = p; t < tw; t++, o += len) g[row + t] = tile[o]
     }
   }
 }
 
-/** Second axis (j): every column of every k-slice. */
-function passJ(g: Float64Array, shape: Vec3, sy: number, ws: EdtWorkspace): void {
+/**
+ * Second axis (j): every column of every k-slice that holds a feature (the others are
+ * Infinity throughout and stay so). With `need` (indexed by i), only those columns.
+ */
+function passJ(
+  g: Float64Array,
+  shape: Vec3,
+  sy: number,
+  ws: EdtWorkspace,
+  sliceHas: Uint8Array,
+  need?: Uint8Array,
+): void {
   const [nx, ny, nz] = shape
-  for (let k = 0; k < nz; k++) passLines(g, k * nx * ny, nx, nx, ny, sy, ws)
+  for (let k = 0; k < nz; k++) if (sliceHas[k]) passLines(g, k * nx * ny, nx, nx, ny, sy, ws, need)
 }
 
 function checkShape(shape: Vec3, spacing: Vec3, length: number, what: string): number {
@@ -223,8 +236,8 @@ export function squaredEdt(
   const n = checkShape(shape, spacing, features.length, 'features')
   ensure(ws, n, Math.max(shape[1], shape[2]))
   const g = ws.grid.length === n ? ws.grid : ws.grid.subarray(0, n)
-  passI(features, bit, shape[0], shape[1] * shape[2], spacing[0], g)
-  passJ(g, shape, spacing[1], ws)
+  const sliceHas = passI(features, bit, shape, spacing[0], g)
+  passJ(g, shape, spacing[1], ws, sliceHas)
   passLines(g, 0, shape[0] * shape[1], shape[0] * shape[1], shape[2], spacing[2], ws)
   return g
 }
@@ -240,8 +253,9 @@ export function edt(features: Uint8Array, shape: Vec3, spacing: Vec3): Float64Ar
  * Distances from each query voxel (`flags[i] & queryBit`) to the nearest feature voxel
  * (`flags[i] & featureBit`), in scan order, one value per query voxel (Infinity when there is
  * no feature voxel). Feature and query sets may share one flag array (one bit each), which is
- * how metrics.ts passes a label's two surfaces. The last axis is evaluated only on lines that
- * hold a query voxel.
+ * how metrics.ts passes a label's two surfaces. Only the lines needed for the query voxels are
+ * transformed: k-slices without features are skipped, the j pass runs only for i values that
+ * hold a query somewhere, the k pass only along (i, j) columns that hold one.
  */
 export function distancesAtQueries(
   flags: Uint8Array,
@@ -255,12 +269,22 @@ export function distancesAtQueries(
   const [nx, ny, nz] = shape
   ensure(ws, n, Math.max(ny, nz))
   const g = ws.grid.length === n ? ws.grid : ws.grid.subarray(0, n)
-  passI(flags, featureBit, nx, ny * nz, spacing[0], g)
-  passJ(g, shape, spacing[1], ws)
-
-  passLines(g, 0, nx * ny, nx * ny, nz, spacing[2], ws, flags, queryBit)
+  // Which k-lines (i, j) and which j-lines (index i) hold a query voxel: only those are needed.
+  const plane = nx * ny
+  const column = new Uint8Array(plane)
+  const columnI = new Uint8Array(nx)
   let queryCount = 0
-  for (let i = 0; i < n; i++) if ((flags[i] & queryBit) !== 0) queryCount++
+  for (let k = 0, idx = 0; k < nz; k++)
+    for (let c = 0; c < plane; c++, idx++)
+      if ((flags[idx] & queryBit) !== 0) {
+        column[c] = 1
+        queryCount++
+      }
+  for (let c = 0; c < plane; c++) if (column[c] !== 0) columnI[c % nx] = 1
+
+  const sliceHas = passI(flags, featureBit, shape, spacing[0], g)
+  passJ(g, shape, spacing[1], ws, sliceHas, columnI)
+  passLines(g, 0, plane, plane, nz, spacing[2], ws, column)
   // Collect in scan order so that the order does not depend on the pass order.
   const out = new Float64Array(queryCount)
   for (let i = 0, m = 0; i < n; i++) if ((flags[i] & queryBit) !== 0) out[m++] = Math.sqrt(g[i])

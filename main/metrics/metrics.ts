@@ -114,40 +114,72 @@ function tally(
   let tp: LabelTally | null = null
   let lastG = NaN
   let tg: LabelTally | null = null
+  const visit = (p: number, g: number, i: number, j: number, k: number): void => {
+    if (p !== 0 || withZero) {
+      if (p !== lastP) {
+        lastP = p
+        tp = get(p)
+      }
+      const t = tp!
+      t.pred++
+      if (p === g) t.both++
+      if (i < t.lo[0]) t.lo[0] = i
+      if (i > t.hi[0]) t.hi[0] = i
+      if (j < t.lo[1]) t.lo[1] = j
+      if (j > t.hi[1]) t.hi[1] = j
+      if (k < t.lo[2]) t.lo[2] = k
+      t.hi[2] = k
+    }
+    if (g !== 0 || withZero) {
+      if (g !== lastG) {
+        lastG = g
+        tg = get(g)
+      }
+      const t = tg!
+      t.gt++
+      if (i < t.lo[0]) t.lo[0] = i
+      if (i > t.hi[0]) t.hi[0] = i
+      if (j < t.lo[1]) t.lo[1] = j
+      if (j > t.hi[1]) t.hi[1] = j
+      if (k < t.lo[2]) t.lo[2] = k
+      t.hi[2] = k
+    }
+  }
+  // Fast path for byte label maps: skip 4 background voxels at a time (aligned 32-bit words).
+  const bytes =
+    !withZero &&
+    pred instanceof Uint8Array &&
+    gt instanceof Uint8Array &&
+    pred.byteOffset % 4 === 0 &&
+    gt.byteOffset % 4 === 0
+  if (bytes) {
+    const words = pred.length >> 2
+    const p32 = new Uint32Array(pred.buffer, pred.byteOffset, words)
+    const g32 = new Uint32Array(gt.buffer, gt.byteOffset, words)
+    for (let k = 0, idx = 0; k < nz; k++) {
+      for (let j = 0; j < ny; j++) {
+        for (let i = 0; i < nx;) {
+          if ((idx & 3) === 0 && i + 4 <= nx && (p32[idx >> 2] | g32[idx >> 2]) === 0) {
+            i += 4
+            idx += 4
+            continue
+          }
+          const p = pred[idx]
+          const g = gt[idx]
+          if (p !== 0 || g !== 0) visit(p, g, i, j, k)
+          i++
+          idx++
+        }
+      }
+    }
+    return byValue
+  }
   for (let k = 0, idx = 0; k < nz; k++) {
     for (let j = 0; j < ny; j++) {
       for (let i = 0; i < nx; i++, idx++) {
         const p = pred[idx]
         const g = gt[idx]
-        if (p !== 0 || withZero) {
-          if (p !== lastP) {
-            lastP = p
-            tp = get(p)
-          }
-          const t = tp!
-          t.pred++
-          if (p === g) t.both++
-          if (i < t.lo[0]) t.lo[0] = i
-          if (i > t.hi[0]) t.hi[0] = i
-          if (j < t.lo[1]) t.lo[1] = j
-          if (j > t.hi[1]) t.hi[1] = j
-          if (k < t.lo[2]) t.lo[2] = k
-          t.hi[2] = k
-        }
-        if (g !== 0 || withZero) {
-          if (g !== lastG) {
-            lastG = g
-            tg = get(g)
-          }
-          const t = tg!
-          t.gt++
-          if (i < t.lo[0]) t.lo[0] = i
-          if (i > t.hi[0]) t.hi[0] = i
-          if (j < t.lo[1]) t.lo[1] = j
-          if (j > t.hi[1]) t.hi[1] = j
-          if (k < t.lo[2]) t.lo[2] = k
-          t.hi[2] = k
-        }
+        if (p !== 0 || g !== 0 || withZero) visit(p, g, i, j, k)
       }
     }
   }

@@ -138,6 +138,31 @@ describe('exact Euclidean distance transform', () => {
     ).toBe(true)
   })
 
+  it('distancesAtQueries stays exact when features sit in few slices and queries in few columns', () => {
+    const r = rng(5)
+    const shape: Vec3 = [14, 11, 13]
+    const spacing: Vec3 = [1.1, 0.6, 3.3]
+    for (let rep = 0; rep < 6; rep++) {
+      const flags = new Uint8Array(14 * 11 * 13)
+      const fk = [Math.floor(r() * 13), Math.floor(r() * 13)]
+      for (let i = 0; i < flags.length; i++) {
+        const k = Math.floor(i / (14 * 11))
+        if (fk.includes(k) && r() < 0.03) flags[i] |= 1
+        if (r() < 0.01) flags[i] |= 2
+      }
+      const full = bruteSquared(
+        flags.map((v) => v & 1),
+        shape,
+        spacing,
+      )
+      const got = distancesAtQueries(flags, 1, 2, shape, spacing)
+      let m = 0
+      for (let i = 0; i < flags.length; i++)
+        if (flags[i] & 2) expect(got[m++]).toBeCloseTo(Math.sqrt(full[i]), 12)
+      expect(m).toBe(got.length)
+    }
+  })
+
   it('rejects a mismatched shape or bad spacing', () => {
     expect(() => squaredEdt(new Uint8Array(5), [2, 2, 2], [1, 1, 1])).toThrow(/needs 8/)
     expect(() => squaredEdt(new Uint8Array(8), [2, 2, 2], [1, 0, 1])).toThrow(/spacing/)
