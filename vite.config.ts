@@ -2,6 +2,8 @@ import { fileURLToPath } from 'node:url'
 import vue from '@vitejs/plugin-vue'
 import { defineConfig } from 'vite'
 
+const devServer = process.env.DSD_SERVER
+
 /**
  * The renderer build. One build serves every transport: Electron (custom protocol), the
  * browser-mode server (`dsd serve`) and the end-to-end tests. `base: './'` keeps every asset
@@ -20,5 +22,23 @@ export default defineConfig({
     assetsInlineLimit: 0,
     modulePreload: { polyfill: false },
   },
-  server: { host: '127.0.0.1' },
+  // `DSD_SERVER=http://127.0.0.1:PORT npx vite` develops against a running `dsd serve`
+  // (open the dev page with that server's ?token=). The proxy drops the Origin header,
+  // which the server would otherwise refuse as a foreign origin.
+  server: {
+    host: '127.0.0.1',
+    proxy: devServer
+      ? {
+          '/api': {
+            target: devServer,
+            changeOrigin: true,
+            ws: true,
+            configure: (proxy) => {
+              proxy.on('proxyReq', (req) => req.removeHeader('origin'))
+              proxy.on('proxyReqWs', (req) => req.removeHeader('origin'))
+            },
+          },
+        }
+      : undefined,
+  },
 })
