@@ -94,7 +94,7 @@ export interface WriteNiftiOptions {
   /** scl_slope/scl_inter to store; integer datatypes then hold round((v - inter) / slope). */
   sclSlope?: number
   sclInter?: number
-  /** Default 1 (scanner) for both, or the codes of the header the volume was read with. */
+  /** Default: the codes of the NIfTI header the volume was read with when > 0, else 1 (scanner). */
   qformCode?: number
   sformCode?: number
   /** Up to 79 characters. */
@@ -786,8 +786,9 @@ export function decodeNifti(
       { file, dim: header.dim },
     )
   }
+  // for an .hdr/.img pair vox_offset is the offset inside the .img file
   const src = opts.dataBytes ?? bytes
-  const off = opts.dataBytes ? l.dataOffset : l.dataOffset
+  const off = l.dataOffset
   if (src.length < off + l.dataBytes) {
     const have = Math.max(0, src.length - off)
     throw new DsdError(
@@ -920,8 +921,10 @@ export function encodeNifti(
   const ndim = volume.channels > 1 ? 4 : 3
   const dim = [ndim, nx, ny, nz, volume.channels, 1, 1, 1]
   const pixdim = [q.qfac, q.zooms[0], q.zooms[1], q.zooms[2], 0, 0, 0, 0]
-  const qcode = opts.qformCode ?? 1
-  const scode = opts.sformCode ?? 1
+  // keep the space codes of a volume read from NIfTI (e.g. 4 = MNI), else 1 (scanner)
+  const from = (volume as Partial<NiftiVolume>).header
+  const qcode = opts.qformCode ?? (from && from.qformCode > 0 ? from.qformCode : 1)
+  const scode = opts.sformCode ?? (from && from.sformCode > 0 ? from.sformCode : 1)
   const xyzt = 2 // mm
   const sclSlope = slope === 1 && inter === 0 ? 0 : slope
   const sclInter = slope === 1 && inter === 0 ? 0 : inter

@@ -248,3 +248,18 @@ describe('round trip', () => {
     expect(readdirSync(dir)).toEqual(['a.nii.gz'])
   })
 })
+
+describe('header codes', () => {
+  it('a volume read with sform_code 2 (aligned) is written with sform_code 2', async () => {
+    const { sharedPath } = await import('../../helpers/shared')
+    const golden = sharedPath('golden', 'metrics', 'pred_hippocampus_001_noise.nii.gz')
+    const v = await readNifti(golden)
+    expect([v.header.qformCode, v.header.sformCode]).toEqual([0, 2])
+    const file = join(TMP, 'codes.nii.gz')
+    await writeNifti(file, v)
+    const back = await readNifti(file)
+    expect([back.header.qformCode, back.header.sformCode]).toEqual([1, 2])
+    expect(back.affine).toEqual(v.affine)
+    expect(Array.from(back.data)).toEqual(Array.from(v.data))
+  })
+})
