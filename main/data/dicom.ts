@@ -9,7 +9,7 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-// @ts-ignore -- dcmjs ships no type declarations; the few calls used are typed below
+// @ts-expect-error -- dcmjs ships no type declarations; the few calls used are typed below
 import dcmjsUntyped from 'dcmjs'
 import { DsdError } from '../errors'
 import { spacingFromAffine, writeAtomic } from './nifti'
