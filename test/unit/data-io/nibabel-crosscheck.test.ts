@@ -160,7 +160,9 @@ describe('we read nibabel files', () => {
       expect(shape, name).toEqual(r.shape)
       expect(v.header.littleEndian, name).toBe(r.endianness === '<')
       expect(v.header.version, name).toBe(name.includes('-v2-') ? 2 : 1)
-      expect(v.header.magic, name).toBe(name.endsWith('.hdr') ? 'ni1' : name.includes('-v2-') ? 'n+2' : 'n+1')
+      expect(v.header.magic, name).toBe(
+        name.endsWith('.hdr') ? 'ni1' : name.includes('-v2-') ? 'n+2' : 'n+1',
+      )
       expectMatClose(v.affine, r.affine, 1e-9)
       if (name === 'nib-scaled.nii') {
         expect(v.datatype).toBe('int16')
