@@ -14,7 +14,7 @@
  * of prediction ∪ ground truth (MONAI's get_mask_edges crop=True), mask XOR binary_erosion,
  * distance_transform_edt(~edges, sampling=spacing) in both directions, np.percentile.
  * `--scipy-full` also times it without the crop (whole-volume transforms). Timings exclude
- * reading files and are medians: ours of `--repeat` runs after an untimed warm-up run (no
+ * reading files and are medians: ours of `--repeat` runs after 3 untimed warm-up runs (no
  * warm-up above 20 M voxels), SciPy's of the same count (one run above 20 M voxels: it is
  * slow); the real case uses at least 5 runs of each.
  * Prints one JSON object.
@@ -271,7 +271,8 @@ async function benchCase(
 ) {
   const tolerance = 1
   const options = { shape: c.shape, spacing: c.spacing, nsdTolerance: tolerance }
-  if (opts.warmup) computeMetrics(c.pred, c.gt, options) // let the JIT settle; not timed
+  // let the JIT settle (V8 needs a few runs to reach its optimising tier); not timed
+  if (opts.warmup) for (let i = 0; i < 3; i++) computeMetrics(c.pred, c.gt, options)
   const times: number[] = []
   let result: MetricsResult | undefined
   for (let i = 0; i < opts.repeat; i++) {
