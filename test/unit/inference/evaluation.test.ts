@@ -4,11 +4,10 @@
  * independent SciPy reference values, in mm and in voxel units, on the original grid and on
  * the preprocessed (RAS) grid.
  */
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readNifti } from '../../../main/data/nifti'
-import { rasTransform, transformVolume } from '../../../main/data/resample'
 import { computeMetrics } from '../../../main/metrics'
 import {
   combineTables,
@@ -23,9 +22,8 @@ import {
   writeTable,
   type EvaluationTable,
 } from '../../../main/services/evaluation'
-import { writeLabelNifti, type PredictionsManifest } from '../../../main/services/inference'
-import { atomicWriteJson } from '../../../main/workspace/atomic'
 import { sharedPath, tmpDir } from '../../helpers/shared'
+import { goldenFolder } from './helpers'
 
 const TMP = tmpDir('evaluation')
 afterAll(() => rmSync(TMP, { recursive: true, force: true }))
@@ -43,65 +41,6 @@ const golden = (pred: string) => GOLDEN.find((g) => g.prediction.endsWith(`pred_
 
 const HIPPO = 'msd-task04-hippocampus'
 const TCIA = 'tcia-brain-tumor-progression'
-
-/** A predictions folder as predictCases writes it, from golden prediction files. */
-async function folder(
-  name: string,
-  dataset: string,
-  classes: number,
-  fold: number | null,
-  cases: { id: string; pred: string; gt: string }[],
-): Promise<string> {
-  const dir = join(TMP, name)
-  mkdirSync(join(dir, 'preprocessed'), { recursive: true })
-  const out: PredictionsManifest['cases'] = []
-  for (const c of cases) {
-    const src = sharedPath('golden', 'metrics', `pred_${c.pred}.nii.gz`)
-    copyFileSync(src, join(dir, `${c.id}.nii.gz`))
-    // The preprocessed grid is the RAS reorientation (no resampling): map the prediction there.
-    const v = await readNifti(src)
-    const ras = transformVolume(v, rasTransform(v.affine))
-    await writeLabelNifti(
-      join(dir, 'preprocessed', `${c.id}.nii.gz`),
-      Uint8Array.from(ras.data),
-      ras.shape,
-      ras.affine,
-    )
-    out.push({
-      caseId: c.id,
-      file: `${c.id}.nii.gz`,
-      preprocessedFile: `preprocessed/${c.id}.nii.gz`,
-      images: [sharedPath('data', dataset, 'imagesTr', `${c.gt}.nii.gz`)],
-      label: sharedPath('data', dataset, 'labelsTr', `${c.gt}.nii.gz`),
-      sourceFormat: 'nifti',
-      shape: v.shape,
-      affine: v.affine,
-      preprocessedShape: ras.shape,
-      seconds: 0,
-    })
-  }
-  const classNames = Object.fromEntries(
-    Array.from({ length: classes }, (_, k) => [String(k), k === 0 ? 'background' : `L${k}`]),
-  )
-  const m: PredictionsManifest = {
-    format: 'dsd-predictions',
-    version: 1,
-    createdAt: new Date().toISOString(),
-    datasetId: null,
-    runIds: [name],
-    fold,
-    which: 'last',
-    models: [],
-    settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
-    preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
-    preprocessingHash: 'test',
-    labelMap: { classes: classNames },
-    classes,
-    cases: out,
-  }
-  await atomicWriteJson(join(dir, 'predictions.json'), m)
-  return dir
-}
 
 function parseCsv(text: string): Record<string, string>[] {
   const lines = text.trim().split('\n')
@@ -139,17 +78,17 @@ let hippoA = ''
 let hippoB = ''
 let tcia = ''
 beforeAll(async () => {
-  hippoA = await folder('hippoA', HIPPO, 3, 0, [
+  hippoA = await goldenFolder(TMP, 'hippoA', HIPPO, 3, 0, [
     { id: 'hippocampus_001', pred: 'hippocampus_001_shift1', gt: 'hippocampus_001' },
     { id: 'hippocampus_033', pred: 'hippocampus_033_erode_l2', gt: 'hippocampus_033' },
     { id: 'hippocampus_243', pred: 'hippocampus_243_drop_l2', gt: 'hippocampus_243' },
   ])
-  hippoB = await folder('hippoB', HIPPO, 3, 1, [
+  hippoB = await goldenFolder(TMP, 'hippoB', HIPPO, 3, 1, [
     { id: 'hippocampus_001', pred: 'hippocampus_001_noise', gt: 'hippocampus_001' },
     { id: 'hippocampus_033', pred: 'hippocampus_033_swap_block', gt: 'hippocampus_033' },
   ])
   // 3 classes although the TCIA labels only hold 0/1: class 2 is absent from the ground truth.
-  tcia = await folder('tcia', TCIA, 3, null, [
+  tcia = await goldenFolder(TMP, 'tcia', TCIA, 3, null, [
     { id: 'PGBM-003_19950329', pred: 'PGBM-003_19950329_slice_shift', gt: 'PGBM-003_19950329' },
   ])
 })
@@ -215,7 +154,7 @@ describe('evaluatePredictions', () => {
   })
 
   it('refuses a prediction that is not on the ground-truth grid', async () => {
-    const dir = await folder('wrong', HIPPO, 3, 0, [
+    const dir = await goldenFolder(TMP, 'wrong', HIPPO, 3, 0, [
       { id: 'x', pred: 'hippocampus_033_erode_l2', gt: 'hippocampus_001' },
     ])
     await expect(evaluatePredictions(dir)).rejects.toMatchObject({ code: 'EVAL_GRID_MISMATCH' })

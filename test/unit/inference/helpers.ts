@@ -1,6 +1,10 @@
 /** Shared helpers of the inference tests: a "perfect predictor", tiny workspaces and runs. */
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { readNifti } from '../../../main/data/nifti'
+import { rasTransform, transformVolume } from '../../../main/data/resample'
+import { writeLabelNifti, type PredictionsManifest } from '../../../main/services/inference'
+import { atomicWriteJson } from '../../../main/workspace/atomic'
 import { join } from 'node:path'
 import type { PreparedCase } from '../../../main/data/preprocess'
 import { packTrainingState, saveCheckpoint } from '../../../main/engine/checkpoint'
@@ -125,4 +129,64 @@ export function python(code: string, args: string[] = []): unknown {
     )
   }
   return JSON.parse(r.stdout)
+}
+
+/** A predictions folder as predictCases writes it, from golden prediction files. */
+export async function goldenFolder(
+  root: string,
+  name: string,
+  dataset: string,
+  classes: number,
+  fold: number | null,
+  cases: { id: string; pred: string; gt: string }[],
+): Promise<string> {
+  const dir = join(root, name)
+  mkdirSync(join(dir, 'preprocessed'), { recursive: true })
+  const out: PredictionsManifest['cases'] = []
+  for (const c of cases) {
+    const src = sharedPath('golden', 'metrics', `pred_${c.pred}.nii.gz`)
+    copyFileSync(src, join(dir, `${c.id}.nii.gz`))
+    // The preprocessed grid is the RAS reorientation (no resampling): map the prediction there.
+    const v = await readNifti(src)
+    const ras = transformVolume(v, rasTransform(v.affine))
+    await writeLabelNifti(
+      join(dir, 'preprocessed', `${c.id}.nii.gz`),
+      Uint8Array.from(ras.data),
+      ras.shape,
+      ras.affine,
+    )
+    out.push({
+      caseId: c.id,
+      file: `${c.id}.nii.gz`,
+      preprocessedFile: `preprocessed/${c.id}.nii.gz`,
+      images: [sharedPath('data', dataset, 'imagesTr', `${c.gt}.nii.gz`)],
+      label: sharedPath('data', dataset, 'labelsTr', `${c.gt}.nii.gz`),
+      sourceFormat: 'nifti',
+      shape: v.shape,
+      affine: v.affine,
+      preprocessedShape: ras.shape,
+      seconds: 0,
+    })
+  }
+  const classNames = Object.fromEntries(
+    Array.from({ length: classes }, (_, k) => [String(k), k === 0 ? 'background' : `L${k}`]),
+  )
+  const m: PredictionsManifest = {
+    format: 'dsd-predictions',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    datasetId: null,
+    runIds: [name],
+    fold,
+    which: 'last',
+    models: [],
+    settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
+    preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
+    preprocessingHash: 'test',
+    labelMap: { classes: classNames },
+    classes,
+    cases: out,
+  }
+  await atomicWriteJson(join(dir, 'predictions.json'), m)
+  return dir
 }
