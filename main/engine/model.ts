@@ -449,3 +449,35 @@ export function createModel(config: ModelConfig): DsdModel {
     },
   }
 }
+
+/**
+ * Copy named weights (e.g. `unpackTrainingState(loadCheckpoint(path)).weights`) into a
+ * model. Every model parameter must be present with the same shape; extra names are
+ * reported. `source` names the file in error messages.
+ */
+export function loadWeights(
+  model: DsdModel,
+  weights: Record<string, tf.Tensor>,
+  source = 'checkpoint',
+): void {
+  const missing = Object.keys(model.variables).filter((n) => !(n in weights))
+  const extra = Object.keys(weights).filter((n) => !(n in model.variables))
+  const wrong = Object.entries(model.variables)
+    .filter(([n, v]) => n in weights && weights[n]!.shape.join() !== v.shape.join())
+    .map(([n, v]) => `${n}: file [${weights[n]!.shape.join(', ')}], model [${v.shape.join(', ')}]`)
+  if (missing.length || extra.length || wrong.length) {
+    const parts = [
+      missing.length ? `${missing.length} missing (e.g. ${missing.slice(0, 3).join(', ')})` : '',
+      extra.length ? `${extra.length} unknown (e.g. ${extra.slice(0, 3).join(', ')})` : '',
+      wrong.length
+        ? `${wrong.length} with another shape (e.g. ${wrong.slice(0, 2).join('; ')})`
+        : '',
+    ].filter(Boolean)
+    throw new DsdError(
+      'MODEL_WEIGHTS',
+      `${source}: weights do not fit this ${model.config.backbone} (${model.config.preset}) model: ${parts.join(', ')}; the file was saved for another configuration — create the model with the configuration stored in the run`,
+      { missing, extra, wrong },
+    )
+  }
+  for (const [n, v] of Object.entries(model.variables)) v.assign(weights[n]!)
+}
