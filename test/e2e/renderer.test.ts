@@ -9,7 +9,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, SHARED, tmpDir } from '../helpers/shared'
+import { ROOT, SHARED, sharedPath, tmpDir } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -57,6 +57,16 @@ function sampleDataset(): { path: string; cases: number } {
 /** Polls until the assertion holds (vitest's default of 1 s is too short on a busy 2-core box). */
 function eventually<T>(fn: () => T | Promise<T>, timeout = 20_000) {
   return expect.poll(fn, { timeout, interval: 100 })
+}
+
+/** Adds what the page showed to a failed assertion's message. */
+async function explain(assertion: Promise<unknown>, context: () => Promise<string>) {
+  try {
+    await assertion
+  } catch (err) {
+    ;(err as Error).message += `\n  page: ${await context().catch((e) => String(e))}`
+    throw err
+  }
 }
 
 describe('renderer in Chromium against the browser-mode server', () => {
@@ -297,6 +307,45 @@ describe('renderer in Chromium against the browser-mode server', () => {
     expect(rowText).toContain('Hippocampus e2e')
     expect(rowText).toContain(String(sample.cases))
     await shot('datasets')
+  })
+
+  test('a running import can be cancelled from the task area', async () => {
+    // The full MSD Task04 copy (260 cases) takes long enough to cancel mid-way.
+    const path = sharedPath('data', 'msd-task04-hippocampus')
+    await go('datasets')
+    await page.getByTestId('import-path').fill(path)
+    await page.getByTestId('import-name').fill('To be cancelled')
+    await page.getByTestId('import-submit').click()
+    const tray = page.getByTestId('task-tray')
+    const task = tray.locator('li[data-kind="datasets.import"]').filter({
+      hasText: 'msd-task04-hippocampus',
+    })
+    await eventually(
+      async () =>
+        (await task.count()) +
+        (await page.locator('.n-notification').filter({ hasText: 'Import failed' }).count()),
+    ).toBeGreaterThan(0)
+    expect(await task.count(), `no import task: ${await tray.textContent()}`).toBe(1)
+    const id = (await task.getAttribute('data-testid')) ?? ''
+    const cancel = task.getByTestId('task-cancel')
+    expect(await cancel.count(), `not running: ${await task.textContent()}`).toBe(1)
+    await cancel.click()
+    const row = page.getByTestId(id)
+    await eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled')
+    expect(await row.getByTestId('task-status').textContent()).toContain('cancelled')
+    const done = Number(await row.getByTestId('task-progress').getAttribute('aria-valuenow'))
+    expect(done).toBeLessThan(260)
+    // The cancelled import leaves no dataset behind; the earlier one is still listed.
+    await page.getByTestId('datasets-refresh').click()
+    await explain(
+      eventually(() => page.locator('[data-testid^="dataset-row-"]').count()).toBe(1),
+      async () =>
+        `table: ${await page.getByTestId('datasets-table').textContent()}; notices: ` +
+        (await page.locator('.n-notification').allTextContents()).join(' | '),
+    )
+    expect(await page.locator('[data-testid^="dataset-row-"]').textContent()).not.toContain(
+      'To be cancelled',
+    )
   })
 
   test('auditing the imported dataset shows the findings table', async () => {

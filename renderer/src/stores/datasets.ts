@@ -62,6 +62,10 @@ export const useDatasetStore = defineStore('datasets', () => {
   const loaded = ref(false)
   const loading = ref(false)
   const audits = ref<Record<string, AuditState>>({})
+  // Events may have been missed while the socket was down: re-read the list on reconnect.
+  api.onConnectionChange((state) => {
+    if (state === 'open' && loaded.value) refresh().catch(() => {})
+  })
 
   async function refresh(): Promise<void> {
     loading.value = true
