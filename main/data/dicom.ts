@@ -12,7 +12,7 @@ import { join, resolve } from 'node:path'
 // @ts-expect-error -- dcmjs ships no type declarations; the few calls used are typed below
 import dcmjsUntyped from 'dcmjs'
 import { DsdError } from '../errors'
-import { spacingFromAffine, writeAtomic } from './nifti'
+import { allocVoxels, spacingFromAffine, writeAtomic } from './nifti'
 import type { DataType, Mat4, Vec3, Volume, VoxelArray } from './volume'
 
 /** The part of dcmjs used here. */
@@ -357,6 +357,8 @@ interface Frame {
   instanceNumber: number
   thickness: number
   spacingBetween: number
+  /** The frame's stored pixel values (before rescale), row by row. */
+  pixels?: VoxelArray
 }
 
 function seqItem(v: unknown): Ds | undefined {
@@ -570,7 +572,11 @@ async function readSeriesFiles(
   for (const file of series.files) {
     const { ds, syntax } = parseDicom(file, await readFile(file), false)
     checkSyntax(file, syntax)
-    parsed.push({ file, ds, frames: framesOf(file, ds) })
+    const frames = framesOf(file, ds)
+    // keep only each frame's pixels, not the parsed file (memory: ~1 copy of the series)
+    for (const f of frames) f.pixels = framePixels(file, ds, f.frameIndex)
+    delete ds.PixelData
+    parsed.push({ file, ds, frames })
   }
   const first = parsed[0]
   const rows = num(first.ds.Rows)
@@ -667,35 +673,47 @@ async function readSeriesFiles(
       ]
     : lps
   const affine = lpsToRas(grid)
-  // pixels
+  // pixels: range first (to pick the datatype like dcm2niix), then one typed array
   const plane = rows * cols
-  const dsByFile = new Map(parsed.map((p) => [p.file, p.ds]))
   const slopes = new Set(withPos.map((w) => w.f.slope))
   const inters = new Set(withPos.map((w) => w.f.intercept))
   const rescaled =
     slopes.size > 1 || inters.size > 1 || withPos[0].f.slope !== 1 || withPos[0].f.intercept !== 0
   const integral = [...slopes].every(Number.isInteger) && [...inters].every(Number.isInteger)
-  const values = new Float64Array(plane * nz)
   let min = Infinity
   let max = -Infinity
+  for (const { f } of withPos) {
+    const px = f.pixels!
+    let lo = Infinity
+    let hi = -Infinity
+    for (let p = 0; p < plane; p++) {
+      const x = px[p]
+      if (x < lo) lo = x
+      if (x > hi) hi = x
+    }
+    const a = lo * f.slope + f.intercept
+    const b = hi * f.slope + f.intercept
+    min = Math.min(min, a, b)
+    max = Math.max(max, a, b)
+  }
+  const datatype = chooseDatatype(min, max, integral, bits)
+  const data = allocVoxels(datatype, plane * nz)
   for (let k = 0; k < nz; k++) {
     const f = withPos[k].f
-    const px = framePixels(f.file, dsByFile.get(f.file)!, f.frameIndex)
+    const px = f.pixels!
     const base = k * plane
     for (let row = 0; row < rows; row++) {
       const j = flipRows ? rows - 1 - row : row
       const src = row * cols
       const dst = base + j * cols
-      for (let i = 0; i < cols; i++) {
-        const v = rescaled ? px[src + i] * f.slope + f.intercept : px[src + i]
-        values[dst + i] = v
-        if (v < min) min = v
-        if (v > max) max = v
+      if (rescaled) {
+        for (let i = 0; i < cols; i++) data[dst + i] = px[src + i] * f.slope + f.intercept
+      } else {
+        for (let i = 0; i < cols; i++) data[dst + i] = px[src + i]
       }
     }
+    f.pixels = undefined
   }
-  const datatype = chooseDatatype(min, max, integral, bits)
-  const data = datatype === 'float32' ? Float32Array.from(values) : toType(values, datatype)
   const ds0 = first.ds
   return {
     shape: [cols, rows, nz],
@@ -751,21 +769,6 @@ function contextOf(ds: Ds): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const k of CONTEXT_KEYS) if (ds[k] !== undefined) out[k] = ds[k]
   return out
-}
-
-function toType(values: Float64Array, t: DataType): VoxelArray {
-  switch (t) {
-    case 'uint8':
-      return Uint8Array.from(values)
-    case 'int16':
-      return Int16Array.from(values)
-    case 'uint16':
-      return Uint16Array.from(values)
-    case 'int32':
-      return Int32Array.from(values)
-    default:
-      return Float32Array.from(values)
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
