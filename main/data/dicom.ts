@@ -7,7 +7,7 @@
  * last row to the first (rows flipped), k along the slice normal (row × column cosines) in
  * increasing order. The affine is converted from DICOM LPS to RAS.
  */
-import { readdir, readFile, stat } from 'node:fs/promises'
+import { open, readdir, readFile, stat } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 // @ts-expect-error -- dcmjs ships no type declarations; the few calls used are typed below
 import dcmjsUntyped from 'dcmjs'
@@ -277,11 +277,12 @@ export async function scanDicomFolder(dir: string, recursive = true): Promise<Di
   const bySeries = new Map<string, DicomSeriesInfo>()
   const skipped: string[] = []
   for (const file of files) {
-    const buf = await readFile(file)
-    if (!isPart10(buf)) {
+    // look at the 132-byte preamble first: other files (NIfTI, notes, …) are never read whole
+    if (!(await isDicomFile(file))) {
       skipped.push(file)
       continue
     }
+    const buf = await readFile(file)
     const { ds } = parseDicom(file, buf, true)
     const sop = str(ds.SOPClassUID)
     if (sop === '1.2.840.10008.1.3.10') {
@@ -996,7 +997,6 @@ export async function readDicomSeg(
 
 /** True when `file` starts like a DICOM Part 10 file. */
 export async function isDicomFile(file: string): Promise<boolean> {
-  const { open } = await import('node:fs/promises')
   const fh = await open(file, 'r')
   try {
     const b = Buffer.alloc(132)
