@@ -263,6 +263,8 @@ describe('renderer in Chromium against the browser-mode server', () => {
     const direct = await page.evaluate("!!document.createElement('canvas').getContext('webgl2')")
     expect(direct).toBe(true)
     await shot('about')
+    await page.getByTestId('renderer-card').scrollIntoViewIfNeeded()
+    await shot('about-renderer')
   })
 
   test('ping: a command round trip and the pushed app.pong event', async () => {
