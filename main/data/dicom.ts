@@ -1051,6 +1051,8 @@ export interface WriteDicomSegOptions {
   contentLabel?: string
   contentDescription?: string
   contentCreatorName?: string
+  /** Write a FRACTIONAL (8-bit, 0/255 PROBABILITY) SEG instead of BINARY. */
+  fractional?: boolean
 }
 
 const TISSUE = { value: '85756007', scheme: 'SCT', meaning: 'Tissue' }
@@ -1066,7 +1068,7 @@ function dicomDateTime(d = new Date()): { date: string; time: string } {
 
 /**
  * Write a label map on the grid of `reference` (a DicomVolume from readDicomSeries) as a
- * BINARY DICOM SEG that references the source images by SOPInstanceUID. Only frames with
+ * BINARY (or, with `fractional`, FRACTIONAL) DICOM SEG that references the source images by SOPInstanceUID. Only frames with
  * voxels are stored. Returns the new SEG's UIDs and the frames written.
  */
 export async function writeDicomSeg(
@@ -1148,8 +1150,10 @@ export async function writeDicomSeg(
   }
   const rows = ref.rows
   const cols = ref.columns
+  const fractional = opts.fractional ?? false
   const nbits = frames.length * plane
-  const bytes = new Uint8Array(Math.ceil(nbits / 8) + (Math.ceil(nbits / 8) % 2))
+  const nbytes = fractional ? nbits : Math.ceil(nbits / 8)
+  const bytes = new Uint8Array(nbytes + (nbytes % 2))
   frames.forEach(({ seg, k }, f) => {
     for (let row = 0; row < rows; row++) {
       const j = ref.flipRows ? rows - 1 - row : row
@@ -1158,7 +1162,8 @@ export async function writeDicomSeg(
       for (let i = 0; i < cols; i++) {
         if (d[src + i] === seg) {
           const b = dst + i
-          bytes[b >> 3] |= 1 << (b & 7)
+          if (fractional) bytes[b] = 255
+          else bytes[b >> 3] |= 1 << (b & 7)
         }
       }
     }
@@ -1226,12 +1231,15 @@ export async function writeDicomSeg(
     Rows: rows,
     Columns: cols,
     NumberOfFrames: frames.length,
-    BitsAllocated: 1,
-    BitsStored: 1,
-    HighBit: 0,
+    BitsAllocated: fractional ? 8 : 1,
+    BitsStored: fractional ? 8 : 1,
+    HighBit: fractional ? 7 : 0,
     PixelRepresentation: 0,
     LossyImageCompression: '00',
-    SegmentationType: 'BINARY',
+    SegmentationType: fractional ? 'FRACTIONAL' : 'BINARY',
+    ...(fractional
+      ? { SegmentationFractionalType: 'PROBABILITY', MaximumFractionalValue: 255 }
+      : {}),
     ReferencedSeriesSequence: [
       {
         SeriesInstanceUID: ref.seriesInstanceUID,

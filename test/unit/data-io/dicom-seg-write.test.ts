@@ -78,6 +78,19 @@ describe('writeDicomSeg', () => {
     expect(dump.stdout).toContain(t1.dicom.frameOfReferenceUID!)
   })
 
+  it('FRACTIONAL SEG (8-bit) round trips too', async () => {
+    const file = join(TMP, 'frac.dcm')
+    const vol = { ...t1, datatype: 'uint8' as const, data: labels }
+    const r = await writeDicomSeg(file, vol, t1, { fractional: true })
+    const back = await readDicomSeg(file, t1)
+    expect(back.segmentationType).toBe('FRACTIONAL')
+    expect(back.framesByUid).toBe(r.frames)
+    expect(back.segments.map((s) => s.label)).toEqual(['Segment 1', 'Segment 3'])
+    let diff = 0
+    for (let i = 0; i < labels.length; i++) if (back.volume.data[i] !== labels[i]) diff++
+    expect(diff).toBe(0)
+  })
+
   it('refuses labels on another grid and an empty label map', async () => {
     const shifted = {
       ...t1,
