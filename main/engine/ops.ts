@@ -38,9 +38,67 @@ export function flat2d(x: T): tf.Tensor2D {
   return tf.reshape(x, [-1, lastDim(x)]) as tf.Tensor2D
 }
 
+/**
+ * Column sums of `x2 [n, c]` → `[c]`, reduced as `[1, n, c]` over axis 1. TF.js reduces a
+ * non-inner axis by transposing first; a 2-D transpose uses WebGPU's tiled shared-memory
+ * program whose 2-D dispatch overflows the 65,535-workgroup limit beyond ~1M rows, while
+ * the rank-3 transpose uses a flat dispatch that the backend can fold.
+ */
+export function sumRows(x2: tf.Tensor2D): tf.Tensor1D {
+  return tf.reshape(tf.sum(tf.reshape(x2, [1, x2.shape[0], x2.shape[1]]), 1), [-1]) as tf.Tensor1D
+}
+
+/**
+ * `x2 [n, c] + b [c]` broadcast over rows, with the bias gradient taken by {@link sumRows}
+ * (TF.js's own broadcast gradient reduces over axis 0 of the 2-D tensor: see above).
+ */
+export function addRowVector(x2: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xa, ba] = args as [tf.Tensor2D, tf.Tensor1D]
+    return {
+      value: tf.add(xa, tf.reshape(ba, [1, -1])) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor2D) => [dy, sumRows(dy)],
+    }
+  })
+  return f(x2, b) as tf.Tensor2D
+}
+
+/**
+ * `x2 [n, c] · g [c]` broadcast over rows, gradient of `g` by {@link sumRows}.
+ */
+export function mulRowVector(x2: tf.Tensor2D, g: tf.Tensor1D): tf.Tensor2D {
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [xa, ga, save] = args as [tf.Tensor2D, tf.Tensor1D, tf.GradSaveFunc]
+    save([xa, ga])
+    return {
+      value: tf.mul(xa, tf.reshape(ga, [1, -1])) as tf.Tensor2D,
+      gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => {
+        const [xs, gs] = saved as [tf.Tensor2D, tf.Tensor1D]
+        return [tf.mul(dy, tf.reshape(gs, [1, -1])), sumRows(tf.mul(dy, xs) as tf.Tensor2D)]
+      },
+    }
+  })
+  return f(x2, g) as tf.Tensor2D
+}
+
+/** Rows per matmul call: keeps WebGPU matmul dispatches (rows / tile height, tiles ≥ 8 rows) under 65,535 workgroups. */
+export const MATMUL_ROW_CHUNK = 1 << 19
+
+/** `a [n, k] @ w [k, m]`, split into row chunks of {@link MATMUL_ROW_CHUNK} for huge n. */
+export function matMulRows(a: tf.Tensor2D, w: tf.Tensor2D): tf.Tensor2D {
+  const n = a.shape[0]
+  if (n <= MATMUL_ROW_CHUNK) return tf.matMul(a, w)
+  const parts: tf.Tensor2D[] = []
+  for (let start = 0; start < n; start += MATMUL_ROW_CHUNK) {
+    const rows = Math.min(MATMUL_ROW_CHUNK, n - start)
+    parts.push(tf.matMul(tf.slice(a, [start, 0], [rows, a.shape[1]]), w))
+  }
+  return tf.concat(parts, 0)
+}
+
 /** Add a per-channel bias `[c]` to `x` `[..., c]`. */
 export function addBias<R extends T>(x: R, bias: tf.Tensor1D): R {
-  return onFlat(x, (x2) => tf.add(x2, tf.reshape(bias, [1, -1]))) as R
+  return onFlat(x, (x2) => addRowVector(x2, bias)) as R
 }
 
 /** Elementwise `a + b` for two tensors of the same shape (residual connections). */
@@ -245,7 +303,7 @@ export function convTranspose3dK2S2(x: T5, filter: T5, bias?: tf.Tensor1D | null
     )
   }
   // [b·d·h·w, 8·out], columns ordered (kd, kh, kw, co)
-  let y: T = tf.matMul(tf.reshape(x, [-1, cin]), k2s2Matrix(filter))
+  let y: T = matMulRows(tf.reshape(x, [-1, cin]) as tf.Tensor2D, k2s2Matrix(filter))
   // move kd next to d: [b·d, h·w, kd, kh·kw·co] → [b·d, kd, h·w, kh·kw·co]
   y = tf.transpose(tf.reshape(y, [b * d, h * w, 2, 4 * cout]), [0, 2, 1, 3])
   // move kh next to h: [b·2d·h, w, kh, kw·co] → [b·2d·h, kh, w, kw·co]
@@ -267,8 +325,8 @@ export function convTranspose3dK1(x: T5, filter: T5, bias?: tf.Tensor1D | null):
   }
   const wMat = tf.transpose(tf.reshape(filter, [cout, cin])) as tf.Tensor2D
   return onFlat(x, (x2) => {
-    const y = tf.matMul(x2, wMat)
-    return bias ? tf.add(y, tf.reshape(bias, [1, -1])) : y
+    const y = matMulRows(x2, wMat)
+    return bias ? addRowVector(y, bias) : y
   }) as T5
 }
 
@@ -281,8 +339,8 @@ export function pointwise(x: T5, filter: T, bias?: tf.Tensor1D | null): T5 {
   const cin = filter.shape[filter.rank - 2]!
   const wMat = tf.reshape(filter, [cin, cout]) as tf.Tensor2D
   return onFlat(x, (x2) => {
-    const y = tf.matMul(x2, wMat)
-    return bias ? tf.add(y, tf.reshape(bias, [1, -1])) : y
+    const y = matMulRows(x2, wMat)
+    return bias ? addRowVector(y, bias) : y
   }) as T5
 }
 
@@ -317,7 +375,7 @@ export function layerNorm<R extends T>(x: R, gamma: tf.Tensor1D, beta: tf.Tensor
     const centred = tf.sub(x2, mean)
     const variance = tf.mean(tf.square(centred), 1, true)
     const n = tf.mul(centred, tf.rsqrt(tf.add(variance, tf.scalar(eps))))
-    return tf.add(tf.mul(n, tf.reshape(gamma, [1, -1])), tf.reshape(beta, [1, -1]))
+    return addRowVector(mulRowVector(n as tf.Tensor2D, gamma), beta)
   }) as R
 }
 
@@ -337,8 +395,8 @@ export function gelu<R extends T>(x: R): R {
  */
 export function linear<R extends T>(x: R, w: tf.Tensor2D, b?: tf.Tensor1D | null): R {
   return onFlat(x, (x2) => {
-    const y = tf.matMul(x2, w)
-    return b ? tf.add(y, tf.reshape(b, [1, -1])) : y
+    const y = matMulRows(x2, w)
+    return b ? addRowVector(y, b) : y
   }) as R
 }
 
