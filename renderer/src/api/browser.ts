@@ -123,6 +123,14 @@ export function createBrowserTransport(options: BrowserTransportOptions): Transp
         { command: name, status: 401 },
       )
     }
+    if (response.status === 403) {
+      throw new ApiError(
+        'FORBIDDEN',
+        `The server refused this page (${(await response.text().catch(() => '')) || 'HTTP 403'}); ` +
+          'open it at the exact address that `dsd serve` printed (127.0.0.1, not another host name).',
+        { command: name, status: 403 },
+      )
+    }
     let body: Result<unknown> | undefined
     try {
       body = (await response.json()) as Result<unknown>
