@@ -714,6 +714,9 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
         preset: c.model.preset,
         patch: c.model.patch,
         seed: c.seed,
+        ...((c.model as { filters?: number[] }).filters
+          ? { filters: (c.model as { filters?: number[] }).filters }
+          : {}),
         // as the trainer builds it (main/services/trainer.ts)
         ...(manifest
           ? {

@@ -360,6 +360,73 @@ function runSection(r: ReportRun): string {
   return parts.join('')
 }
 
+/** Several runs (folds, variants): one config table with a column per run, overlaid curves. */
+function runsSection(runs: ReportRun[]): string {
+  const parts: string[] = [`<section><h2>Runs</h2>`]
+  const flat = runs.map((r) => new Map(flatten(r.config ?? {})))
+  const keys = [...new Set(flat.flatMap((m) => [...m.keys()]))]
+  const show = (v: unknown) => (typeof v === 'object' && v !== null ? JSON.stringify(v) : v)
+  const head = `<tr><th>run</th>${runs.map((r) => `<th>${e(r.runId)}</th>`).join('')}</tr>`
+  const stateRows: [string, (r: ReportRun) => unknown][] = [
+    ['status', (r) => r.state?.status ?? '–'],
+    ['epochs', (r) => (r.state ? `${r.state.epoch} of ${r.state.epochs}` : '–')],
+    ['best epoch', (r) => r.state?.bestEpoch ?? '–'],
+    [
+      'best mean validation Dice',
+      (r) => (r.state?.bestMeanDice == null ? '–' : fmt(r.state.bestMeanDice)),
+    ],
+    [
+      'backend (last start)',
+      (r) => (r.manifest?.starts as { backend?: string }[] | undefined)?.at(-1)?.backend ?? '–',
+    ],
+  ]
+  const rows = [
+    ...stateRows.map(
+      ([k, f]) => `<tr><th>${e(k)}</th>${runs.map((r) => `<td>${e(f(r))}</td>`).join('')}</tr>`,
+    ),
+    ...keys.map((k) => {
+      const vals = flat.map((m) => show(m.get(k)))
+      const differs = new Set(vals.map((v) => String(v))).size > 1
+      return `<tr${differs ? ' class="sig"' : ''}><th>${e(k)}</th>${vals.map((v) => `<td>${e(v ?? '–')}</td>`).join('')}</tr>`
+    }),
+  ]
+  parts.push(
+    `<p class="muted">Highlighted rows differ between runs.</p><table class="kv"><thead>${head}</thead><tbody>${rows.join('')}</tbody></table>`,
+  )
+  const logged = runs.filter((r) => r.log?.length)
+  if (logged.length) {
+    parts.push('<h3>Learning curves</h3><div class="charts">')
+    parts.push(
+      lineChart(
+        'Training loss (total)',
+        logged.map((r) => ({
+          name: r.runId,
+          points: r.log!.map((l) => [l.epoch, l.loss.total] as [number, number]),
+        })),
+        { yLabel: 'loss', logY: logged.every((r) => r.log!.every((l) => (l.loss.total ?? 0) > 0)) },
+      ),
+    )
+    const val = logged.filter((r) => r.log!.some((l) => l.valMeanDice !== undefined))
+    if (val.length) {
+      parts.push(
+        lineChart(
+          'Validation mean Dice',
+          val.map((r) => ({
+            name: r.runId,
+            points: r
+              .log!.filter((l) => l.valMeanDice !== undefined)
+              .map((l) => [l.epoch, l.valMeanDice!] as [number, number]),
+          })),
+          { yLabel: 'Dice' },
+        ),
+      )
+    }
+    parts.push('</div>')
+  } else parts.push('<p class="muted">No epochs logged yet.</p>')
+  parts.push('</section>')
+  return parts.join('')
+}
+
 function summaryTable(t: EvaluationTable, s: CasesSummary, unitsNote: string): string {
   const labels = Object.keys(s.labels)
   const head = `<tr><th>label</th>${METRIC_NAMES.map((m) => `<th>${e(m.toUpperCase())}${UNITS[m] ? ` (${e(unitsNote || UNITS[m])})` : ''}</th>`).join('')}<th>n</th></tr>`
@@ -497,7 +564,8 @@ export function renderReport(input: ReportInput): string {
   body.push(
     `<header><h1>${e(input.title)}</h1><p class="muted">DSD Studio ${e(appVersion())} — generated ${e(created)}</p></header>`,
   )
-  for (const r of input.runs) body.push(runSection(r))
+  if (input.runs.length === 1) body.push(runSection(input.runs[0]))
+  else if (input.runs.length > 1) body.push(runsSection(input.runs))
   if (input.table) body.push(metricsSection(input.table))
   if (input.comparison && input.table) {
     body.push(metricsSection(input.comparison.b))
