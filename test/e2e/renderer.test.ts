@@ -3,7 +3,7 @@
  * (dist/renderer, `npx vite build` first) served by the browser-mode server in-process, with
  * a fresh temp workspace. Set DSD_SCREENSHOTS=1 to save docs/screenshots/<page>.png.
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -74,6 +74,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
   let browser: Browser
   let context: BrowserContext
   let page: Page
+  let workspace = ''
   const pageErrors: string[] = []
   const cspViolations: string[] = []
 
@@ -86,7 +87,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     if (!existsSync(CHROMIUM)) {
       throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
     }
-    const workspace = tmpDir('e2e-renderer')
+    workspace = tmpDir('e2e-renderer')
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     // launch() always starts from a fresh, temporary user-data dir.
@@ -109,6 +110,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
   afterAll(async () => {
     await browser?.close()
     await server?.close()
+    if (workspace && !process.env.DSD_KEEP_TMP) rmSync(workspace, { recursive: true, force: true })
   })
 
   async function shot(name: string): Promise<void> {
@@ -388,7 +390,6 @@ describe('renderer in Chromium against the browser-mode server', () => {
   test('the event socket reconnects after the server restarts', async () => {
     await go('about')
     const { port, token } = server
-    const workspace = server.app.options.workspace
     await server.close()
     await eventually(() => page.getByTestId('header-connection').textContent(), 20_000).toContain(
       'reconnecting',
