@@ -17,6 +17,7 @@ export const usage = `Usage: dsd train --dataset ID [options]
   --variant LIST          Basic, DS, SDD, SDE, DSD or "all" (comma-separated); default DSD
   --backbone dynunet|unetr  (default dynunet)      --preset NAME   (default small)
   --patch N|DxHxW         training patch, multiples of 16 (default 32)
+  --filters a,b,c,d,e     DynUNet channels per level, overriding the preset
   --batch N               patches per step (default 2)
   --epochs N              (default 300)            --steps-per-epoch N (default: one pass)
   --lr X --weight-decay X AdamW (default 1e-3, 1e-5)
@@ -102,6 +103,7 @@ export async function run(args: string[]): Promise<number> {
       variant: { type: 'string' },
       backbone: { type: 'string' },
       preset: { type: 'string' },
+      filters: { type: 'string' },
       patch: { type: 'string' },
       batch: { type: 'string' },
       epochs: { type: 'string' },
@@ -153,7 +155,14 @@ export async function run(args: string[]): Promise<number> {
     folds: values.folds && values.folds !== 'all' ? values.folds.split(',').map((f) => intOption('folds', f, 0)) : undefined,
     variants,
     name: values.name,
-    model: { backbone, preset: values.preset ?? 'small', patch: patchOf(values.patch) },
+    model: {
+      backbone,
+      preset: values.preset ?? 'small',
+      patch: patchOf(values.patch),
+      ...(values.filters
+        ? { filters: values.filters.split(',').map((f) => intOption('filters', f, 1)) }
+        : {}),
+    },
     loss: { ...ablation('DSD'), temperature: num('temperature', values.temperature, 3) },
     batch: intOption('batch', values.batch, RUN_DEFAULTS.batch),
     epochs,

@@ -33,6 +33,8 @@ export interface RunConfig {
     preset: string
     /** [d, h, w] training patch (multiple of 16). */
     patch: [number, number, number]
+    /** DynUNet channels per level (5 entries), overriding the preset. */
+    filters?: number[]
   }
   variant: Variant
   /** Loss weights; derived from `variant` unless it is 'custom'. */

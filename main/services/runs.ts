@@ -22,6 +22,7 @@ export const RunConfigSchema = z
       backbone: z.enum(['dynunet', 'unetr']),
       preset: z.string().min(1),
       patch: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
+      filters: z.array(z.number().int().positive()).length(5).optional(),
     }),
     variant: z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD', 'custom']),
     loss: z.object({

