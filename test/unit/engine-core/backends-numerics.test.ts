@@ -208,4 +208,29 @@ describe('numerics on every backend', () => {
       }
     })
   }
+
+  test('webgpu: bias and scale gradients over > 1M rows stay within the dispatch limits', async (ctx) => {
+    const why = reasons.get('webgpu')
+    if (why) {
+      console.warn(`\n!!!!!!!!!! webgpu: not run: ${why} !!!!!!!!!!\n`)
+      if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(`webgpu: not run: ${why}`)
+      ctx.skip()
+      return
+    }
+    await initBackend('webgpu')
+    // 2-D reductions over axis 0 use a tiled transpose whose dispatch is rows/16 workgroups:
+    // 1.1M rows would be 70,304 > 65,535 with TF.js's own broadcast gradients.
+    const n = 1_124_864
+    const x = tf.ones([1, 104, 104, 104, 2]) as tf.Tensor5D
+    const [, db] = tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+      tf.sum(ops.addBias(a as tf.Tensor5D, b as tf.Tensor1D)),
+    )([x, tf.zeros([2])])
+    expect(Array.from(await db!.data())).toEqual([n, n])
+    const [, dg] = tf.grads((a: tf.Tensor, g: tf.Tensor) =>
+      tf.sum(ops.mulRowVector(tf.reshape(a, [-1, 2]) as tf.Tensor2D, g as tf.Tensor1D)),
+    )([x, tf.ones([2])])
+    expect(Array.from(await dg!.data())).toEqual([n, n])
+    tf.dispose([x, db!, dg!])
+    await initBackend('cpu')
+  })
 })

@@ -315,3 +315,49 @@ describe('conv3d with forward-convolution gradients (the WASM path)', () => {
     })
   })
 })
+
+describe('dispatch-safe helpers (WebGPU 65,535-workgroup limit)', () => {
+  test('addRowVector / mulRowVector gradients equal TF.js broadcast gradients', () => {
+    tf.tidy(() => {
+      const x = tf.tensor2d(rng.normalArray(7 * 3), [7, 3])
+      const v = tf.tensor1d([0.5, -2, 3])
+      const w = tf.tensor2d(rng.normalArray(7 * 3), [7, 3])
+      const loss =
+        (f: (a: tf.Tensor2D, b: tf.Tensor1D) => tf.Tensor) => (a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.mul(tf.square(f(a as tf.Tensor2D, b as tf.Tensor1D)), w)) as tf.Scalar
+      for (const [ours, ref] of [
+        [ops.addRowVector, (a: tf.Tensor2D, b: tf.Tensor1D) => tf.add(a, b)],
+        [ops.mulRowVector, (a: tf.Tensor2D, b: tf.Tensor1D) => tf.mul(a, b)],
+      ] as const) {
+        const g1 = tf.grads(loss(ours))([x, v])
+        const g2 = tf.grads(loss(ref))([x, v])
+        expectClose(g1[0]!.dataSync(), g2[0]!.dataSync(), 1e-6, 1e-7, `${ours.name} dx`)
+        expectClose(g1[1]!.dataSync(), g2[1]!.dataSync(), 1e-6, 1e-7, `${ours.name} dv`)
+      }
+      expect(
+        Array.from(
+          ops
+            .sumRows(
+              tf.tensor2d([
+                [1, 2],
+                [3, 4],
+                [5, 6],
+              ]),
+            )
+            .dataSync(),
+        ),
+      ).toEqual([9, 12])
+    })
+  })
+
+  test('matMulRows splits beyond MATMUL_ROW_CHUNK rows and equals one matMul', () => {
+    tf.tidy(() => {
+      const n = ops.MATMUL_ROW_CHUNK + 3
+      const a = tf.tensor2d(rng.uniformArray(n * 2, -1, 1), [n, 2])
+      const w = tf.tensor2d([1, 2, 3, -1, 0.5, 0.25], [2, 3])
+      const y = ops.matMulRows(a, w)
+      expect(y.shape).toEqual([n, 3])
+      expect(Array.from(y.dataSync())).toEqual(Array.from(tf.matMul(a, w).dataSync()))
+    })
+  })
+})
