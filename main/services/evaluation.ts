@@ -13,7 +13,7 @@
  * reason; an empty prediction has Dice 0, null distances and a reason. In CSV a null is an
  * empty cell and the `reason` column says why.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { readVolumeFile } from '../data/case-io'
 import { applyLabelMap, type LabelMap } from '../data/labels'
@@ -215,6 +215,15 @@ function finishTable(t: Omit<EvaluationTable, 'summary' | 'summaryVoxel'>): Eval
   return table
 }
 
+/** A NIfTI file, or a DICOM series folder (e.g. a mask stored as an image series). */
+async function readAnyVolume(path: string): Promise<Volume> {
+  if (statSync(path).isDirectory()) {
+    const { readDicomSeries } = await import('../data/dicom')
+    return readDicomSeries(path)
+  }
+  return readVolumeFile(path)
+}
+
 /**
  * Voxel size of a ground-truth file: the NIfTI header's pixdim (what nibabel's `get_zooms()`
  * and the reference values use), else the affine's column norms.
@@ -239,7 +248,7 @@ async function casePair(
   if (grid === 'original') {
     const predFile = join(dir, c.file)
     const pred = await readNifti(predFile)
-    const gtVol = await readVolumeFile(c.label!)
+    const gtVol = await readAnyVolume(c.label!)
     checkGrid(pred, gtVol, predFile, c.label!)
     const gt = toClasses(gtVol, m.labelMap ?? null, c.label!)
     return {
@@ -261,8 +270,8 @@ async function casePair(
   let prepared: PreparedCase
   if (svc && m.datasetId) prepared = await svc.loadCase(m.datasetId, c.caseId, m.preprocessing)
   else {
-    const images = await Promise.all(c.images.map((p) => readVolumeFile(p)))
-    const label = await readVolumeFile(c.label!)
+    const images = await Promise.all(c.images.map((p) => readAnyVolume(p)))
+    const label = await readAnyVolume(c.label!)
     prepared = preprocessVolumes(c.caseId, images, label, m.preprocessing, m.labelMap ?? null)
   }
   if (!prepared.label) {

@@ -93,6 +93,8 @@ export interface PredictOptions {
   which?: 'last' | 'best'
   /** Explicit checkpoints (files or folders), instead of or in addition to runIds. */
   checkpoints?: (string | CheckpointSpec)[]
+  /** Models already in memory (e.g. the one being trained); not disposed by predictCases. */
+  models?: InMemoryModel[]
   /** Case IDs of the dataset, or file cases. Default (one run): the run's validation fold. */
   cases?: (string | FileCase)[]
   /** Dataset of the case IDs; default: the first run's dataset. */
@@ -112,6 +114,19 @@ export interface PredictOptions {
   savePreprocessed?: boolean
   onProgress?: (p: PredictProgress) => void
   signal?: AbortSignal
+}
+
+/** A model given as a predictor (in memory), with what prediction needs to know about it. */
+export interface InMemoryModel {
+  label: string
+  predictor: Predictor
+  /** Window (training patch) [d, h, w]. */
+  patch: [number, number, number]
+  numClasses: number
+  inChannels: number
+  /** Preprocessing it was trained with (needed without a run). */
+  preprocessing?: PreprocessSettings
+  labelMap?: LabelMap
 }
 
 /** One loaded model of an ensemble. */
@@ -157,10 +172,14 @@ export interface PredictionsManifest {
   models: {
     label: string
     runId: string | null
-    checkpoint: string
-    sha256: string
+    /** Checkpoint file and its sha256 (null for an in-memory model). */
+    checkpoint: string | null
+    sha256: string | null
     epoch: number | null
-    config: ResolvedModelConfig
+    /** The model config (null for an in-memory model). */
+    config: ResolvedModelConfig | null
+    patch: [number, number, number]
+    numClasses: number
   }[]
   settings: { overlap: number; blend: BlendMode; tta: boolean; swBatch: number }
   preprocessing: PreprocessSettings
@@ -483,6 +502,20 @@ export async function writeLabelNifti(
 // ---------------------------------------------------------------------------------------------
 // many cases
 
+/** A model of the ensemble, loaded from a checkpoint or given in memory. */
+interface ModelEntry {
+  label: string
+  runId: string | null
+  checkpoint: string | null
+  sha256: string | null
+  epoch: number | null
+  config: ResolvedModelConfig | null
+  patch: [number, number, number]
+  numClasses: number
+  inChannels: number
+  predictor: Predictor
+}
+
 interface CaseJob {
   id: string
   kind: 'dataset' | 'files'
@@ -508,7 +541,13 @@ async function readFileCase(job: CaseJob): Promise<{ images: Volume[]; label: Vo
     } else images.push(await readVolumeFile(p))
   }
   let label: Volume | null = null
-  if (job.label) label = isDicomDir(job.label) ? null : await readVolumeFile(job.label)
+  if (job.label) {
+    if (isDicomDir(job.label)) {
+      // A mask stored as an image series (values 0/1/…) on the image's grid.
+      const { readDicomSeries } = await import('../data/dicom')
+      label = await readDicomSeries(job.label)
+    } else label = await readVolumeFile(job.label)
+  }
   return { images, label }
 }
 
@@ -538,7 +577,11 @@ function cancelled(done: number, total: number): DsdError {
 export async function predictCases(opts: PredictOptions): Promise<PredictResult> {
   const runIds = opts.runIds ?? []
   const which = opts.which ?? 'last'
-  if (runIds.length === 0 && (opts.checkpoints ?? []).length === 0) {
+  if (
+    runIds.length === 0 &&
+    (opts.checkpoints ?? []).length === 0 &&
+    (opts.models ?? []).length === 0
+  ) {
     throw new DsdError(
       'INFER_NO_MODEL',
       'predict: give at least one run (--run) or checkpoint (--checkpoint)',
@@ -575,6 +618,8 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
   for (const c of opts.checkpoints ?? [])
     if (typeof c !== 'string' && c.preprocessing)
       settingsList.push({ from: c.path, settings: c.preprocessing })
+  for (const m of opts.models ?? [])
+    if (m.preprocessing) settingsList.push({ from: m.label, settings: m.preprocessing })
   if (settingsList.length === 0) {
     throw new DsdError(
       'PREPROCESS_SETTINGS_MISSING',
@@ -586,6 +631,7 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
     (opts.checkpoints ?? [])
       .map((c) => (typeof c === 'string' ? undefined : c.labelMap))
       .find((m) => !!m) ??
+    (opts.models ?? []).map((m) => m.labelMap).find((m) => !!m) ??
     null
   const settings = settingsList[0].settings
   const hash = settingsHash(settings, labelMap)
@@ -685,7 +731,7 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
   // Output folder.
   let outDir = opts.outDir ? resolve(opts.outDir) : null
   if (!outDir) {
-    if (runConfigs.length !== 1 || (opts.checkpoints ?? []).length) {
+    if (runConfigs.length !== 1 || (opts.checkpoints ?? []).length || (opts.models ?? []).length) {
       throw new DsdError(
         'INFER_NO_OUTDIR',
         'predict: an ensemble or a checkpoint prediction needs an output folder (--out)',
@@ -702,7 +748,23 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
   const swBatch = opts.swBatch ?? 1
 
   // Models.
-  const models: LoadedModel[] = []
+  const loaded: LoadedModel[] = []
+  const models: ModelEntry[] = []
+  const add = (m: LoadedModel) => {
+    loaded.push(m)
+    models.push({
+      label: m.label,
+      runId: m.runId,
+      checkpoint: m.checkpoint,
+      sha256: m.checkpointSha256,
+      epoch: m.epoch,
+      config: m.config,
+      patch: [...m.config.patch] as [number, number, number],
+      numClasses: m.config.numClasses,
+      inChannels: m.config.inChannels,
+      predictor: m.predictor,
+    })
+  }
   try {
     for (const c of runConfigs) {
       const files = runFiles(ws!, c.id)
@@ -725,19 +787,33 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
             }
           : {}),
       }
-      models.push(await loadModelFromCheckpoint(file, fallback, `${c.id}/${which}`, c.id))
+      add(await loadModelFromCheckpoint(file, fallback, `${c.id}/${which}`, c.id))
     }
     for (const c of opts.checkpoints ?? []) {
       const spec = typeof c === 'string' ? { path: c } : c
       const file = await resolveCheckpointFile(spec.path)
-      models.push(await loadModelFromCheckpoint(file, spec.model ?? null, file, null))
+      add(await loadModelFromCheckpoint(file, spec.model ?? null, file, null))
     }
-    const K = models[0].config.numClasses
+    for (const m of opts.models ?? []) {
+      models.push({
+        label: m.label,
+        runId: null,
+        checkpoint: null,
+        sha256: null,
+        epoch: null,
+        config: null,
+        patch: m.patch,
+        numClasses: m.numClasses,
+        inChannels: m.inChannels,
+        predictor: m.predictor,
+      })
+    }
+    const K = models[0].numClasses
     for (const m of models) {
-      if (m.config.numClasses !== K) {
+      if (m.numClasses !== K) {
         throw new DsdError(
           'INFER_CLASS_MISMATCH',
-          `ensemble: ${m.label} predicts ${m.config.numClasses} classes but ${models[0].label} predicts ${K}`,
+          `ensemble: ${m.label} predicts ${m.numClasses} classes but ${models[0].label} predicts ${K}`,
           {},
         )
       }
@@ -749,7 +825,16 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
         {},
       )
     }
-    const inChannels = models[0].config.inChannels
+    const inChannels = models[0].inChannels
+    for (const m of models) {
+      if (m.inChannels !== inChannels) {
+        throw new DsdError(
+          'INFER_CHANNEL_MISMATCH',
+          `ensemble: ${m.label} takes ${m.inChannels} channel(s) but ${models[0].label} takes ${inChannels}`,
+          {},
+        )
+      }
+    }
     const svc = ws && manifest ? new DatasetService(ws) : null
     const done: PredictedCase[] = []
     const write = async () => {
@@ -765,9 +850,11 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
           label: x.label,
           runId: x.runId,
           checkpoint: x.checkpoint,
-          sha256: x.checkpointSha256,
+          sha256: x.sha256,
           epoch: x.epoch,
           config: x.config,
+          patch: x.patch,
+          numClasses: x.numClasses,
         })),
         settings: { overlap, blend, tta, swBatch },
         preprocessing: settings,
@@ -808,7 +895,7 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
         prepared,
         models.map((m) => ({
           predictor: m.predictor,
-          roi: [...m.config.patch] as [number, number, number],
+          roi: m.patch,
         })),
         {
           overlap,
@@ -857,7 +944,7 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
     const m = await write()
     return { outDir, manifestFile: join(outDir, 'predictions.json'), manifest: m }
   } finally {
-    for (const m of models) m.model.dispose()
+    for (const m of loaded) m.model.dispose()
   }
 }
 

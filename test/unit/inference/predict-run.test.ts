@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { readNifti } from '../../../main/data/nifti'
-import { PREPROCESS_PRESETS } from '../../../main/data/preprocess'
+import { PREPROCESS_PRESETS, zscoreNonzero } from '../../../main/data/preprocess'
 import { tf } from '../../../main/engine/tf'
 import { DatasetService } from '../../../main/services/datasets'
 import {
@@ -84,7 +84,7 @@ describe('predictCases with a run', () => {
     expect(m.fold).toBe(0)
     expect(m.which).toBe('last')
     expect(m.models[0].epoch).toBe(7)
-    expect(m.models[0].config.filters).toEqual(TINY.filters)
+    expect(m.models[0].config!.filters).toEqual(TINY.filters)
     expect(m.settings).toEqual({ overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 })
     expect(m.preprocessing).toEqual(PREPROCESS_PRESETS.mri)
     expect(m.classes).toBe(3)
@@ -198,5 +198,83 @@ describe('ensembles', () => {
     expect(Buffer.from(expected).equals(Buffer.from(argmaxClasses(b.data, 3)))).toBe(false)
     w1.dispose()
     w2.dispose()
+  })
+})
+
+describe('predictCases on a DICOM series', () => {
+  it('reads the series, writes dcm2niix geometry, records the DICOM source and exports a DICOM SEG', async () => {
+    const dir = sharedPath(
+      'data',
+      'dicom-samples',
+      'tcia-brain-tumor-progression_PGBM-001_19911119',
+    )
+    // A voxel-wise model: class 1 where the z-scored intensity exceeds 1.
+    const threshold: Predictor = (x) =>
+      tf.tidy(() => {
+        const [b, d, h, w] = x.shape
+        const fg = tf.mul(tf.sub(tf.reshape(x, [-1, 1]), tf.scalar(1)), tf.scalar(5))
+        return tf.reshape(tf.concat([tf.zerosLike(fg), fg], 1), [b, d, h, w, 2])
+      })
+    const settings = { spacing: null, reorient: true, intensity: { kind: 'zscore' as const } }
+    const out = join(TMP, 'dicom')
+    const res = await predictCases({
+      models: [
+        {
+          label: 'threshold',
+          predictor: threshold,
+          patch: [32, 128, 128],
+          numClasses: 2,
+          inChannels: 1,
+          preprocessing: settings,
+        },
+      ],
+      cases: [{ id: 'PGBM-001', images: [join(dir, 'T1post')], label: join(dir, 'MaskTumor') }],
+      outDir: out,
+    })
+    const c = res.manifest.cases[0]
+    expect(c.sourceFormat).toBe('dicom')
+    expect(res.manifest.models[0]).toMatchObject({
+      label: 'threshold',
+      checkpoint: null,
+      config: null,
+      numClasses: 2,
+    })
+    const pred = await readNifti(join(out, 'PGBM-001.nii.gz'))
+    const ref = await readNifti(
+      sharedPath('data', 'tcia-brain-tumor-progression', 'imagesTr', 'PGBM-001_19911119.nii.gz'),
+    )
+    expect(pred.shape).toEqual(ref.shape)
+    for (let r = 0; r < 3; r++)
+      for (let k = 0; k < 4; k++)
+        expect(Math.abs(pred.affine[r][k] - ref.affine[r][k])).toBeLessThan(1e-3)
+    // Independent expectation from the dcm2niix NIfTI: z-score over non-zero voxels, > 1.
+    const v = Float32Array.from(ref.data)
+    zscoreNonzero(v)
+    let diff = 0
+    let fg = 0
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i] > 1 ? 1 : 0
+      fg += e
+      if (e !== pred.data[i]) diff++
+    }
+    expect(fg).toBeGreaterThan(1000)
+    expect(diff).toBe(0)
+    // The ground truth came from the mask series: evaluation works on it.
+    const { evaluatePredictions } = await import('../../../main/services/evaluation')
+    const t = await evaluatePredictions(out)
+    expect(t.rows).toHaveLength(1)
+    expect(t.rows[0].dice).toBeGreaterThan(0) // the enhancing tumour is bright: some overlap
+    expect(t.rows[0].dice).toBeLessThan(1)
+    const { exportPredictions } = await import('../../../main/services/export')
+    const exp = await exportPredictions(out, join(TMP, 'dicom-export'), { formats: ['dicom-seg'] })
+    expect(exp.unavailable).toEqual([])
+    const { readDicomSeg, readDicomSeries } = await import('../../../main/data/dicom')
+    const seg = await readDicomSeg(
+      exp.cases[0].dicomSeg!,
+      await readDicomSeries(join(dir, 'T1post')),
+    )
+    expect(
+      Buffer.from(seg.volume.data as Uint8Array).equals(Buffer.from(pred.data as Uint8Array)),
+    ).toBe(true)
   })
 })
