@@ -1,13 +1,14 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import { Bottleneck, initWeightArrays, paramCount } from '../../../main/engine/bottleneck'
 import { Rng } from '../../../main/engine/random'
+import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
 import { bottleneckGolden, expectClose } from './golden'
 
 const golden = bottleneckGolden()
 
 beforeAll(async () => {
-  await tf.setBackend('cpu')
+  await initBackend('cpu')
 })
 
 describe('DSD bottleneck (DeepUp) against golden/dsd/bottleneck.json', () => {

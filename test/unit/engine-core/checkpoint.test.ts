@@ -10,13 +10,14 @@ import {
 } from '../../../main/engine/checkpoint'
 import { AdamW, StepLR } from '../../../main/engine/optimizer'
 import { Rng } from '../../../main/engine/random'
+import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
 import { tmpDir } from '../../helpers/shared'
 
 const dir = tmpDir('engine-core-ckpt')
 
 beforeAll(async () => {
-  await tf.setBackend('cpu')
+  await initBackend('cpu')
   mkdirSync(dir, { recursive: true })
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

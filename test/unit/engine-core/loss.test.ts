@@ -6,6 +6,7 @@ import {
   TERM_NAMES,
   type DsdOutputName,
 } from '../../../main/engine/loss'
+import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
 import { expectClose, lossGolden } from './golden'
 
@@ -13,7 +14,7 @@ const golden = lossGolden()
 const GRAD_NAMES = ['Y', 'D1', 'D2', 'E4', 'E1'] as const
 
 beforeAll(async () => {
-  await tf.setBackend('cpu')
+  await initBackend('cpu')
 })
 
 function outputsOf(c: (typeof golden.cases)[number]): Record<DsdOutputName, tf.Tensor> {

@@ -1,16 +1,20 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import * as ops from '../../../main/engine/ops'
 import { Rng } from '../../../main/engine/random'
+import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
 import { expectClose } from './golden'
 
 beforeAll(async () => {
-  await tf.setBackend('cpu')
+  await initBackend('cpu')
 })
 
 const rng = new Rng(1234)
 const randn = (shape: number[]) =>
-  tf.tensor(rng.normalArray(shape.reduce((a, b) => a * b, 1)), shape) as tf.Tensor5D
+  tf.tensor(
+    rng.normalArray(shape.reduce((a, b) => a * b, 1)),
+    shape as [number, number, number, number, number],
+  ) as tf.Tensor5D
 
 /** erf by its Taylor series in double precision (accurate to ~1e-10 for |x| ≤ 4). */
 function erf(x: number): number {

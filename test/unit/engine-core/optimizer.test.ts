@@ -1,10 +1,11 @@
 import { beforeAll, describe, expect, test } from 'vitest'
 import { AdamW, StepLR } from '../../../main/engine/optimizer'
+import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
 import { expectClose } from './golden'
 
 beforeAll(async () => {
-  await tf.setBackend('cpu')
+  await initBackend('cpu')
 })
 
 /** torch.optim.AdamW (amsgrad=False) for one parameter vector, in plain double arithmetic. */
