@@ -278,3 +278,52 @@ describe('predictCases on a DICOM series', () => {
     ).toBe(true)
   })
 })
+
+describe('checkpoints as the trainer writes them', () => {
+  it('rebuilds the model from the run config when the metadata holds only the RunConfig', async () => {
+    const { createModel } = await import('../../../main/engine/model')
+    const { packTrainingState, saveCheckpoint } = await import('../../../main/engine/checkpoint')
+    const { loadModelFromCheckpoint } = await import('../../../main/services/inference')
+    const cfg = {
+      backbone: 'dynunet' as const,
+      preset: 'small',
+      inChannels: 1,
+      numClasses: 3,
+      patch: [32, 32, 32] as [number, number, number],
+      filters: [2, 2, 4, 4, 4],
+      seed: 5,
+    }
+    const model = createModel(cfg)
+    const file = join(TMP, 'trainer-format.ckpt')
+    const packed = packTrainingState({
+      weights: model.variables,
+      metadata: {
+        runId: 'x',
+        epoch: 4,
+        best: { epoch: null, dice: null },
+        config: { model: { backbone: 'dynunet', preset: 'small', patch: cfg.patch } },
+      },
+    })
+    await saveCheckpoint(file, packed.tensors, packed.metadata)
+    // Without a fallback config it cannot know inChannels/numClasses: a clear error.
+    await expect(loadModelFromCheckpoint(file, null)).rejects.toMatchObject({
+      code: 'CHECKPOINT_NO_CONFIG',
+    })
+    // With the wrong fallback (preset filters) the weights do not fit: named.
+    await expect(
+      loadModelFromCheckpoint(file, { ...cfg, filters: undefined }),
+    ).rejects.toMatchObject({ code: 'CHECKPOINT_MODEL_MISMATCH' })
+    const before = tf.memory().numTensors
+    const loaded = await loadModelFromCheckpoint(file, { ...cfg, seed: 99 })
+    expect(loaded.epoch).toBe(4)
+    for (const [name, v] of Object.entries(model.variables)) {
+      const a = (await loaded.model.variables[name].data()) as Float32Array
+      const b = (await v.data()) as Float32Array
+      expect(a.length).toBe(b.length)
+      expect(a.every((x, k) => x === b[k])).toBe(true)
+    }
+    loaded.model.dispose()
+    model.dispose()
+    expect(tf.memory().numTensors).toBeLessThanOrEqual(before)
+  })
+})
