@@ -478,9 +478,10 @@ export async function slidingWindowInference(
       // Let other work (cancel messages, progress events) run between batches.
       await new Promise((r) => setTimeout(r, 0))
     }
-    // Normalise and crop to the input grid.
+    // Normalise and crop to the input grid, in place: every output index is ≤ the padded index
+    // it reads from, and both grow monotonically, so no value is overwritten before it is read.
     const [d, h, w] = shape
-    const res = new Float32Array(d * h * w * K)
+    const a = acc!
     for (let z = 0; z < d; z++) {
       for (let yy = 0; yy < h; yy++) {
         const pr = ((z + padBefore[0]) * PH + yy + padBefore[1]) * PW + padBefore[2]
@@ -489,10 +490,13 @@ export async function slidingWindowInference(
           const pv = pr + xx
           const c = count[pv]
           const o = (or + xx) * K
-          for (let k = 0; k < K; k++) res[o + k] = acc![pv * K + k] / c
+          const q = pv * K
+          for (let k = 0; k < K; k++) a[o + k] = a[q + k] / c
         }
       }
     }
+    const n = d * h * w * K
+    const res = a.length === n ? a : a.slice(0, n)
     results.push(res)
   }
   let data: Float32Array
