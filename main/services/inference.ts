@@ -14,7 +14,7 @@
  */
 import { createHash } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
 import { readVolumeFile } from '../data/case-io'
 import { classCount, type LabelMap } from '../data/labels'
@@ -266,7 +266,7 @@ const CHECKPOINT_NAMES = [
 
 async function hasMagic(file: string): Promise<boolean> {
   try {
-    const fh = await import('node:fs/promises').then((m) => m.open(file, 'r'))
+    const fh = await open(file, 'r')
     try {
       const buf = Buffer.alloc(8)
       const { bytesRead } = await fh.read(buf, 0, 8, 0)
@@ -770,7 +770,16 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
       const files = runFiles(ws!, c.id)
       const file = await resolveCheckpointFile(
         which === 'best' ? files.bestCheckpoint : files.lastCheckpoint,
-      )
+      ).catch((err: DsdError) => {
+        if (err.code !== 'CHECKPOINT_MISSING') throw err
+        throw new DsdError(
+          'CHECKPOINT_MISSING',
+          which === 'best'
+            ? `run ${c.id} has no best checkpoint (${files.bestCheckpoint}): no validated epoch yet; predict with the last checkpoint or let training validate first`
+            : `run ${c.id} has no checkpoint yet (${files.lastCheckpoint}); train it first (dsd train / dsd resume)`,
+          { runId: c.id, which },
+        )
+      })
       const fallback: ModelConfig = {
         backbone: c.model.backbone,
         preset: c.model.preset,
