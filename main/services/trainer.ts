@@ -152,7 +152,7 @@ async function validate(model: DsdModel, cases: PreparedCase[], cfg: RunConfig, 
       { data: c.image, shape: [nz, ny, nx], channels: c.channels },
       cfg.model.patch,
       predictor,
-      { overlap: cfg.inference.overlap, blend: cfg.inference.blend, mirror: false },
+      { overlap: cfg.inference.overlap, blend: cfg.inference.blend, mirror: false, swBatch: 4 },
     )
     const pred = argmaxClasses(res.data, res.classes)
     diceByClass(pred, c.label!, numClasses).forEach((v, k) => {

@@ -21,7 +21,7 @@ const dsd = (args: string[]) =>
   })
 
 // A tiny network and a short schedule: the test is about exactness, not accuracy.
-const TRAIN = ['--dataset', 'hippocampus-sample', '--split', 'k5', '--folds', '0', '--variant', 'DSD',
+const TRAIN = ['--dataset', 'hippocampus-sample', '--split', 'k10', '--folds', '0', '--variant', 'DSD',
   '--filters', '4,4,8,8,8', '--patch', '16', '--batch', '2', '--epochs', '3', '--steps-per-epoch', '3',
   '--validate-every', '2', '--backend', 'cpu', '--seed', '7']
 
@@ -38,7 +38,7 @@ describe('training runs survive SIGKILL', () => {
   beforeAll(() => {
     const imp = dsd(['import', join(ROOT, 'resources/sample/hippocampus')])
     expect(imp.status, imp.stderr).toBe(0)
-    const split = dsd(['split', 'hippocampus-sample', '--folds', '5', '--seed', '0', '--name', 'k5'])
+    const split = dsd(['split', 'hippocampus-sample', '--folds', '10', '--seed', '0', '--name', 'k10'])
     expect(split.status, split.stderr).toBe(0)
   })
 
@@ -79,7 +79,8 @@ describe('training runs survive SIGKILL', () => {
     const a = weights(straight)
     const b = weights(victim)
     expect([...b.keys()].sort()).toEqual([...a.keys()].sort())
-    for (const [k, v] of a) expect(Buffer.from(b.get(k)!.buffer).equals(Buffer.from(v.buffer)), k).toBe(true)
+    const bytes = (v: Float32Array) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)
+    for (const [k, v] of a) expect(bytes(b.get(k)!).equals(bytes(v)), k).toBe(true)
     const logA = readFileSync(join(workspace, 'runs', straight, 'log.jsonl'), 'utf8')
     const logB = readFileSync(join(workspace, 'runs', victim, 'log.jsonl'), 'utf8')
     expect(logB).toBe(logA)
