@@ -152,7 +152,7 @@ async function validate(model: DsdModel, cases: PreparedCase[], cfg: RunConfig, 
       { data: c.image, shape: [nz, ny, nx], channels: c.channels },
       cfg.model.patch,
       predictor,
-      { overlap: cfg.inference.overlap, blend: cfg.inference.blend, mirror: false, swBatch: 4 },
+      { overlap: cfg.inference.overlap, blend: cfg.inference.blend, mirror: false, swBatch: 4, output: 'logits' },
     )
     const pred = argmaxClasses(res.data, res.classes)
     diceByClass(pred, c.label!, numClasses).forEach((v, k) => {
@@ -326,7 +326,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
         weights: model.variables,
         optimizer: optimizer.exportState(),
         scheduler: scheduler.state(),
-        metadata: { runId, epoch, dataOrderPosition: 0, best, config: cfg },
+        metadata: { runId, epoch, dataOrderPosition: 0, best, config: cfg, model: model.config },
       })
       await mkdir(dirname(files.lastCheckpoint), { recursive: true })
       await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)

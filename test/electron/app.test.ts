@@ -25,13 +25,13 @@ describe.skipIf(!binary.path)('Electron app', () => {
       // Node is not reachable from the page; only the allow-listed bridge is.
       expect(await win.evaluate(() => typeof (globalThis as { require?: unknown }).require)).toBe('undefined')
       const info = await win.evaluate(async () => {
-        const dsd = (window as unknown as { dsd: { invoke(n: string, p: unknown): Promise<{ ok: boolean; value?: { transport: string } }> } }).dsd
+        const dsd = (globalThis as unknown as { dsd: { invoke(n: string, p: unknown): Promise<{ ok: boolean; value?: { transport: string } }> } }).dsd
         return dsd.invoke('app.info', {})
       })
       expect(info.ok).toBe(true)
       expect(info.value?.transport).toBe('electron')
       const refused = await win.evaluate(async () => {
-        const dsd = (window as unknown as { dsd: { invoke(n: string, p: unknown): Promise<{ ok: boolean; error?: { code: string } }> } }).dsd
+        const dsd = (globalThis as unknown as { dsd: { invoke(n: string, p: unknown): Promise<{ ok: boolean; error?: { code: string } }> } }).dsd
         return dsd.invoke('fs.readFile', { path: '/etc/passwd' })
       })
       expect(refused).toMatchObject({ ok: false, error: { code: 'UNKNOWN_COMMAND' } })
