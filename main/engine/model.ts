@@ -97,11 +97,11 @@ export const PRESETS: Record<Backbone, Record<string, Preset>> = {
       filters: [16, 32, 64, 128, 256],
     },
     small: {
-      description: 'CPU-friendly: filters 8-16-32-64-64, 32³, 1 in, 3 classes (hippocampus crops)',
+      description: 'CPU-friendly: filters 4-8-16-32-64, 32³, 1 in, 3 classes (hippocampus crops)',
       inChannels: 1,
       numClasses: 3,
       patch: 32,
-      filters: [8, 16, 32, 64, 64],
+      filters: [4, 8, 16, 32, 64],
     },
   },
   unetr: {
@@ -128,11 +128,11 @@ export const PRESETS: Record<Backbone, Record<string, Preset>> = {
       mlp: 3072,
     },
     small: {
-      description: 'CPU-friendly: F 8, ViT 96/4 layers/4 heads/384, 32³, 1 in, 3 classes',
+      description: 'CPU-friendly: F 4, ViT 96/4 layers/4 heads/384, 32³, 1 in, 3 classes',
       inChannels: 1,
       numClasses: 3,
       patch: 32,
-      featureSize: 8,
+      featureSize: 4,
       hidden: 96,
       layers: 4,
       heads: 4,
