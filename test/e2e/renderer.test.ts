@@ -196,7 +196,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
       await eventually(() => page.title()).toBe(`${p.heading} · DSD Studio`)
     }
     // Pages without backend commands say so instead of showing made-up data.
-    for (const name of ['training', 'review', 'export'] as const) {
+    for (const name of ['review', 'export'] as const) {
       await go(name)
       await eventually(() => page.getByTestId('coming-soon').isVisible()).toBe(true)
     }
@@ -381,10 +381,44 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await eventually(() => rows.count(), 30_000).toBeGreaterThan(0)
     expect(await rows.first().textContent()).toMatch(/5/)
     await shot('splits')
-    for (const name of ['training', 'review', 'export'] as const) {
+    for (const name of ['review', 'export'] as const) {
       await go(name)
       await shot(name)
     }
+  })
+
+  test('a training run starts from the UI, streams live progress and can be cancelled', async () => {
+    await go('training')
+    await eventually(() => page.getByTestId('run-split').textContent()).toMatch(/fold/)
+    await page.getByText('Advanced').click()
+    const setNumber = async (testId: string, value: string) => {
+      const input = page.getByTestId(testId)
+      await input.fill(value)
+      await input.blur()
+    }
+    await setNumber('run-epochs', '50')
+    await setNumber('run-patch', '16')
+    await setNumber('run-batch', '1')
+    await setNumber('run-steps', '2')
+    await setNumber('run-validate', '0') // no validation pass: cancel lands between steps
+    await page.getByTestId('run-start').click()
+    const row = page.locator('[data-testid^="run-row-"]')
+    await explain(eventually(() => row.count()).toBe(1), async () =>
+      (await page.locator('.n-notification').allTextContents()).join(' | '),
+    )
+    // run.step events reach the page: the live line shows steps, loss and an ETA.
+    const live = page.getByTestId('run-live')
+    await explain(
+      eventually(() => live.textContent(), 150_000).toMatch(/step \d+ \/ 2 · loss/),
+      async () => `${await row.textContent()} | ${await live.textContent()}`,
+    )
+    await shot('training')
+    await row.getByTestId('run-cancel').click()
+    await explain(
+      eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled'),
+      async () => `${await row.textContent()} | ${await live.textContent()}`,
+    )
+    expect(await row.getByTestId('run-start').textContent()).toContain('Resume')
   })
 
   test('the event socket reconnects after the server restarts', async () => {
