@@ -412,6 +412,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
       eventually(() => live.textContent(), 150_000).toMatch(/step \d+ \/ 2 · loss/),
       async () => `${await row.textContent()} | ${await live.textContent()}`,
     )
+    await page.getByTestId('page-heading').scrollIntoViewIfNeeded()
     await shot('training')
     await row.getByTestId('run-cancel').click()
     await explain(
