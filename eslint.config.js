@@ -17,6 +17,8 @@ export default tseslint.config(
       'dist/**',
       'release/**',
       'test/.tmp/**',
+      '.devcarry/**',
+      '**/.*.mts',
       'resources/**',
       'docs/**',
       '**/*.d.ts',
@@ -104,5 +106,9 @@ export default tseslint.config(
   {
     files: ['scripts/**/*.mjs', 'bin/**/*.mjs', '*.config.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { module: 'writable', require: 'readonly' } },
   },
 )

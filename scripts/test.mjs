@@ -55,7 +55,10 @@ function suite(project) {
   }
 }
 if (want('unit')) suite('unit')
-if (want('e2e')) built ? suite('e2e') : steps.push({ name: 'tests (e2e)', ok: false, seconds: 0 })
+if (want('e2e')) {
+  if (built) suite('e2e')
+  else steps.push({ name: 'tests (e2e): not run, the build failed', ok: false, seconds: 0 })
+}
 if (want('electron')) suite('electron')
 
 console.log('\n=== summary')

@@ -77,8 +77,8 @@ export class AdamW {
     let s = this.slots.get(name)
     if (!s) {
       s = {
-        m: tf.variable(tf.zeros([p.size]), false),
-        v: tf.variable(tf.zeros([p.size]), false),
+        m: tf.tidy(() => tf.variable(tf.zeros([p.size]), false)),
+        v: tf.tidy(() => tf.variable(tf.zeros([p.size]), false)),
       }
       this.slots.set(name, s)
     } else if (s.m.size !== p.size) {

@@ -221,9 +221,8 @@ export function createApp(options: AppOptions): App {
     tasks: runner,
     options,
     close: async () => {
-      if (queue) for (const id of [queue.running, ...queue.queued]) if (id) queue.cancel(id)
+      await queue?.close()
       await runner.idle()
-      await queue?.idle()
     },
   }
 }

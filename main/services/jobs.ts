@@ -20,11 +20,13 @@ interface Active {
   runId: string
   control: Int32Array
   done: Promise<RunState>
+  worker?: import('node:worker_threads').Worker
 }
 
 export class JobQueue extends EventEmitter<JobEvents> {
   private readonly queue: { runId: string; resolve: (s: RunState) => void; reject: (e: unknown) => void }[] = []
   private active: Active | null = null
+  private closing = false
 
   constructor(private readonly workspace: string) {
     super()
@@ -81,6 +83,20 @@ export class JobQueue extends EventEmitter<JobEvents> {
     return true
   }
 
+  /**
+   * Shut down: cancel everything; a worker that has not stopped after `graceMs` is
+   * terminated (its last checkpoint is complete on disk; `resume` continues from it).
+   */
+  async close(graceMs = 5000): Promise<void> {
+    this.closing = true
+    for (const id of [...this.queued, this.running]) if (id) this.cancel(id)
+    const active = this.active
+    if (!active) return
+    const timer = setTimeout(() => void active.worker?.terminate(), graceMs)
+    await active.done.catch(() => undefined)
+    clearTimeout(timer)
+  }
+
   /** Wait for everything queued and running. */
   async idle(): Promise<void> {
     while (this.active || this.queue.length) {
@@ -94,8 +110,9 @@ export class JobQueue extends EventEmitter<JobEvents> {
     const job = this.queue.shift()!
     const sab = new SharedArrayBuffer(4)
     const control = new Int32Array(sab)
+    this.active = { runId: job.runId, control, done: Promise.resolve(null as unknown as RunState) }
     const done = this.execute(job.runId, sab)
-    this.active = { runId: job.runId, control, done }
+    this.active.done = done
     try {
       job.resolve(await done)
     } catch (err) {
@@ -110,6 +127,7 @@ export class JobQueue extends EventEmitter<JobEvents> {
     return new Promise<RunState>((resolve) => {
       const data: TrainWorkerData = { workspace: this.workspace, runId, control }
       const worker = spawnWorker('train-worker', { workerData: data })
+      if (this.active?.runId === runId) this.active.worker = worker
       let final: RunState | null = null
       let lastState: RunState | null = null
       worker.on('message', (msg: WorkerMessage) => {
@@ -142,12 +160,12 @@ export class JobQueue extends EventEmitter<JobEvents> {
     }
     const epoch = state?.epoch ?? 0
     const next: RunState = {
-      status: 'failed',
+      status: this.closing ? 'cancelled' : 'failed',
       epoch,
       epochs: state?.epochs ?? 0,
       bestEpoch: state?.bestEpoch ?? null,
       bestMeanDice: state?.bestMeanDice ?? null,
-      message: `${why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
+      message: `${this.closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
       updatedAt: new Date().toISOString(),
     }
     await writeRunState(this.workspace, runId, next).catch(() => undefined)

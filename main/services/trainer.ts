@@ -141,7 +141,12 @@ function makeBatch(sampler: CropSampler, cfg: RunConfig, rng: Prng, channels: nu
 }
 
 /** Mean per-class validation Dice over the validation cases (sliding window, argmax). */
-async function validate(model: DsdModel, cases: PreparedCase[], cfg: RunConfig, numClasses: number, onCase: (done: number) => void) {
+async function validate(model: DsdModel, cases: PreparedCase[], cfg: RunConfig, numClasses: number, control: Int32Array, onCase: (done: number) => void) {
+  // Cancel is honoured between windows too: validation of a large case can take minutes.
+  const abort = new AbortController()
+  const checkCancel = () => {
+    if (Atomics.load(control, 0) === CONTROL.cancel) abort.abort(new DsdError('CANCELLED', 'cancelled by the user', {}))
+  }
   const sums = new Float64Array(numClasses)
   const counts = new Float64Array(numClasses)
   const predictor = (x: tf.Tensor5D) => model.forward(x, { training: false }).Y
@@ -152,7 +157,7 @@ async function validate(model: DsdModel, cases: PreparedCase[], cfg: RunConfig, 
       { data: c.image, shape: [nz, ny, nx], channels: c.channels },
       cfg.model.patch,
       predictor,
-      { overlap: cfg.inference.overlap, blend: cfg.inference.blend, mirror: false, swBatch: 4, output: 'logits' },
+      { overlap: cfg.inference.overlap, blend: cfg.inference.blend, mirror: false, swBatch: 4, output: 'logits', signal: abort.signal, onProgress: checkCancel },
     )
     const pred = argmaxClasses(res.data, res.classes)
     diceByClass(pred, c.label!, numClasses).forEach((v, k) => {
@@ -263,7 +268,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       starts: [...((manifest?.starts as unknown[]) ?? []), start],
     })
     post({ type: 'started', backend, resumedFrom: startEpoch })
-    await setState({ status: 'running', epoch: startEpoch, epochs: cfg.epochs, message: startEpoch ? `resumed from epoch ${startEpoch}` : 'running' })
+    post({ type: 'state', state: await setState({ status: 'running', epoch: startEpoch, epochs: cfg.epochs, message: startEpoch ? `resumed from epoch ${startEpoch}` : 'running' }) })
 
     const weights = cfg.variant === 'custom' ? cfg.loss : { ...ablation(cfg.variant), temperature: cfg.loss.temperature }
     const patchXYZ: Vec3 = [cfg.model.patch[2], cfg.model.patch[1], cfg.model.patch[0]]
@@ -313,7 +318,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       scheduler.stepEpoch(optimizer)
       const entry: EpochLog = { epoch, lr, loss: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / steps])), steps }
       if (cfg.validateEvery > 0 && data.val.length > 0 && (epoch % cfg.validateEvery === 0 || epoch === cfg.epochs)) {
-        const v = await validate(model, data.val, cfg, data.numClasses, (done) => post({ type: 'validation', epoch, done, total: data.val.length }))
+        const v = await validate(model, data.val, cfg, data.numClasses, control, (done) => post({ type: 'validation', epoch, done, total: data.val.length }))
         entry.valDice = v.perClass
         entry.valMeanDice = v.mean
       }
