@@ -130,6 +130,8 @@ app.whenReady().then(() => {
     }
     return dsd.bridge.invoke(name, payload)
   })
+  // First start: the bundled sample dataset, so there is something to explore.
+  void import('../main/services/sample').then(({ ensureSampleDataset }) => ensureSampleDataset(workspace)).catch(() => undefined)
   createWindow()
   app.on('activate', () => {
     if (BrowserWindow.getAllWindows().length === 0) createWindow()

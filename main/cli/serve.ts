@@ -6,10 +6,11 @@ import { projectRoot } from '../version'
 import { CliError, intOption, parse } from './args'
 
 export const summary = 'Browser mode: serve the app on 127.0.0.1 with a session token'
-export const usage = `Usage: dsd serve [--port N] [--open] [--workspace DIR]
+export const usage = `Usage: dsd serve [--port N] [--open] [--workspace DIR] [--sample]
 
 Starts the HTTP + WebSocket bridge on 127.0.0.1 (port 0 = any free port; default 5174) and
-prints the full URL with its session token. Every request needs the token. Ctrl+C stops it.`
+prints the full URL with its session token. Every request needs the token. Ctrl+C stops it.
+--sample imports the bundled 40-case hippocampus sample into the workspace on first start.`
 
 const ROOT = projectRoot()
 
@@ -21,6 +22,7 @@ export async function run(args: string[]): Promise<number> {
       open: { type: 'boolean' },
       workspace: { type: 'string' },
       'static-dir': { type: 'string' },
+      sample: { type: 'boolean' },
     },
     false,
   )
@@ -32,7 +34,13 @@ export async function run(args: string[]): Promise<number> {
       `dsd serve: the renderer is not built (${staticDir}/index.html is missing); run \`npm run build\` first.`,
     )
   }
-  const server = await startServer({ port, staticDir, workspace: workspaceRoot(values.workspace) })
+  const workspace = workspaceRoot(values.workspace)
+  if (values.sample) {
+    const { ensureSampleDataset } = await import('../services/sample')
+    const sample = await ensureSampleDataset(workspace)
+    if (sample?.imported) console.log(`Imported the bundled sample dataset as "${sample.datasetId}" into ${workspace}.`)
+  }
+  const server = await startServer({ port, staticDir, workspace })
   console.log(`DSD Studio is running in browser mode. Open this URL (it holds the session token):`)
   console.log(server.url)
   if (values.open) openBrowser(server.url)
