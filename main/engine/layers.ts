@@ -250,10 +250,10 @@ export class UnetResBlock {
 
   apply(p: ParamLookup, x: T5): T5 {
     return tf.tidy(() => {
-      let h = ops.leakyRelu(ops.instanceNorm(this.conv1.apply(p, x)), this.slope)
+      let h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
       h = ops.instanceNorm(this.conv2.apply(p, h))
       const res = this.conv3 ? ops.instanceNorm(this.conv3.apply(p, x)) : x
-      return ops.leakyRelu(ops.add(h, res), this.slope)
+      return ops.addLeakyRelu(h, res, this.slope)
     })
   }
 }
@@ -284,8 +284,8 @@ export class UnetBasicBlock {
 
   apply(p: ParamLookup, x: T5): T5 {
     return tf.tidy(() => {
-      const h = ops.leakyRelu(ops.instanceNorm(this.conv1.apply(p, x)), this.slope)
-      return ops.leakyRelu(ops.instanceNorm(this.conv2.apply(p, h)), this.slope)
+      const h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
+      return ops.instanceNormLeakyRelu(this.conv2.apply(p, h), this.slope)
     })
   }
 }

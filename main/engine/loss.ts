@@ -15,6 +15,8 @@
  */
 import { DsdError } from '../errors'
 import { tf } from './tf'
+import { useFused } from './kernels/dispatch'
+import { diceCEFused, klDistillFused, labelArray } from './kernels/loss'
 
 /** The nine logit outputs of a DSD training forward pass (spec §1). */
 export type DsdOutputName = 'Y' | 'D4' | 'D3' | 'D2' | 'D1' | 'E1' | 'E2' | 'E3' | 'E4'
@@ -159,6 +161,16 @@ export function diceCE(logits: tf.Tensor, target: tf.Tensor2D): tf.Scalar {
  * Gradients flow into both arguments.
  */
 export function klDistill(student: tf.Tensor, teacher: tf.Tensor, temperature: number): tf.Scalar {
+  if (useFused()) return klDistillFused(student, teacher, temperature)
+  return klDistillTf(student, teacher, temperature)
+}
+
+/** {@link klDistill} as a chain of tf ops (the WebGPU path and the tests' reference). */
+export function klDistillTf(
+  student: tf.Tensor,
+  teacher: tf.Tensor,
+  temperature: number,
+): tf.Scalar {
   const k = teacher.shape[teacher.rank - 1]!
   const invT = tf.scalar(1 / temperature)
   const logPt = tf.logSoftmax(tf.mul(tf.reshape(teacher, [-1, k]), invT), -1)
@@ -223,19 +235,24 @@ export function dsdLoss(
     return t
   }
 
-  const target = oneHotFloat(labels, k)
+  // CPU/WASM: fused Dice-CE on the integer labels; elsewhere a float one-hot target
+  const fused = useFused()
+  const labelInts = fused ? labelArray(labels) : null
+  const target = fused ? null : oneHotFloat(labels, k)
+  const dce = (t: tf.Tensor): tf.Scalar =>
+    labelInts ? diceCEFused(t, labelInts) : diceCE(t, target!)
   const terms: Partial<Record<TermName, tf.Scalar>> = {}
   const weighted: tf.Scalar[] = []
   const want = (w: number) => w !== 0 || allTerms
 
-  terms.dce_Y = diceCE(Y, target)
+  terms.dce_Y = dce(Y)
   weighted.push(terms.dce_Y)
 
   if (want(eta)) {
     for (const name of ['D4', 'D3', 'D2', 'D1'] as const) {
       const t = eta !== 0 ? get(name, 'η > 0') : outputs[name]
       if (!t) continue
-      const term = diceCE(t, target)
+      const term = dce(t)
       terms[`dce_${name}`] = term
       if (eta !== 0) weighted.push(eta === 1 ? term : tf.mul(term, tf.scalar(eta)))
     }

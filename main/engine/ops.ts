@@ -10,6 +10,10 @@
  * matrix multiply (+ a depth-to-space with rank-4 transposes for the 2×2×2 stride-2 case).
  */
 import { tf } from './tf'
+import { useFused } from './kernels/dispatch'
+import { addRowVectorFused } from './kernels/bias'
+import { conv3dFused } from './kernels/conv3d'
+import { addLeakyReluFused, instanceNormActFused, leakyReluFused } from './kernels/norm'
 
 type T = tf.Tensor
 type T5 = tf.Tensor5D
@@ -53,6 +57,7 @@ export function sumRows(x2: tf.Tensor2D): tf.Tensor1D {
  * (TF.js's own broadcast gradient reduces over axis 0 of the 2-D tensor: see above).
  */
 export function addRowVector(x2: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor2D {
+  if (useFused()) return addRowVectorFused(x2, b)
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [xa, ba] = args as [tf.Tensor2D, tf.Tensor1D]
     return {
@@ -256,6 +261,26 @@ export function conv3d(
   pad: Conv3dPad = 'same',
 ): T5 {
   const st = triple(stride)
+  if (useFused() && tf.getBackend() === 'wasm') {
+    const p3: Pad3 =
+      typeof pad === 'number'
+        ? [
+            [pad, pad],
+            [pad, pad],
+            [pad, pad],
+          ]
+        : pad === 'same'
+          ? samePads(x, filter, st)
+          : [
+              [0, 0],
+              [0, 0],
+              [0, 0],
+            ]
+    const front = p3.map((q) => q[0]) as [number, number, number]
+    const back = p3.map((q) => q[1]) as [number, number, number]
+    const y = conv3dFused(x, filter, st, [front, back])
+    return bias ? addBias(y, bias) : y
+  }
   if (needsForwardGrads()) {
     const pads = typeof pad === 'number' ? pad : pad === 'same' ? samePads(x, filter, st) : 0
     const y = conv3dValidForwardGrads(pad3d(x, pads), filter, st)
@@ -349,6 +374,12 @@ export function pointwise(x: T5, filter: T, bias?: tf.Tensor1D | null): T5 {
  * affine parameters and with the biased variance (PyTorch `InstanceNorm3d`, affine=False).
  */
 export function instanceNorm(x: T5, eps = 1e-5): T5 {
+  if (useFused()) return instanceNormActFused(x, eps, null)
+  return instanceNormTf(x, eps)
+}
+
+/** {@link instanceNorm} as a chain of tf ops (the WebGPU path and the tests' reference). */
+export function instanceNormTf(x: T5, eps = 1e-5): T5 {
   const [b, d, h, w, c] = x.shape
   const x3 = tf.reshape(x, [b, d * h * w, c])
   const mean = tf.mean(x3, 1, true)
@@ -360,7 +391,23 @@ export function instanceNorm(x: T5, eps = 1e-5): T5 {
 
 /** LeakyReLU (PyTorch default slope 0.01), on the flat view so its gradient runs on WebGPU. */
 export function leakyRelu<R extends T>(x: R, alpha = 0.01): R {
+  if (useFused()) return leakyReluFused(x, alpha)
   return onFlat(x, (x2) => tf.leakyRelu(x2, alpha)) as R
+}
+
+/** `leakyRelu(instanceNorm(x))`, fused into one kernel on the CPU/WASM backends. */
+export function instanceNormLeakyRelu(x: T5, alpha = 0.01, eps = 1e-5): T5 {
+  if (useFused()) return instanceNormActFused(x, eps, alpha)
+  return leakyRelu(instanceNormTf(x, eps), alpha)
+}
+
+/** `leakyRelu(a + b)` (residual join), fused on the CPU/WASM backends. */
+export function addLeakyRelu<R extends T>(a: R, b: T, alpha = 0.01): R {
+  if (a.shape.join() !== b.shape.join()) {
+    throw new Error(`ops.addLeakyRelu: shapes differ: [${a.shape}] vs [${b.shape}]`)
+  }
+  if (useFused()) return addLeakyReluFused(a, b, alpha)
+  return leakyRelu(add(a, b), alpha)
 }
 
 /** ReLU on the flat view. */
