@@ -55,6 +55,18 @@ export const AppInfo = z.object({
 export type AppInfo = z.infer<typeof AppInfo>
 
 export const TaskRef = z.object({ taskId: z.string() })
+
+export const TaskInfo = z.object({
+  taskId: z.string(),
+  kind: z.string(),
+  status: z.enum(['running', 'done', 'failed', 'cancelled']),
+  done: z.number(),
+  total: z.number(),
+  message: z.string(),
+  result: z.unknown().optional(),
+  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }).optional(),
+})
+export type TaskInfo = z.infer<typeof TaskInfo>
 export type TaskRef = z.infer<typeof TaskRef>
 
 export const DatasetSummary = z.object({
@@ -220,6 +232,11 @@ export const commands = {
   'runs.control': {
     request: z.object({ runId: id, action: z.enum(['pause', 'continue', 'cancel', 'start']) }).strict(),
     response: z.object({ accepted: z.boolean() }),
+  },
+  /** Running and recently finished tasks (so a reloaded page or a reconnected socket catches up). */
+  'tasks.list': {
+    request: z.object({}).strict(),
+    response: z.object({ tasks: z.array(TaskInfo) }),
   },
   'tasks.cancel': {
     request: TaskRef.strict(),

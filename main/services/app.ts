@@ -212,6 +212,7 @@ export function createApp(options: AppOptions): App {
       const accepted = action === 'pause' ? q.pause(runId) : action === 'continue' ? q.resume(runId) : q.cancel(runId)
       return { accepted }
     },
+    'tasks.list': async () => ({ tasks: runner.list() }),
     'tasks.cancel': async ({ taskId }) => ({ cancelled: runner.cancel(taskId) }),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })

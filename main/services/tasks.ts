@@ -4,6 +4,7 @@
  * can be cancelled through its AbortSignal.
  */
 import { randomUUID } from 'node:crypto'
+import type { TaskInfo } from '../contract'
 import { toErrorShape } from '../errors'
 import type { Bridge } from './bridge'
 
@@ -14,6 +15,8 @@ export interface TaskContext {
 
 export class TaskRunner {
   private readonly running = new Map<string, { controller: AbortController; done: Promise<void> }>()
+  /** Every task's latest status; finished ones are kept (the newest 50) for late listeners. */
+  private readonly infos = new Map<string, TaskInfo>()
 
   constructor(private readonly bridge: Bridge) {}
 
@@ -21,10 +24,13 @@ export class TaskRunner {
     const taskId = randomUUID()
     const controller = new AbortController()
     let last = 0
+    const info: TaskInfo = { taskId, kind, status: 'running', done: 0, total: 0, message: '' }
+    this.infos.set(taskId, info)
     const ctx: TaskContext = {
       signal: controller.signal,
       progress: (done, total, message = '') => {
         // At most ~20 events a second, but always the last one.
+        Object.assign(info, { done, total, message })
         const now = Date.now()
         if (done < total && now - last < 50) return
         last = now
@@ -36,6 +42,7 @@ export class TaskRunner {
       await new Promise((r) => setImmediate(r))
       try {
         const result = await work(ctx)
+        Object.assign(info, { status: 'done', result: result ?? null })
         this.bridge.emit('task.finished', {
           taskId,
           kind,
@@ -45,6 +52,7 @@ export class TaskRunner {
         })
       } catch (err) {
         const cancelled = controller.signal.aborted
+        Object.assign(info, { status: cancelled ? 'cancelled' : 'failed', error: toErrorShape(err) })
         this.bridge.emit('task.finished', {
           taskId,
           kind,
@@ -54,10 +62,17 @@ export class TaskRunner {
         })
       } finally {
         this.running.delete(taskId)
+        const finished = [...this.infos.values()].filter((t) => t.status !== 'running')
+        for (const old of finished.slice(0, Math.max(0, finished.length - 50))) this.infos.delete(old.taskId)
       }
     })()
     this.running.set(taskId, { controller, done })
     return taskId
+  }
+
+  /** Running and recently finished tasks, oldest first. */
+  list(): TaskInfo[] {
+    return [...this.infos.values()].map((t) => ({ ...t }))
   }
 
   cancel(taskId: string): boolean {
