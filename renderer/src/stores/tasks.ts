@@ -70,7 +70,10 @@ export const useTaskStore = defineStore('tasks', () => {
     task.message = p.message
   })
 
-  api.on('task.finished', (p) => {
+  api.on('task.finished', (p) => settle(p))
+
+  /** Apply a task's end (from the event, or from `tasks.list` after a missed event). */
+  function settle(p: TaskFinished): void {
     const task = ensure(p.taskId, p.kind)
     task.status = p.cancelled ? 'cancelled' : p.ok ? 'succeeded' : 'failed'
     task.cancelling = false
@@ -82,6 +85,33 @@ export const useTaskStore = defineStore('tasks', () => {
     for (const resolve of waiters.get(p.taskId) ?? []) resolve(p)
     waiters.delete(p.taskId)
     prune()
+  }
+
+  /**
+   * Catch up with the main side: events sent while the socket was down (or before a reload)
+   * are lost, so the task list is re-read whenever the connection (re)opens.
+   */
+  async function sync(): Promise<void> {
+    const { tasks: remote } = await api.invoke('tasks.list', {})
+    for (const t of remote) {
+      const known = find(t.taskId)
+      if (t.status === 'running') {
+        const task = ensure(t.taskId, t.kind)
+        Object.assign(task, { done: t.done, total: t.total, message: t.message })
+      } else if (known && known.status === 'running') {
+        settle({
+          taskId: t.taskId,
+          kind: t.kind,
+          ok: t.status === 'done',
+          cancelled: t.status === 'cancelled',
+          result: t.result,
+          error: t.error,
+        })
+      }
+    }
+  }
+  api.onConnectionChange((state) => {
+    if (state === 'open') sync().catch(() => {})
   })
 
   /** Names a task this window started and resolves when it ends (never rejects). */
