@@ -2,7 +2,7 @@
 # Installs the Debian packages the tests need: Chromium (browser end-to-end tests), Mesa's
 # Vulkan driver from bookworm-backports with libvulkan1 (software WebGPU through Dawn:
 # Debian 12's own Mesa 22.3 lavapipe is rejected by Dawn), and reference tools for
-# cross-checking files (nibabel, dcmtk).
+# cross-checking files (nibabel; ITK through plastimatch; dcmtk).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -15,5 +15,5 @@ if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.
     > /etc/apt/sources.list.d/backports.sources
 fi
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core python3-nibabel python3-numpy dcmtk >/dev/null
+apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core python3-nibabel python3-numpy dcmtk plastimatch >/dev/null
 apt-get install -y -qq --no-install-recommends -t bookworm-backports mesa-vulkan-drivers libvulkan1 >/dev/null
