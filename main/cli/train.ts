@@ -24,7 +24,7 @@ export const usage = `Usage: dsd train --dataset ID [options]
   --step-size N --gamma X StepLR per epoch (default epochs/6, 0.5)
   --temperature X         KL temperature τ (default 3)
   --seed N                (default 100)            --backend auto|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu
-  --validate-every N      sliding-window validation every N epochs (default 1; 0 = only at the end)
+  --validate-every N      sliding-window validation every N epochs and at the last one (default 1; 0 = never)
   --overlap X             sliding-window overlap (default 0.25)
   --preprocess mri|mmwhs|brats   (default mri)     --augment mmwhs|brats|none (default mmwhs)
   --name PREFIX           run-id prefix             --workspace DIR
@@ -55,11 +55,13 @@ function num(name: string, v: string | undefined, fallback: number): number {
 /** Print worker progress to stderr (steps at most every 2 s). */
 export function progressPrinter(): (runId: string, m: WorkerMessage) => void {
   let last = 0
+  // DSD_PROGRESS_INTERVAL_MS: minimum time between step lines (default 2000; 0 = every step).
+  const interval = Number(process.env.DSD_PROGRESS_INTERVAL_MS ?? 2000)
   return (runId, m) => {
     const now = Date.now()
     if (m.type === 'started') {
       console.error(`[${runId}] backend ${m.backend.name}${m.backend.device ? ` (${m.backend.device})` : ''} — ${m.backend.reason}${m.resumedFrom ? `; resuming after epoch ${m.resumedFrom}` : ''}`)
-    } else if (m.type === 'step' && (now - last > 2000 || m.step === m.steps)) {
+    } else if (m.type === 'step' && (now - last >= interval || m.step === m.steps)) {
       last = now
       const eta = m.etaSeconds > 90 ? `${Math.round(m.etaSeconds / 60)} min` : `${Math.round(m.etaSeconds)} s`
       const total = Object.entries(m.loss).find(([k]) => k === 'total')?.[1]

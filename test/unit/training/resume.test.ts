@@ -51,7 +51,7 @@ describe('training runs survive SIGKILL', () => {
 
     // The same run again, killed once epoch 1 is checkpointed and epoch 2 has taken a step.
     const child = spawn(process.execPath, [join(ROOT, 'bin/dsd.mjs'), 'train', ...TRAIN, '--name', 'killed', '--workspace', workspace], {
-      env: { ...process.env, DSD_BACKEND: 'cpu' },
+      env: { ...process.env, DSD_BACKEND: 'cpu', DSD_PROGRESS_INTERVAL_MS: '0' },
       stdio: ['ignore', 'ignore', 'pipe'],
     })
     let stderr = ''
@@ -94,7 +94,7 @@ describe('training runs survive SIGKILL', () => {
     const manifest = JSON.parse(readFileSync(join(workspace, 'runs', victim, 'manifest.json'), 'utf8'))
     expect(manifest.starts.map((s: { fromEpoch: number }) => s.fromEpoch)).toEqual([0, 1])
     expect(manifest.starts[0].backend).toBe('cpu')
-    expect(manifest.dataset.hash).toMatch(/^[0-9a-f]{16,}$/)
+    expect(manifest.dataset.hash).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(manifest.split.hash).toBeTruthy()
     expect(manifest.app.version).toBeTruthy()
     expect(existsSync(join(workspace, 'runs', victim, 'checkpoints', 'best.ckpt'))).toBe(true)
