@@ -1,0 +1,91 @@
+/**
+ * The job queue with real worker threads: a worker that dies mid-run (terminated from outside,
+ * as a crash or the OS would) leaves a clear failed state naming the intact checkpoint, and
+ * pause / continue / cancel reach a running worker through the shared control word.
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { createDatasetService } from '../../../main/services/datasets'
+import { JobQueue } from '../../../main/services/jobs'
+import { readRunState } from '../../../main/services/runs'
+import { createRuns, RUN_DEFAULTS } from '../../../main/services/training'
+import type { WorkerMessage } from '../../../main/workers/protocol'
+import { ROOT, tmpDir } from '../../helpers/shared'
+
+const workspace = tmpDir('jobs-ws')
+
+async function makeRun(name: string, epochs: number): Promise<string> {
+  const [cfg] = await createRuns(workspace, {
+    ...RUN_DEFAULTS,
+    datasetId: 'hippocampus-sample',
+    split: 'k10',
+    folds: [0],
+    variants: ['Basic'],
+    name,
+    model: { backbone: 'dynunet', preset: 'small', patch: [16, 16, 16], filters: [4, 4, 8, 8, 8] },
+    loss: { ...RUN_DEFAULTS.loss },
+    optimizer: { ...RUN_DEFAULTS.optimizer },
+    inference: { ...RUN_DEFAULTS.inference },
+    epochs,
+    stepsPerEpoch: 2,
+    schedule: { stepSize: 1, gamma: 0.5 },
+    backend: 'cpu',
+    validateEvery: 0,
+  })
+  return cfg.id
+}
+
+function waitFor(queue: JobQueue, pred: (m: WorkerMessage) => boolean): Promise<WorkerMessage> {
+  return new Promise((resolve) => {
+    const on = (_id: string, m: WorkerMessage) => {
+      if (pred(m)) {
+        queue.off('message', on)
+        resolve(m)
+      }
+    }
+    queue.on('message', on)
+  })
+}
+
+describe('job queue and training workers', () => {
+  beforeAll(async () => {
+    const datasets = createDatasetService(workspace)
+    await datasets.importDataset(join(ROOT, 'resources/sample/hippocampus'))
+    await datasets.createSplit('hippocampus-sample', { folds: 10, seed: 0, name: 'k10' })
+  })
+
+  it('a worker that dies mid-run ends the run as failed, naming the intact checkpoint', { timeout: 600_000 }, async () => {
+    const id = await makeRun('dies', 5)
+    const queue = new JobQueue(workspace)
+    const done = queue.enqueue(id)
+    // Let epoch 1 be checkpointed, then kill the worker during epoch 2.
+    await waitFor(queue, (m) => m.type === 'step' && m.epoch === 2)
+    const worker = (queue as unknown as { active: { worker: { terminate(): Promise<number> } } }).active.worker
+    await worker.terminate()
+    const state = await done
+    expect(state.status).toBe('failed')
+    expect(state.epoch).toBe(1)
+    expect(state.message).toMatch(/worker exited unexpectedly/)
+    expect(state.message).toMatch(/epoch 1.*dsd resume dies-Basic-fold0/)
+    expect(await readRunState(workspace, id)).toMatchObject({ status: 'failed', epoch: 1 })
+    expect(existsSync(join(workspace, 'runs', id, 'checkpoints', 'last.ckpt'))).toBe(true)
+  })
+
+  it('pauses, continues and cancels a running worker', { timeout: 600_000 }, async () => {
+    const id = await makeRun('control', 50)
+    const queue = new JobQueue(workspace)
+    const done = queue.enqueue(id)
+    await waitFor(queue, (m) => m.type === 'step')
+    expect(queue.pause(id)).toBe(true)
+    const paused = await waitFor(queue, (m) => m.type === 'state' && m.state.status === 'paused')
+    expect(paused.type === 'state' && paused.state.message).toMatch(/paused in epoch/)
+    expect((await readRunState(workspace, id)).status).toBe('paused')
+    expect(queue.resume(id)).toBe(true)
+    await waitFor(queue, (m) => m.type === 'state' && m.state.status === 'running')
+    expect(queue.cancel(id)).toBe(true)
+    const state = await done
+    expect(state.status).toBe('cancelled')
+    expect(state.epoch).toBeLessThan(50)
+  })
+})
