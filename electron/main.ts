@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { DATA_SCHEME, IPC_EVENT_CHANNEL, IPC_INVOKE_CHANNEL } from '../main/contract'
+import { contentSecurityPolicy } from '../main/server/csp'
 import { resolveInside } from '../main/server/safe-path'
 import { createApp } from '../main/services/app'
 import { workspaceRoot } from '../main/services/workspace-root'
@@ -15,19 +16,7 @@ import { projectRoot } from '../main/version'
 
 const APP_SCHEME = 'dsd-app'
 const APP_ORIGIN = `${APP_SCHEME}://app`
-const CSP = [
-  "default-src 'self'",
-  "script-src 'self' 'wasm-unsafe-eval'",
-  "style-src 'self' 'unsafe-inline'",
-  `img-src 'self' data: blob: ${DATA_SCHEME}:`,
-  `connect-src 'self' ${DATA_SCHEME}:`,
-  "font-src 'self' data:",
-  "worker-src 'self' blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "frame-ancestors 'none'",
-  "form-action 'none'",
-].join('; ')
+const CSP = contentSecurityPolicy({ img: [`${DATA_SCHEME}:`], connect: [`${DATA_SCHEME}:`] })
 
 protocol.registerSchemesAsPrivileged([
   {

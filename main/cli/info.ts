@@ -1,7 +1,6 @@
-import { appVersion } from '../version'
-import { backendInfo } from '../services/app'
-import { parse, printJson } from './args'
+import { appInfo } from '../services/app'
 import { workspaceRoot } from '../services/workspace-root'
+import { parse, printJson } from './args'
 
 export const summary = 'Versions, compute backends (available, chosen, and why), workspace path'
 export const usage = `Usage: dsd info [--json]
@@ -12,48 +11,21 @@ workspace folder.`
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parse(args, { json: { type: 'boolean' } }, false)
-  const { backend, backends } = await backendInfo()
-  const info = {
-    name: 'DSD Studio',
-    version: appVersion(),
-    versions: {
-      node: process.versions.node,
-      v8: process.versions.v8,
-      electron: (process.versions as Record<string, string | undefined>).electron ?? null,
-      tfjs: backends.length ? await tfjsCoreVersion() : null,
-    },
-    platform: process.platform,
-    arch: process.arch,
-    workspace: workspaceRoot(),
-    backend,
-    backends,
-  }
+  const info = await appInfo('in-process', workspaceRoot())
   if (values.json) {
     printJson(info)
     return 0
   }
+  const { backend, backends } = info
   const lines = [
     `DSD Studio ${info.version} — Node ${info.versions.node}, ${info.platform}/${info.arch}`,
-    `TensorFlow.js ${info.versions.tfjs ?? 'not loaded'}`,
+    `TensorFlow.js ${info.versions.tfjs ?? 'not installed'}`,
     `workspace: ${info.workspace}`,
     `backend:   ${backend.name ?? 'none'}${backend.device ? ` (${backend.device})` : ''} — ${backend.reason}`,
     '',
     'backend ladder:',
-    ...backends.map(
-      (b) => `  ${b.available ? '✓' : '✗'} ${b.name.padEnd(14)} ${b.reason}`,
-    ),
+    ...backends.map((b) => `  ${b.available ? '✓' : '✗'} ${b.name.padEnd(14)} ${b.reason}`),
   ]
   console.log(lines.join('\n'))
   return 0
-}
-
-async function tfjsCoreVersion(): Promise<string | null> {
-  const { createRequire } = await import('node:module')
-  const { readFileSync } = await import('node:fs')
-  try {
-    const path = createRequire(import.meta.url).resolve('@tensorflow/tfjs-core/package.json')
-    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version
-  } catch {
-    return null
-  }
 }

@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net'
 import { extname, join } from 'node:path'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createApp, type App } from '../services/app'
+import { contentSecurityPolicy } from './csp'
 import { resolveInside } from './safe-path'
 
 export interface ServerOptions {
@@ -59,19 +60,7 @@ const MIME: Record<string, string> = {
 }
 
 function csp(port: number): string {
-  return [
-    "default-src 'self'",
-    "script-src 'self' 'wasm-unsafe-eval'",
-    "style-src 'self' 'unsafe-inline'",
-    "img-src 'self' data: blob:",
-    "font-src 'self' data:",
-    `connect-src 'self' ws://127.0.0.1:${port} ws://localhost:${port}`,
-    "worker-src 'self' blob:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "frame-ancestors 'none'",
-    "form-action 'none'",
-  ].join('; ')
+  return contentSecurityPolicy({ connect: [`ws://127.0.0.1:${port}`, `ws://localhost:${port}`] })
 }
 
 function tokenFrom(req: IncomingMessage, url: URL): string | undefined {

@@ -59,6 +59,27 @@ async function tfjsVersion(): Promise<string | null> {
   }
 }
 
+/** What `app.info` and `dsd info` report: versions, backend in use and why, the ladder. */
+export async function appInfo(transport: AppInfo['transport'], workspace: string): Promise<AppInfo> {
+  const versions = process.versions as NodeJS.ProcessVersions & { electron?: string; chrome?: string }
+  return {
+    name: 'DSD Studio',
+    version: appVersion(),
+    transport,
+    platform,
+    arch,
+    versions: {
+      node: versions.node,
+      v8: versions.v8,
+      electron: versions.electron ?? null,
+      chrome: versions.chrome ?? null,
+      tfjs: await tfjsVersion(),
+    },
+    workspace,
+    ...(await backendInfo()),
+  }
+}
+
 /** The contract's summary of a run. */
 async function runSummary(workspace: string, runId: string) {
   const { readRunConfig, readRunState } = await import('./runs')
@@ -111,28 +132,7 @@ export function createApp(options: AppOptions): App {
     q.enqueue(runId).catch(() => undefined)
   }
   const handlers: Handlers = {
-    'app.info': async () => {
-      const versions = process.versions as NodeJS.ProcessVersions & {
-        electron?: string
-        chrome?: string
-      }
-      return {
-        name: 'DSD Studio',
-        version: appVersion(),
-        transport: options.transport,
-        platform,
-        arch,
-        versions: {
-          node: versions.node,
-          v8: versions.v8,
-          electron: versions.electron ?? null,
-          chrome: versions.chrome ?? null,
-          tfjs: await tfjsVersion(),
-        },
-        workspace: options.workspace,
-        ...(await backendInfo()),
-      }
-    },
+    'app.info': () => appInfo(options.transport, options.workspace),
     'app.ping': async ({ message }) => {
       setImmediate(() => bridge.emit('app.pong', { message }))
       return { message, receivedAt: new Date().toISOString() }
