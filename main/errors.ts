@@ -30,3 +30,8 @@ export function toErrorShape(err: unknown): ErrorShape {
   }
   return { code: 'INTERNAL', message: String(err), details: {} }
 }
+
+/** Error codes that mean "no room to write": a full disk, a quota or a file-size limit. */
+export function isNoSpace(code: unknown): boolean {
+  return code === 'ENOSPC' || code === 'EDQUOT' || code === 'EFBIG'
+}

@@ -28,7 +28,7 @@ import {
   writeSync,
 } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { DsdError } from '../errors'
+import { DsdError, isNoSpace } from '../errors'
 import type { AdamWState, StepLRState } from './optimizer'
 import type { RngState } from './random'
 import { tf } from './tf'
@@ -177,14 +177,13 @@ export async function saveCheckpoint(
     if (fd !== null) closeSync(fd)
     rmSync(tmp, { force: true })
     const e = err as NodeJS.ErrnoException
-    const fix =
-      e.code === 'ENOSPC'
-        ? 'the disk is full; free space and save again'
-        : e.code === 'EACCES' || e.code === 'EPERM'
-          ? 'the folder is not writable; pick another workspace folder'
-          : 'check the folder exists and is writable'
+    const fix = isNoSpace(e.code)
+      ? 'no space to write it (the disk is full or a quota / file-size limit was hit); free space and save again'
+      : e.code === 'EACCES' || e.code === 'EPERM'
+        ? 'the folder is not writable; pick another workspace folder'
+        : 'check the folder exists and is writable'
     throw new DsdError(
-      'CHECKPOINT_WRITE',
+      isNoSpace(e.code) ? 'DISK_FULL' : 'CHECKPOINT_WRITE',
       `${path}: could not write the checkpoint (${e.message}); ${fix}`,
       {
         path,

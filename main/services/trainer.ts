@@ -14,9 +14,9 @@
  */
 import { existsSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { copyFile, mkdir, readFile, rename } from 'node:fs/promises'
+import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
-import { DsdError, toErrorShape } from '../errors'
+import { DsdError, isNoSpace, toErrorShape } from '../errors'
 import { initBackend } from '../engine/backends'
 import { loadCheckpoint, packTrainingState, saveCheckpoint, unpackTrainingState } from '../engine/checkpoint'
 import { ablation } from '../engine/loss'
@@ -187,7 +187,9 @@ function explain(err: unknown, cfg: RunConfig, epoch: number, runId: string): { 
   const e = err as { code?: string; message?: string }
   const msg = e.message ?? String(err)
   const resume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and run \`dsd resume ${runId}\`.`
-  if (e.code === 'ENOSPC' || e.code === 'DISK_FULL') return { code: 'DISK_FULL', message: `The disk is full (writing ${runId}). ${resume}` }
+  if (e.code === 'DISK_FULL' || isNoSpace(e.code)) {
+    return { code: 'DISK_FULL', message: `No space left to save ${runId}: ${msg}. ${resume}` }
+  }
   if (/out of memory|OOM|Array buffer allocation failed|Invalid typed array length|allocation/i.test(msg)) {
     return { code: 'OUT_OF_MEMORY', message: `Out of memory at patch ${cfg.model.patch.join('×')} × batch ${cfg.batch} (${msg}). Use a smaller patch, batch or preset. ${resume}` }
   }
@@ -337,8 +339,14 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)
       for (const [k, t] of Object.entries(packed.tensors)) if (k.startsWith('optimizer/')) t.dispose()
       if (isBest) {
-        await copyFile(files.lastCheckpoint, files.bestCheckpoint + '.tmp')
-        await rename(files.bestCheckpoint + '.tmp', files.bestCheckpoint)
+        const tmp = files.bestCheckpoint + '.tmp'
+        try {
+          await copyFile(files.lastCheckpoint, tmp)
+          await rename(tmp, files.bestCheckpoint)
+        } catch (err) {
+          await rm(tmp, { force: true })
+          throw err
+        }
       }
       log.push(entry)
       await atomicWriteFile(files.log, log.map((l) => JSON.stringify(l) + '\n').join(''))

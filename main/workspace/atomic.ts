@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { DsdError } from '../errors'
+import { DsdError, isNoSpace } from '../errors'
 
 /** Write `data` to `path` atomically (creates the folder). */
 export async function atomicWriteFile(path: string, data: string | Uint8Array): Promise<void> {
@@ -25,11 +25,11 @@ export async function atomicWriteFile(path: string, data: string | Uint8Array): 
   } catch (err) {
     await rm(tmp, { force: true })
     const e = err as NodeJS.ErrnoException
-    if (e.code === 'ENOSPC') {
+    if (isNoSpace(e.code)) {
       throw new DsdError(
         'DISK_FULL',
-        `${path}: the disk is full; nothing was written — free some space and retry`,
-        { file: path },
+        `${path}: no space to write it (${e.code}: the disk is full or a quota / file-size limit was hit); nothing was written — free some space and retry`,
+        { file: path, errno: e.code },
       )
     }
     throw new DsdError(

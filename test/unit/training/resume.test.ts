@@ -6,7 +6,7 @@
  * dead-worker state.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { loadCheckpoint, unpackTrainingState } from '../../../main/engine/checkpoint'
@@ -34,7 +34,28 @@ function weights(runId: string): Map<string, Float32Array> {
   return out
 }
 
-describe('training runs survive SIGKILL', () => {
+/** `dsd train` as a child process, SIGKILLed once epoch 1 is checkpointed and epoch 2 has taken a step. */
+async function trainAndKillInEpoch2(name: string): Promise<void> {
+  const child = spawn(process.execPath, [join(ROOT, 'bin/dsd.mjs'), 'train', ...TRAIN, '--name', name, '--workspace', workspace], {
+    env: { ...process.env, DSD_BACKEND: 'cpu', DSD_PROGRESS_INTERVAL_MS: '0' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  })
+  let stderr = ''
+  const killed = await new Promise<boolean>((resolve) => {
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString()
+      if (/epoch 2 step 1\/3/.test(stderr)) {
+        child.kill('SIGKILL')
+        resolve(true)
+      }
+    })
+    child.on('exit', () => resolve(false))
+  })
+  expect(killed, `the run ended before it could be killed:\n${stderr}`).toBe(true)
+  await new Promise((r) => child.on('exit', r))
+}
+
+describe('training runs survive SIGKILL and a full disk', () => {
   beforeAll(() => {
     const imp = dsd(['import', join(ROOT, 'resources/sample/hippocampus')])
     expect(imp.status, imp.stderr).toBe(0)
@@ -50,23 +71,7 @@ describe('training runs survive SIGKILL', () => {
     expect(state).toMatchObject({ status: 'completed', epoch: 3 })
 
     // The same run again, killed once epoch 1 is checkpointed and epoch 2 has taken a step.
-    const child = spawn(process.execPath, [join(ROOT, 'bin/dsd.mjs'), 'train', ...TRAIN, '--name', 'killed', '--workspace', workspace], {
-      env: { ...process.env, DSD_BACKEND: 'cpu', DSD_PROGRESS_INTERVAL_MS: '0' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    })
-    let stderr = ''
-    const killed = await new Promise<boolean>((resolve) => {
-      child.stderr.on('data', (d: Buffer) => {
-        stderr += d.toString()
-        if (/epoch 2 step 1\/3/.test(stderr)) {
-          child.kill('SIGKILL')
-          resolve(true)
-        }
-      })
-      child.on('exit', () => resolve(false))
-    })
-    expect(killed, `the run ended before it could be killed:\n${stderr}`).toBe(true)
-    await new Promise((r) => child.on('exit', r))
+    await trainAndKillInEpoch2('killed')
     const victim = 'killed-DSD-fold0'
     const mid = JSON.parse(readFileSync(join(workspace, 'runs', victim, 'state.json'), 'utf8'))
     expect(mid).toMatchObject({ status: 'running', epoch: 1 })
@@ -98,5 +103,41 @@ describe('training runs survive SIGKILL', () => {
     expect(manifest.split.hash).toBeTruthy()
     expect(manifest.app.version).toBeTruthy()
     expect(existsSync(join(workspace, 'runs', victim, 'checkpoints', 'best.ckpt'))).toBe(true)
+  })
+
+  it('a full disk fails the run with a clear message and leaves the last checkpoint intact', { timeout: 1_200_000 }, async () => {
+    await trainAndKillInEpoch2('full')
+    const id = 'full-DSD-fold0'
+    const dir = join(workspace, 'runs', id)
+    const before = readFileSync(join(dir, 'checkpoints', 'last.ckpt'))
+    expect(before.length).toBeGreaterThan(250 * 1024)
+    // Resume with a 200 KiB file-size limit (RLIMIT_FSIZE, SIGXFSZ ignored so writes fail with
+    // EFBIG like ENOSPC on a full disk): the epoch-2 checkpoint cannot be written.
+    const limited = spawnSync('bash', ['-c', 'trap "" XFSZ; ulimit -f 200; exec "$0" "$@"', process.execPath,
+      join(ROOT, 'bin/dsd.mjs'), 'resume', id, '--workspace', workspace], {
+      encoding: 'utf8',
+      env: { ...process.env, DSD_BACKEND: 'cpu' },
+      timeout: 600_000,
+    })
+    expect(limited.status, limited.stderr).not.toBe(0)
+    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))
+    expect(state).toMatchObject({ status: 'failed', epoch: 1 })
+    expect(state.message).toMatch(/No space left to save full-DSD-fold0/)
+    expect(state.message).toMatch(/last\.ckpt/)
+    expect(state.message).toMatch(/epoch 1\) is intact.*dsd resume full-DSD-fold0/)
+    expect(limited.stderr).toMatch(/No space left/)
+    // Nothing half-written: the epoch-1 checkpoint is byte-identical and loads, no temp files,
+    // the log still ends at epoch 1.
+    expect(readFileSync(join(dir, 'checkpoints', 'last.ckpt')).equals(before)).toBe(true)
+    expect(unpackTrainingState(loadCheckpoint(join(dir, 'checkpoints', 'last.ckpt'))).metadata).toMatchObject({ epoch: 1 })
+    expect(readdirSync(join(dir, 'checkpoints')).sort()).toEqual(['last.ckpt'])
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([])
+    expect(readFileSync(join(dir, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1)
+
+    // With room again, the same run resumes from epoch 1 and completes.
+    const resumed = dsd(['resume', id, '--json'])
+    expect(resumed.status, resumed.stderr).toBe(0)
+    expect(resumed.stderr).toMatch(/resuming after epoch 1/)
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))).toMatchObject({ status: 'completed', epoch: 3 })
   })
 })
