@@ -31,6 +31,34 @@ export function intOption(name: string, value: string | undefined, fallback: num
   return n
 }
 
+/**
+ * A number option: `fallback` when absent; a finite number within [min, max] (maxExclusive:
+ * below max) otherwise, or a CliError naming the option and the accepted range.
+ */
+export function numberOption(
+  name: string,
+  value: string | undefined,
+  fallback: number,
+  range: { min?: number; max?: number; maxExclusive?: boolean } = {},
+): number {
+  if (value === undefined) return fallback
+  const n = Number(value)
+  const { min = -Infinity, max = Infinity, maxExclusive = false } = range
+  const ok = value.trim() !== '' && Number.isFinite(n) && n >= min && (maxExclusive ? n < max : n <= max)
+  if (!ok) {
+    const bounds =
+      min > -Infinity && max < Infinity
+        ? ` in [${min}, ${max}${maxExclusive ? ')' : ']'}`
+        : min > -Infinity
+          ? ` ≥ ${min}`
+          : max < Infinity
+            ? ` ${maxExclusive ? '<' : '≤'} ${max}`
+            : ''
+    throw new CliError(`--${name} must be a number${bounds}, got "${value}"`)
+  }
+  return n
+}
+
 /** Print JSON (pretty) to stdout. */
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n')

@@ -18,7 +18,7 @@ import {
 } from '../services/evaluation'
 import { runFiles } from '../services/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, parse, printJson } from './args'
+import { CliError, numberOption, parse, printJson } from './args'
 
 export const summary =
   'Score predictions (Dice, HD95, ASSD, NSD per case and label), summarise folds, compare runs'
@@ -115,9 +115,7 @@ export async function run(args: string[]): Promise<number> {
   const grid = values.grid ?? 'original'
   if (grid !== 'original' && grid !== 'preprocessed')
     throw new CliError(`--grid must be original or preprocessed, got "${grid}"`)
-  const tol = values['nsd-tolerance'] === undefined ? 1 : Number(values['nsd-tolerance'])
-  if (!(tol >= 0))
-    throw new CliError(`--nsd-tolerance must be a number ≥ 0, got "${values['nsd-tolerance']}"`)
+  const tol = numberOption('nsd-tolerance', values['nsd-tolerance'], 1, { min: 0 })
   const labels = list('labels', values.labels)?.map((s) => {
     const n = Number(s)
     if (!Number.isInteger(n)) throw new CliError(`--labels must list class numbers, got "${s}"`)

@@ -8,7 +8,7 @@ import type { Mat4, Vec3, Volume } from '../data/volume'
 import type { NiftiVolume } from '../data/nifti'
 import { alignToGrid, readVolume } from '../data/volume-io'
 import { computeMetrics, type LabelMetrics } from '../metrics'
-import { CliError, parse, printJson } from './args'
+import { CliError, numberOption, parse, printJson } from './args'
 
 export const summary = 'Dice, HD95, ASSD and NSD per label of a prediction against a label map'
 export const usage = `Usage: dsd metrics --pred PRED.nii.gz --label LABEL.nii.gz [options]
@@ -151,12 +151,7 @@ export async function run(args: string[]): Promise<number> {
   if (positionals.length) throw new CliError(`unexpected argument "${positionals[0]}"`)
   if (!values.pred || !values.label)
     throw new CliError('--pred and --label are both required. Run with --help for the options.')
-  let tolerance = 1
-  if (values['nsd-tolerance'] !== undefined) {
-    tolerance = Number(values['nsd-tolerance'])
-    if (!Number.isFinite(tolerance) || tolerance < 0)
-      throw new CliError(`--nsd-tolerance must be a number ≥ 0, got "${values['nsd-tolerance']}"`)
-  }
+  const tolerance = numberOption('nsd-tolerance', values['nsd-tolerance'], 1, { min: 0 })
   const labels = values.labels !== undefined ? parseList('labels', values.labels) : undefined
   let spacing: Vec3 | undefined
   if (values.spacing !== undefined) {

@@ -16,7 +16,7 @@ import {
 } from '../services/inference'
 import { readRunConfig } from '../services/runs'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, intOption, parse, printJson } from './args'
+import { CliError, intOption, numberOption, parse, printJson } from './args'
 
 export const summary = 'Predict label maps with trained runs (sliding window, TTA, fold ensembles)'
 export const usage = `Usage:
@@ -107,9 +107,8 @@ export async function run(args: string[]): Promise<number> {
   const blend = values.blend
   if (blend !== undefined && blend !== 'constant' && blend !== 'gaussian')
     throw new CliError(`--blend must be constant or gaussian, got "${blend}"`)
-  const overlap = values.overlap === undefined ? undefined : Number(values.overlap)
-  if (overlap !== undefined && !(overlap >= 0 && overlap < 1))
-    throw new CliError(`--overlap must be a number in [0, 1), got "${values.overlap}"`)
+  const overlap =
+    values.overlap === undefined ? undefined : numberOption('overlap', values.overlap, 0, { min: 0, max: 1, maxExclusive: true })
   const swBatch = intOption('sw-batch', values['sw-batch'], 1)
   if (swBatch < 1) throw new CliError('--sw-batch must be ≥ 1')
   if (values.tta && values['no-tta']) throw new CliError('--tta and --no-tta contradict each other')

@@ -1,4 +1,3 @@
-import { ablation } from '../engine/loss'
 import type { WorkerMessage } from '../workers/protocol'
 import { createDatasetService } from '../services/datasets'
 import { JobQueue } from '../services/jobs'
@@ -6,7 +5,7 @@ import { readRunState } from '../services/runs'
 import { createRuns, RUN_DEFAULTS } from '../services/training'
 import type { RunConfig, RunState, Variant } from '../services/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, intOption, parse, printJson } from './args'
+import { CliError, intOption, numberOption, parse, printJson } from './args'
 
 export const summary = 'Train runs (one fold or all folds × DSD variants) in worker threads'
 export const usage = `Usage: dsd train --dataset ID [options]
@@ -14,7 +13,7 @@ export const usage = `Usage: dsd train --dataset ID [options]
   --dataset ID            an imported dataset (dsd import)
   --split NAME            split file (dsd split); default: the only split, or a new 5-fold seed-0 split "default"
   --folds all|0,1,…       folds to train (0-based); default all
-  --variant LIST          Basic, DS, SDD, SDE, DSD or "all" (comma-separated); default DSD
+  --variant LIST          Basic, DS, SDD, SDE, DSD, custom or "all" (comma-separated); default DSD
   --backbone dynunet|unetr  (default dynunet)      --preset NAME   (default small)
   --patch N|DxHxW         training patch, multiples of 16 (default 32)
   --filters a,b,c,d,e     DynUNet channels per level, overriding the preset
@@ -23,6 +22,9 @@ export const usage = `Usage: dsd train --dataset ID [options]
   --lr X --weight-decay X AdamW (default 1e-3, 1e-5)
   --step-size N --gamma X StepLR per epoch (default epochs/6, 0.5)
   --temperature X         KL temperature τ (default 3)
+  --eta X --alpha1 X --alpha2 X
+                          a custom variant (run id …-custom-foldN): η weighs deep supervision,
+                          α1 the encoder and α2 the decoder distillation (DSD = 1, 1, 1)
   --seed N                (default 100)            --backend auto|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu
   --validate-every N      sliding-window validation every N epochs and at the last one (default 1; 0 = never)
   --overlap X             sliding-window overlap (default 0.25)
@@ -45,12 +47,6 @@ function patchOf(v: string | undefined): [number, number, number] {
   return p as [number, number, number]
 }
 
-function num(name: string, v: string | undefined, fallback: number): number {
-  if (v === undefined) return fallback
-  const n = Number(v)
-  if (!Number.isFinite(n)) throw new CliError(`--${name} must be a number, got "${v}"`)
-  return n
-}
 
 /** Print worker progress to stderr (steps at most every 2 s). */
 export function progressPrinter(): (runId: string, m: WorkerMessage) => void {
@@ -115,6 +111,9 @@ export async function run(args: string[]): Promise<number> {
       'step-size': { type: 'string' },
       gamma: { type: 'string' },
       temperature: { type: 'string' },
+      eta: { type: 'string' },
+      alpha1: { type: 'string' },
+      alpha2: { type: 'string' },
       seed: { type: 'string' },
       backend: { type: 'string' },
       'validate-every': { type: 'string' },
@@ -140,12 +139,19 @@ export async function run(args: string[]): Promise<number> {
       console.error(`created split "${split}" (5 folds, seed 0)`)
     } else throw new CliError(`dataset "${values.dataset}" has several splits (${splits.map((s) => s.name).join(', ')}); choose one with --split`)
   }
-  const variants: Variant[] =
-    !values.variant ? ['DSD'] : values.variant === 'all' ? VARIANTS : values.variant.split(',').map((v) => {
-      const hit = VARIANTS.find((x) => x.toLowerCase() === v.trim().toLowerCase())
-      if (!hit) throw new CliError(`--variant: unknown "${v}"; use ${VARIANTS.join(', ')} or all`)
-      return hit
-    })
+  const customWeights = values.eta !== undefined || values.alpha1 !== undefined || values.alpha2 !== undefined
+  const variants: Variant[] = !values.variant
+    ? [customWeights ? 'custom' : 'DSD']
+    : values.variant === 'all'
+      ? VARIANTS
+      : values.variant.split(',').map((v) => {
+          const hit = [...VARIANTS, 'custom' as const].find((x) => x.toLowerCase() === v.trim().toLowerCase())
+          if (!hit) throw new CliError(`--variant: unknown "${v}"; use ${VARIANTS.join(', ')}, custom or all`)
+          return hit
+        })
+  if (customWeights && !variants.includes('custom'))
+    throw new CliError('--eta/--alpha1/--alpha2 set the weights of the custom variant; add "custom" to --variant or leave --variant out')
+  const weight = (name: 'eta' | 'alpha1' | 'alpha2') => numberOption(name, values[name], 1, { min: 0, max: 100 })
   const epochs = intOption('epochs', values.epochs, RUN_DEFAULTS.epochs)
   const backbone = (values.backbone ?? 'dynunet') as 'dynunet' | 'unetr'
   if (backbone !== 'dynunet' && backbone !== 'unetr') throw new CliError('--backbone must be dynunet or unetr')
@@ -165,16 +171,16 @@ export async function run(args: string[]): Promise<number> {
         ? { filters: values.filters.split(',').map((f) => intOption('filters', f, 1)) }
         : {}),
     },
-    loss: { ...ablation('DSD'), temperature: num('temperature', values.temperature, 3) },
+    loss: { eta: weight('eta'), alpha1: weight('alpha1'), alpha2: weight('alpha2'), temperature: numberOption('temperature', values.temperature, 3, { min: 1e-6 }) },
     batch: intOption('batch', values.batch, RUN_DEFAULTS.batch),
     epochs,
     ...(values['steps-per-epoch'] ? { stepsPerEpoch: intOption('steps-per-epoch', values['steps-per-epoch'], 1) } : {}),
-    optimizer: { lr: num('lr', values.lr, 1e-3), weightDecay: num('weight-decay', values['weight-decay'], 1e-5) },
-    schedule: { stepSize: intOption('step-size', values['step-size'], Math.max(1, Math.floor(epochs / 6))), gamma: num('gamma', values.gamma, 0.5) },
+    optimizer: { lr: numberOption('lr', values.lr, 1e-3), weightDecay: numberOption('weight-decay', values['weight-decay'], 1e-5) },
+    schedule: { stepSize: intOption('step-size', values['step-size'], Math.max(1, Math.floor(epochs / 6))), gamma: numberOption('gamma', values.gamma, 0.5) },
     seed: intOption('seed', values.seed, RUN_DEFAULTS.seed),
     backend: (values.backend ?? 'auto') as RunConfig['backend'],
     validateEvery: intOption('validate-every', values['validate-every'], 1),
-    inference: { overlap: num('overlap', values.overlap, 0.25), blend: 'constant', mirror: false },
+    inference: { overlap: numberOption('overlap', values.overlap, 0.25), blend: 'constant', mirror: false },
     preprocessing: { preset: values.preprocess ?? 'mri' },
     augment,
   })

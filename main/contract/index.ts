@@ -141,7 +141,11 @@ export const EpochLogShape = z.object({
 })
 export type EpochLogShape = z.infer<typeof EpochLogShape>
 
-const Variant = z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD'])
+const Variant = z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD', 'custom'])
+/** Loss weights of the 'custom' variant: η (deep supervision), α1 (encoder KL), α2 (decoder KL). */
+const LossWeights = z
+  .object({ eta: z.number().min(0).max(100), alpha1: z.number().min(0).max(100), alpha2: z.number().min(0).max(100) })
+  .strict()
 
 /** The run form: one run, or every chosen fold × every chosen variant. */
 export const RunForm = z
@@ -165,8 +169,14 @@ export const RunForm = z
     validateEvery: z.number().int().min(0).default(1),
     preprocess: z.enum(['mri', 'mmwhs', 'brats']).default('mri'),
     augment: z.enum(['mmwhs', 'brats', 'none']).default('mmwhs'),
+    /** Required with the 'custom' variant, ignored by the named ones (their weights are fixed). */
+    weights: LossWeights.optional(),
   })
   .strict()
+  .refine((f) => !f.variants.includes('custom') || f.weights !== undefined, {
+    message: "the 'custom' variant needs weights { eta, alpha1, alpha2 }",
+    path: ['weights'],
+  })
 export type RunForm = z.input<typeof RunForm>
 
 // ---------------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ export function createApp(options: AppOptions): App {
         variants: f.variants,
         name: f.name,
         model: { backbone: f.backbone, preset: f.preset, patch: f.patch },
-        loss: { eta: 1, alpha1: 1, alpha2: 1, temperature: f.temperature },
+        loss: { ...(f.weights ?? { eta: 1, alpha1: 1, alpha2: 1 }), temperature: f.temperature },
         batch: f.batch,
         epochs: f.epochs,
         ...(f.stepsPerEpoch ? { stepsPerEpoch: f.stepsPerEpoch } : {}),

@@ -401,11 +401,23 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await setNumber('run-batch', '1')
     await setNumber('run-steps', '2')
     await setNumber('run-validate', '0') // no validation pass: cancel lands between steps
+    // A custom variant instead of DSD: its weight fields appear and reach the run config.
+    const variantBoxes = page.getByTestId('run-variants')
+    await variantBoxes.getByText('DSD', { exact: true }).click()
+    expect(await page.getByTestId('run-weights').count()).toBe(0)
+    await variantBoxes.getByText('custom', { exact: true }).click()
+    await eventually(() => page.getByTestId('run-weights').count()).toBe(1)
+    await setNumber('run-eta', '0.5')
+    await setNumber('run-alpha1', '0')
     await page.getByTestId('run-start').click()
     const row = page.locator('[data-testid^="run-row-"]')
     await explain(eventually(() => row.count()).toBe(1), async () =>
       (await page.locator('.n-notification').allTextContents()).join(' | '),
     )
+    const runId = (await row.getAttribute('data-testid'))!.slice('run-row-'.length)
+    expect(runId).toMatch(/-custom-fold0$/)
+    const config = JSON.parse(readFileSync(join(workspace, 'runs', runId, 'config.json'), 'utf8'))
+    expect(config).toMatchObject({ variant: 'custom', loss: { eta: 0.5, alpha1: 0, alpha2: 1 } })
     // run.step events reach the page: the live line shows steps, loss and an ETA.
     const live = page.getByTestId('run-live')
     await explain(
