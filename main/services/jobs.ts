@@ -28,8 +28,16 @@ export class JobQueue extends EventEmitter<JobEvents> {
   private active: Active | null = null
   private closing = false
 
-  constructor(private readonly workspace: string) {
+  /** Heap cap of each training worker in MB (V8 old generation); undefined = Node's default. */
+  private readonly workerHeapMb: number | undefined
+
+  constructor(
+    private readonly workspace: string,
+    options: { workerHeapMb?: number } = {},
+  ) {
     super()
+    const env = Number(process.env.DSD_WORKER_HEAP_MB)
+    this.workerHeapMb = options.workerHeapMb ?? (env > 0 ? env : undefined)
   }
 
   /** Queue a run (new or resumed); resolves with its final state. */
@@ -126,24 +134,30 @@ export class JobQueue extends EventEmitter<JobEvents> {
   private execute(runId: string, control: SharedArrayBuffer): Promise<RunState> {
     return new Promise<RunState>((resolve) => {
       const data: TrainWorkerData = { workspace: this.workspace, runId, control }
-      const worker = spawnWorker('train-worker', { workerData: data })
+      const worker = spawnWorker('train-worker', {
+        workerData: data,
+        ...(this.workerHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: this.workerHeapMb } } : {}),
+      })
       if (this.active?.runId === runId) this.active.worker = worker
       let final: RunState | null = null
       let lastState: RunState | null = null
+      let crashed: Promise<RunState> | null = null
       worker.on('message', (msg: WorkerMessage) => {
         if ('state' in msg && msg.state) lastState = msg.state
         if (msg.type === 'done' || msg.type === 'error') final = msg.state
         this.emit('message', runId, msg)
       })
       worker.on('error', (err) => {
-        lastState = lastState ?? null
-        void this.died(runId, lastState, `the training worker crashed: ${err.message}`).then((s) => {
-          final = s
-        })
+        const why =
+          (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? `the training worker ran out of memory (${err.message}${this.workerHeapMb ? `; heap limit ${this.workerHeapMb} MB, DSD_WORKER_HEAP_MB` : ''}): use a smaller patch, batch or preset, or allow more memory`
+            : `the training worker crashed: ${err.message}`
+        crashed = this.died(runId, lastState, why)
       })
       worker.on('exit', (code) => {
         if (final) return resolve(final)
-        void this.died(runId, lastState, `the training worker exited unexpectedly (code ${code})`).then(resolve)
+        // 'error' comes before 'exit': its state is the one to report.
+        void (crashed ?? this.died(runId, lastState, `the training worker exited unexpectedly (code ${code})`)).then(resolve)
       })
     })
   }

@@ -72,6 +72,17 @@ describe('job queue and training workers', () => {
     expect(existsSync(join(workspace, 'runs', id, 'checkpoints', 'last.ckpt'))).toBe(true)
   })
 
+  it('a worker that runs out of memory ends the run as failed with the reason and the fix', { timeout: 600_000 }, async () => {
+    const id = await makeRun('oom', 2)
+    // A real V8 heap limit far below what loading the engine needs.
+    const queue = new JobQueue(workspace, { workerHeapMb: 8 })
+    const state = await queue.enqueue(id)
+    expect(state.status).toBe('failed')
+    expect(state.message).toMatch(/ran out of memory .*heap limit 8 MB.*smaller patch, batch or preset/)
+    expect(state.message).toMatch(/dsd resume oom-Basic-fold0/)
+    expect(await readRunState(workspace, id)).toMatchObject({ status: 'failed', epoch: 0 })
+  })
+
   it('pauses, continues and cancels a running worker', { timeout: 600_000 }, async () => {
     const id = await makeRun('control', 50)
     const queue = new JobQueue(workspace)
