@@ -335,7 +335,10 @@ describe('renderer in Chromium against the browser-mode server', () => {
     expect(await cancel.count(), `not running: ${await task.textContent()}`).toBe(1)
     await cancel.click()
     const row = page.getByTestId(id)
-    await eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled')
+    await explain(
+      eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled'),
+      async () => `task row: ${await row.getAttribute('data-status')} ${await row.textContent()}`,
+    )
     expect(await row.getByTestId('task-status').textContent()).toContain('cancelled')
     const done = Number(await row.getByTestId('task-progress').getAttribute('aria-valuenow'))
     expect(done).toBeLessThan(260)

@@ -1,3 +1,4 @@
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,4 +18,13 @@ export function sharedPath(...parts: string[]): string {
 /** A scratch folder under test/.tmp, unique per call. */
 export function tmpDir(name: string): string {
   return join(ROOT, 'test', '.tmp', `${name}-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`)
+}
+
+/** Run the real `dsd` CLI (bin/dsd.mjs) in a child process on `workspace`, JS CPU backend. */
+export function dsdCli(workspace: string, args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(process.execPath, [join(ROOT, 'bin/dsd.mjs'), ...args, '--workspace', workspace], {
+    encoding: 'utf8',
+    env: { ...process.env, DSD_BACKEND: 'cpu' },
+    timeout: 600_000,
+  })
 }

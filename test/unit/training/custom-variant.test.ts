@@ -3,20 +3,14 @@
  * CLI refuses weights next to a named variant, and a real `dsd train --eta … --alpha1 …
  * --alpha2 …` run records the weights and trains exactly the terms they switch on.
  */
-import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { commands } from '../../../main/contract'
-import { ROOT, tmpDir } from '../../helpers/shared'
+import { dsdCli, ROOT, tmpDir } from '../../helpers/shared'
 
 const workspace = tmpDir('custom-ws')
-const dsd = (args: string[]) =>
-  spawnSync(process.execPath, [join(ROOT, 'bin/dsd.mjs'), ...args, '--workspace', workspace], {
-    encoding: 'utf8',
-    env: { ...process.env, DSD_BACKEND: 'cpu' },
-    timeout: 600_000,
-  })
+const dsd = (args: string[]) => dsdCli(workspace, args)
 
 const TINY = ['--dataset', 'hippocampus-sample', '--split', 'k10', '--folds', '0', '--filters', '4,4,8,8,8',
   '--patch', '16', '--epochs', '1', '--steps-per-epoch', '1', '--validate-every', '0', '--backend', 'cpu']

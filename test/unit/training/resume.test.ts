@@ -10,15 +10,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { loadCheckpoint, unpackTrainingState } from '../../../main/engine/checkpoint'
-import { ROOT, tmpDir } from '../../helpers/shared'
+import { dsdCli, ROOT, tmpDir } from '../../helpers/shared'
 
 const workspace = tmpDir('resume-ws')
-const dsd = (args: string[]) =>
-  spawnSync(process.execPath, [join(ROOT, 'bin/dsd.mjs'), ...args, '--workspace', workspace], {
-    encoding: 'utf8',
-    env: { ...process.env, DSD_BACKEND: 'cpu' },
-    timeout: 600_000,
-  })
+const dsd = (args: string[]) => dsdCli(workspace, args)
 
 // A tiny network and a short schedule: the test is about exactness, not accuracy.
 const TRAIN = ['--dataset', 'hippocampus-sample', '--split', 'k10', '--folds', '0', '--variant', 'DSD',
