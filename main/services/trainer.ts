@@ -202,6 +202,8 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
   const { workspace, runId, control, post } = opts
   const files = runFiles(workspace, runId)
   let state: RunState = await readRunState(workspace, runId)
+  /** The epoch of the newest checkpoint on disk (what a resume continues from). */
+  let checkpointEpoch = state.epoch
   let cfg: RunConfig | null = null
   let model: DsdModel | null = null
   let optimizer: AdamW | null = null
@@ -227,6 +229,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     optimizer = new AdamW({ lr: cfg.optimizer.lr, weightDecay: cfg.optimizer.weightDecay })
     let scheduler = new StepLR(cfg.optimizer.lr, cfg.schedule.stepSize > 0 ? cfg.schedule.stepSize : Infinity, cfg.schedule.gamma)
     let startEpoch = 0
+    let fromCheckpoint: { log?: EpochLog; timing?: EpochTiming } = {}
     let best = { epoch: null as number | null, dice: null as number | null }
 
     // Resume from the last checkpoint, if any.
@@ -241,15 +244,22 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       if (loaded.optimizer) optimizer.importState(loaded.optimizer)
       if (loaded.scheduler) scheduler = StepLR.fromState(loaded.scheduler)
       optimizer.lr = scheduler.lrAt()
-      const meta = loaded.metadata as { epoch: number; best: typeof best }
+      const meta = loaded.metadata as { epoch: number; best: typeof best; log?: EpochLog; timing?: EpochTiming }
       startEpoch = meta.epoch
+      checkpointEpoch = startEpoch
       best = meta.best
+      fromCheckpoint = { log: meta.log, timing: meta.timing }
     }
-    // The log holds exactly the completed epochs.
+    // The log holds exactly the completed epochs. The checkpoint carries its epoch's lines, so a
+    // run stopped between the checkpoint and the log write (power loss, full disk) loses none.
     const log = (await readRunLog(workspace, runId)).filter((l) => l.epoch <= startEpoch)
+    if (fromCheckpoint.log && !log.some((l) => l.epoch === startEpoch)) log.push(fromCheckpoint.log)
     const timing = existsSync(files.timing)
       ? (await readFile(files.timing, 'utf8')).split('\n').filter((l) => l && (JSON.parse(l) as EpochTiming).epoch <= startEpoch)
       : []
+    if (fromCheckpoint.timing && !timing.some((l) => (JSON.parse(l) as EpochTiming).epoch === startEpoch)) {
+      timing.push(JSON.stringify(fromCheckpoint.timing))
+    }
     await atomicWriteFile(files.log, log.map((l) => JSON.stringify(l) + '\n').join(''))
 
     // The manifest: written once, with a record of every (re)start.
@@ -328,15 +338,18 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       const isBest = entry.valMeanDice !== undefined && (best.dice === null || entry.valMeanDice > best.dice)
       if (isBest) best = { epoch, dice: entry.valMeanDice! }
 
-      // Checkpoint first (atomic), then the log, then the state: whatever is on disk is consistent.
+      // Checkpoint first (atomic, with this epoch's log lines), then the log, then the state:
+      // whatever is on disk is consistent.
+      const epochTiming: EpochTiming = { epoch, seconds, voxelsPerSecond: (steps * voxelsPerStep) / seconds, backend: backend.name }
       const packed = packTrainingState({
         weights: model.variables,
         optimizer: optimizer.exportState(),
         scheduler: scheduler.state(),
-        metadata: { runId, epoch, dataOrderPosition: 0, best, config: cfg, model: model.config },
+        metadata: { runId, epoch, dataOrderPosition: 0, best, config: cfg, model: model.config, log: entry, timing: epochTiming },
       })
       await mkdir(dirname(files.lastCheckpoint), { recursive: true })
       await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)
+      checkpointEpoch = epoch
       for (const [k, t] of Object.entries(packed.tensors)) if (k.startsWith('optimizer/')) t.dispose()
       if (isBest) {
         const tmp = files.bestCheckpoint + '.tmp'
@@ -350,7 +363,6 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       }
       log.push(entry)
       await atomicWriteFile(files.log, log.map((l) => JSON.stringify(l) + '\n').join(''))
-      const epochTiming: EpochTiming = { epoch, seconds, voxelsPerSecond: (steps * voxelsPerStep) / seconds, backend: backend.name }
       timing.push(JSON.stringify(epochTiming))
       await atomicWriteFile(files.timing, timing.join('\n') + '\n')
       const next = await setState({ epoch, bestEpoch: best.epoch, bestMeanDice: best.dice, message: `epoch ${epoch}/${cfg.epochs}` })
@@ -360,9 +372,9 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     post({ type: 'done', state: done })
     return done
   } catch (err) {
-    const { code, message } = explain(err, cfg ?? ({ model: { patch: [0, 0, 0] }, batch: 0 } as unknown as RunConfig), state.epoch, runId)
+    const { code, message } = explain(err, cfg ?? ({ model: { patch: [0, 0, 0] }, batch: 0 } as unknown as RunConfig), checkpointEpoch, runId)
     const status = code === 'CANCELLED' ? 'cancelled' : 'failed'
-    const final = await setState({ status, message }).catch(() => ({ ...state, status, message }) as RunState)
+    const final = await setState({ status, message, epoch: checkpointEpoch }).catch(() => ({ ...state, status, message }) as RunState)
     post({ type: status === 'cancelled' ? 'done' : 'error', ...(status === 'cancelled' ? {} : { error: { ...toErrorShape(err), code, message } }), state: final } as WorkerMessage)
     return final
   } finally {

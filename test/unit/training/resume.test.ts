@@ -6,7 +6,7 @@
  * dead-worker state.
  */
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { loadCheckpoint, unpackTrainingState } from '../../../main/engine/checkpoint'
@@ -71,6 +71,10 @@ describe('training runs survive SIGKILL and a full disk', () => {
     const mid = JSON.parse(readFileSync(join(workspace, 'runs', victim, 'state.json'), 'utf8'))
     expect(mid).toMatchObject({ status: 'running', epoch: 1 })
     expect(readFileSync(join(workspace, 'runs', victim, 'log.jsonl'), 'utf8').trim().split('\n')).toHaveLength(1)
+    // Worse still: as if the power had gone between the checkpoint's rename and the log write,
+    // the epoch-1 lines of log.jsonl and timing.jsonl are gone. The checkpoint carries them.
+    writeFileSync(join(workspace, 'runs', victim, 'log.jsonl'), '')
+    writeFileSync(join(workspace, 'runs', victim, 'timing.jsonl'), '')
 
     const resumed = dsd(['resume', victim, '--json'])
     expect(resumed.status, resumed.stderr).toBe(0)
@@ -134,5 +138,8 @@ describe('training runs survive SIGKILL and a full disk', () => {
     expect(resumed.status, resumed.stderr).toBe(0)
     expect(resumed.stderr).toMatch(/resuming after epoch 1/)
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))).toMatchObject({ status: 'completed', epoch: 3 })
+    const epochs = (f: string) => readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l).epoch)
+    expect(epochs('log.jsonl')).toEqual([1, 2, 3])
+    expect(epochs('timing.jsonl')).toEqual([1, 2, 3])
   })
 })
