@@ -172,7 +172,15 @@ export class JobQueue extends EventEmitter<JobEvents> {
         state = null
       }
     }
-    const epoch = state?.epoch ?? 0
+    // The newest checkpoint may be one epoch ahead of the state (died between the two writes).
+    let epoch = state?.epoch ?? 0
+    try {
+      const { readCheckpointHeader } = await import('../engine/checkpoint')
+      const meta = readCheckpointHeader(runFiles(this.workspace, runId).lastCheckpoint).metadata as { epoch?: number }
+      if (typeof meta?.epoch === 'number') epoch = meta.epoch
+    } catch {
+      // no checkpoint yet, or unreadable: resume will say so
+    }
     const next: RunState = {
       status: this.closing ? 'cancelled' : 'failed',
       epoch,

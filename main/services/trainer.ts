@@ -14,7 +14,7 @@
  */
 import { existsSync } from 'node:fs'
 import { cpus } from 'node:os'
-import { copyFile, mkdir, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DsdError, isNoSpace, toErrorShape } from '../errors'
 import { initBackend } from '../engine/backends'
@@ -348,19 +348,15 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
         metadata: { runId, epoch, dataOrderPosition: 0, best, config: cfg, model: model.config, log: entry, timing: epochTiming },
       })
       await mkdir(dirname(files.lastCheckpoint), { recursive: true })
-      await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)
-      checkpointEpoch = epoch
-      for (const [k, t] of Object.entries(packed.tensors)) if (k.startsWith('optimizer/')) t.dispose()
-      if (isBest) {
-        const tmp = files.bestCheckpoint + '.tmp'
-        try {
-          await copyFile(files.lastCheckpoint, tmp)
-          await rename(tmp, files.bestCheckpoint)
-        } catch (err) {
-          await rm(tmp, { force: true })
-          throw err
-        }
+      try {
+        // best.ckpt before last.ckpt: last.ckpt's metadata names the best epoch, so that file
+        // must exist before last.ckpt says so (a failed write leaves the previous epoch whole).
+        if (isBest) await saveCheckpoint(files.bestCheckpoint, packed.tensors, packed.metadata)
+        await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)
+      } finally {
+        for (const [k, t] of Object.entries(packed.tensors)) if (k.startsWith('optimizer/')) t.dispose()
       }
+      checkpointEpoch = epoch
       log.push(entry)
       await atomicWriteFile(files.log, log.map((l) => JSON.stringify(l) + '\n').join(''))
       timing.push(JSON.stringify(epochTiming))

@@ -3,6 +3,7 @@
  * folders and queues them on the job queue. Used by the CLI and (through the contract) the UI.
  */
 import { DsdError } from '../errors'
+import { ablation } from '../engine/loss'
 import { JobQueue } from './jobs'
 import { createDatasetService } from './datasets'
 import { createRun } from './runs'
@@ -53,7 +54,9 @@ export async function createRuns(workspace: string, form: RunForm): Promise<RunC
   // Folds outermost, so a comparison of variants on fold 0 is complete first.
   for (const fold of folds) {
     for (const variant of variants) {
-      out.push(await createRun(workspace, { ...base, id: runId(prefix, variant, fold), fold, variant }))
+      // Named variants record the weights they train with; only 'custom' takes the form's.
+      const loss = variant === 'custom' ? base.loss : { ...ablation(variant), temperature: base.loss.temperature }
+      out.push(await createRun(workspace, { ...base, loss, id: runId(prefix, variant, fold), fold, variant }))
     }
   }
   return out

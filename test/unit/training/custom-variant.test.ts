@@ -43,8 +43,11 @@ describe('custom DSD weights', () => {
   })
 
   it('trains a custom run with exactly the terms its weights switch on', { timeout: 600_000 }, () => {
-    const r = dsd(['train', ...TINY, '--eta', '0.5', '--alpha1', '0', '--alpha2', '2', '--name', 'w'])
+    const r = dsd(['train', ...TINY, '--variant', 'Basic,custom', '--eta', '0.5', '--alpha1', '0', '--alpha2', '2', '--name', 'w'])
     expect(r.status, r.stderr).toBe(0)
+    // The named variant in the same batch records (and trains with) its own fixed weights.
+    const basic = JSON.parse(readFileSync(join(workspace, 'runs', 'w-Basic-fold0', 'config.json'), 'utf8'))
+    expect(basic.loss).toEqual({ eta: 0, alpha1: 0, alpha2: 0, temperature: 3 })
     const dir = join(workspace, 'runs', 'w-custom-fold0')
     const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))
     expect(config.variant).toBe('custom')
