@@ -33,14 +33,20 @@ queue() { # variant
     dsd predict --run "$run" --backend wasm --sw-batch 4 --quiet
   done
 }
+PIDS=()
+# Ctrl+C, a failure or the end of this script stops both queues (their checkpoints stay).
+trap 'kill "${PIDS[@]}" 2>/dev/null || true' EXIT
 queue Basic >"$LOGS/basic.log" 2>&1 &
-BASIC=$!
+PIDS+=($!)
 sleep 30 # let the first queue fill the preprocessing cache
 queue DSD >"$LOGS/dsd.log" 2>&1 &
-DSD=$!
-trap 'kill $BASIC $DSD 2>/dev/null' INT TERM
-wait $BASIC
-wait $DSD
+PIDS+=($!)
+status=0
+for pid in "${PIDS[@]}"; do wait "$pid" || status=$?; done
+if [ "$status" -ne 0 ]; then
+  echo "a training queue failed (exit $status): see $LOGS/basic.log and $LOGS/dsd.log" >&2
+  exit "$status"
+fi
 
 runs() { ls "$DSD_WORKSPACE/runs" | grep "^$NAME-$1-fold" | paste -sd, -; }
 A=$(runs Basic)

@@ -4,6 +4,8 @@
  * of the fold means; then the paired comparison (Wilcoxon) over all cases.
  *
  *   npx tsx bench/results-table.ts <compare dir> [A.json B.json A-vs-B.json]
+ *
+ * With DSD_WORKSPACE set, also each run's last-epoch training loss (dce_Y) and training time.
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -50,5 +52,25 @@ for (const [label, byMetric] of Object.entries(comparison.labels)) {
     console.log(
       `| ${name} | ${metric} | ${fmt(c.meanA, metric)} | ${fmt(c.meanB, metric)} | ${c.meanDelta?.toFixed(4) ?? '–'} | ${c.medianDelta?.toFixed(4) ?? '–'} | ${c.n} | ${p === undefined ? '–' : p < 1e-3 ? p.toExponential(1) : p.toFixed(3)} |`,
     )
+  }
+}
+
+const workspace = process.env.DSD_WORKSPACE
+if (workspace) {
+  console.log('\n| run | final-epoch train dce_Y | total loss | training time (min) | voxels/s |')
+  console.log('|---|---|---|---|---|')
+  for (const [, t] of tables) {
+    for (const id of t.runIds) {
+      const dir = join(workspace, 'runs', id)
+      const lines = (f: string) =>
+        readFileSync(join(dir, f), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>)
+      const last = lines('log.jsonl').at(-1) as { loss: Record<string, number> }
+      const timing = lines('timing.jsonl') as { seconds: number; voxelsPerSecond: number }[]
+      const seconds = timing.reduce((a, x) => a + x.seconds, 0)
+      const vps = timing.reduce((a, x) => a + x.voxelsPerSecond, 0) / timing.length
+      console.log(
+        `| ${id} | ${last.loss.dce_Y.toFixed(4)} | ${last.loss.total.toFixed(4)} | ${(seconds / 60).toFixed(1)} | ${Math.round(vps).toLocaleString('en')} |`,
+      )
+    }
   }
 }
