@@ -6,7 +6,8 @@
 # under $DSD_WORKSPACE/compare/. See docs/results.md.
 #
 # Budget knobs (environment): EPOCHS (5), STEPS (60 steps per epoch), STEP_SIZE (2 epochs per
-# LR halving), AUGMENT (none), LR (1e-3), NAME (hippo-cpu), FOLDS (all).
+# LR halving), AUGMENT (none), LR (1e-3), NAME (hippo-cpu), FOLDS (all), BACKEND (wasm; auto on a
+# GPU host).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DSD_WORKSPACE=${DSD_WORKSPACE:-$PWD/test/.tmp/result-ws}
@@ -18,6 +19,7 @@ AUGMENT=${AUGMENT:-none}
 LR=${LR:-1e-3}
 NAME=${NAME:-hippo-cpu}
 FOLDS=${FOLDS:-all}
+BACKEND=${BACKEND:-wasm}
 LOGS="$DSD_WORKSPACE/logs"
 mkdir -p "$LOGS"
 dsd() { node bin/dsd.mjs "$@"; }
@@ -28,9 +30,9 @@ dsd split hippocampus --folds 5 --seed 0 --name k5
 queue() { # variant
   dsd train --dataset hippocampus --split k5 --folds "$FOLDS" --variant "$1" \
     --epochs "$EPOCHS" --steps-per-epoch "$STEPS" --step-size "$STEP_SIZE" --lr "$LR" \
-    --augment "$AUGMENT" --validate-every 0 --backend wasm --seed 100 --name "$NAME"
+    --augment "$AUGMENT" --validate-every 0 --backend "$BACKEND" --seed 100 --name "$NAME"
   for run in $(ls "$DSD_WORKSPACE/runs" | grep "^$NAME-$1-fold"); do
-    dsd predict --run "$run" --backend wasm --sw-batch 4 --quiet
+    dsd predict --run "$run" --backend "$BACKEND" --sw-batch 4 --quiet
   done
 }
 PIDS=()
