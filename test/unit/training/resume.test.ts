@@ -122,7 +122,8 @@ describe('training runs survive SIGKILL and a full disk', () => {
     const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8'))
     expect(state).toMatchObject({ status: 'failed', epoch: 1 })
     expect(state.message).toMatch(/No space left to save full-DSD-fold0/)
-    expect(state.message).toMatch(/last\.ckpt/)
+    // Epoch 2 validates and is the best so far: best.ckpt is written first, and that write fails.
+    expect(state.message).toMatch(/checkpoints\/best\.ckpt: could not write the checkpoint \(EFBIG/)
     expect(state.message).toMatch(/epoch 1\) is intact.*dsd resume full-DSD-fold0/)
     expect(limited.stderr).toMatch(/No space left/)
     // Nothing half-written: the epoch-1 checkpoint is byte-identical and loads, no temp files,
