@@ -137,7 +137,8 @@ describe('dsd bench', () => {
     expect(j.inferMsAll).toHaveLength(2)
     expect(j.trainStepMs).toBeGreaterThan(0)
     expect(j.inferMs).toBeGreaterThan(0)
-    expect(j.voxelsPerSecond).toBe(Math.round((16 ** 3 * 1000) / j.trainStepMs))
+    // trainStepMs is printed rounded, voxelsPerSecond comes from the unrounded median: ±1.
+    expect(Math.abs(j.voxelsPerSecond - (16 ** 3 * 1000) / j.trainStepMs)).toBeLessThan(1.5)
     expect(j.peakBytes).toBeGreaterThan(16 ** 3 * 2 * 4 * 9) // at least the nine [1,16³,2] outputs
     expect(j.maxRssBytes).toBeGreaterThan(j.peakBytes)
     expect(r.stderr).toMatch(/cpu: train step 1\/3 \(warm-up\)/)
