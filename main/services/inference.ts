@@ -502,16 +502,9 @@ export async function writeLabelNifti(
 // ---------------------------------------------------------------------------------------------
 // many cases
 
-/** A model of the ensemble, loaded from a checkpoint or given in memory. */
-interface ModelEntry {
-  label: string
-  runId: string | null
-  checkpoint: string | null
-  sha256: string | null
-  epoch: number | null
-  config: ResolvedModelConfig | null
-  patch: [number, number, number]
-  numClasses: number
+/** A model of the ensemble, loaded from a checkpoint or given in memory: what the manifest
+ * records of it, plus what running it needs. */
+type ModelEntry = PredictionsManifest['models'][number] & {
   inChannels: number
   predictor: Predictor
 }
