@@ -150,14 +150,22 @@ export async function encodeCheckpoint(
 
 /**
  * Save named tensors and JSON-serialisable metadata to `path`, atomically (temp file in the
- * same folder, fsync, rename). The tensors are not disposed.
+ * same folder, fsync, rename). The tensors are not disposed. Several paths get the same bytes
+ * (encoded once), written one after the other in the given order; a failed write leaves that
+ * file and the later ones as they were.
  */
 export async function saveCheckpoint(
-  path: string,
+  path: string | readonly string[],
   tensors: Record<string, tf.Tensor>,
   metadata: unknown = {},
 ): Promise<CheckpointHeader> {
   const chunks = await encodeCheckpoint(tensors, metadata)
+  const paths = typeof path === 'string' ? [path] : path
+  for (const p of paths) writeChunksAtomically(p, chunks)
+  return decodeHeader(Buffer.concat(chunks.slice(0, 2)), paths[0] ?? '<checkpoint>').header
+}
+
+function writeChunksAtomically(path: string, chunks: readonly Uint8Array[]): void {
   const tmp = join(
     dirname(path),
     `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`,
@@ -191,7 +199,6 @@ export async function saveCheckpoint(
       },
     )
   }
-  return decodeHeader(Buffer.concat(chunks.slice(0, 2)), path).header
 }
 
 function corrupt(path: string, problem: string, details: Record<string, unknown> = {}): DsdError {

@@ -351,8 +351,8 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       try {
         // best.ckpt before last.ckpt: last.ckpt's metadata names the best epoch, so that file
         // must exist before last.ckpt says so (a failed write leaves the previous epoch whole).
-        if (isBest) await saveCheckpoint(files.bestCheckpoint, packed.tensors, packed.metadata)
-        await saveCheckpoint(files.lastCheckpoint, packed.tensors, packed.metadata)
+        const paths = isBest ? [files.bestCheckpoint, files.lastCheckpoint] : [files.lastCheckpoint]
+        await saveCheckpoint(paths, packed.tensors, packed.metadata)
       } finally {
         for (const [k, t] of Object.entries(packed.tensors)) if (k.startsWith('optimizer/')) t.dispose()
       }
