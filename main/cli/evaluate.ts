@@ -16,7 +16,7 @@ import {
   type EvaluateOptions,
   type EvaluationTable,
 } from '../services/evaluation'
-import { runFiles } from '../services/run-layout'
+import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
 import { CliError, numberOption, parse, printJson } from './args'
 

@@ -15,7 +15,7 @@ import {
 } from '../services/evaluation'
 import { exportFiles, exportPredictions, type MaskFormat } from '../services/export'
 import { loadReportRun, writeReport } from '../services/report'
-import { runFiles } from '../services/run-layout'
+import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
 import { CliError, parse, printJson } from './args'
 

@@ -14,7 +14,7 @@ import {
   type FileCase,
   type PredictProgress,
 } from '../services/inference'
-import { readRunConfig } from '../services/runs'
+import { readRunConfig } from '../workspace/runs'
 import { workspaceRoot } from '../services/workspace-root'
 import { CliError, intOption, numberOption, parse, printJson } from './args'
 

@@ -1,4 +1,4 @@
-import { readRunState } from '../services/runs'
+import { readRunState } from '../workspace/runs'
 import { workspaceRoot } from '../services/workspace-root'
 import { CliError, parse } from './args'
 import { report, runQueued } from './train'

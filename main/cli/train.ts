@@ -1,9 +1,9 @@
 import type { WorkerMessage } from '../workers/protocol'
 import { createDatasetService } from '../services/datasets'
 import { JobQueue } from '../services/jobs'
-import { readRunState } from '../services/runs'
+import { readRunState } from '../workspace/runs'
 import { createRuns, RUN_DEFAULTS } from '../services/training'
-import type { RunConfig, RunState, Variant } from '../services/run-layout'
+import type { RunConfig, RunState, Variant } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
 import { CliError, intOption, numberOption, parse, printJson } from './args'
 

@@ -82,7 +82,7 @@ export async function appInfo(transport: AppInfo['transport'], workspace: string
 
 /** The contract's summary of a run. */
 async function runSummary(workspace: string, runId: string) {
-  const { readRunConfig, readRunState } = await import('./runs')
+  const { readRunConfig, readRunState } = await import('../workspace/runs')
   const config = await readRunConfig(workspace, runId)
   return {
     id: config.id,
@@ -163,13 +163,13 @@ export function createApp(options: AppOptions): App {
       return svc.createSplitSummary(p)
     },
     'runs.list': async () => {
-      const { listRuns } = await import('./runs')
+      const { listRuns } = await import('../workspace/runs')
       const runs = await listRuns(options.workspace)
       const summaries = await Promise.all(runs.map((r) => runSummary(options.workspace, r.config.id)))
       return { runs: summaries, running: queue?.running ?? null, queued: queue?.queued ?? [] }
     },
     'runs.get': async ({ runId }) => {
-      const { readRunConfig, readRunLog } = await import('./runs')
+      const { readRunConfig, readRunLog } = await import('../workspace/runs')
       return {
         summary: await runSummary(options.workspace, runId),
         config: (await readRunConfig(options.workspace, runId)) as unknown as Record<string, unknown>,

@@ -37,7 +37,7 @@ import {
 import { atomicWriteFile, atomicWriteJson } from '../workspace/atomic'
 import { DatasetService } from './datasets'
 import { readPredictionsManifest, type PredictedCase, type PredictionsManifest } from './inference'
-import { runFiles } from './run-layout'
+import { runFiles } from '../workspace/run-layout'
 
 /** Options of {@link evaluatePredictions}. */
 export interface EvaluateOptions {

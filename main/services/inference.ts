@@ -47,8 +47,8 @@ import { DsdError } from '../errors'
 import { atomicWriteJson } from '../workspace/atomic'
 import { readManifest, type DatasetManifest } from '../workspace/datasets'
 import { DatasetService } from './datasets'
-import { runFiles, type RunConfig } from './run-layout'
-import { readRunConfig } from './runs'
+import { runFiles, type RunConfig } from '../workspace/run-layout'
+import { readRunConfig } from '../workspace/runs'
 import { runPreprocessing } from './trainer'
 
 /** A checkpoint to load: a file, or a folder holding one checkpoint file. */

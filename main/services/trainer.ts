@@ -35,9 +35,9 @@ import { manifestHash } from '../workspace/datasets'
 import { CONTROL, type WorkerMessage } from '../workers/protocol'
 import { appVersion } from '../version'
 import { createDatasetService } from './datasets'
-import { runFiles, type EpochLog, type EpochTiming, type RunConfig, type RunState } from './run-layout'
+import { runFiles, type EpochLog, type EpochTiming, type RunConfig, type RunState } from '../workspace/run-layout'
 import { atomicWriteFile, atomicWriteJson } from '../workspace/atomic'
-import { readRunConfig, readRunLog, readRunState, writeRunState } from './runs'
+import { readRunConfig, readRunLog, readRunState, writeRunState } from '../workspace/runs'
 
 export interface TrainOptions {
   workspace: string

@@ -6,8 +6,8 @@ import { DsdError } from '../errors'
 import { ablation } from '../engine/loss'
 import { JobQueue } from './jobs'
 import { createDatasetService } from './datasets'
-import { createRun } from './runs'
-import type { RunConfig, Variant } from './run-layout'
+import { createRun } from '../workspace/runs'
+import type { RunConfig, Variant } from '../workspace/run-layout'
 
 /** A run form: everything of a RunConfig except the id/fold/variant, plus the batch axes. */
 export interface RunForm extends Omit<RunConfig, 'id' | 'fold' | 'variant'> {

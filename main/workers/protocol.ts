@@ -1,6 +1,6 @@
 /** Messages between the job queue (main thread) and a training worker. */
 import type { ErrorShape } from '../contract/errors'
-import type { EpochLog, EpochTiming, RunState } from '../services/run-layout'
+import type { EpochLog, EpochTiming, RunState } from '../workspace/run-layout'
 
 export interface TrainWorkerData {
   workspace: string

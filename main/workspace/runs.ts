@@ -7,7 +7,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { DsdError } from '../errors'
-import { atomicWriteJson } from '../workspace/atomic'
+import { atomicWriteJson } from './atomic'
 import { runDir, runFiles, type EpochLog, type RunConfig, type RunState } from './run-layout'
 
 const idPattern = /^[A-Za-z0-9._-]{1,128}$/

@@ -7,7 +7,7 @@ import * as evaluate from '../../../main/cli/evaluate'
 import * as exp from '../../../main/cli/export'
 import * as predict from '../../../main/cli/predict'
 import { tmpDir } from '../../helpers/shared'
-import { goldenFolder } from './helpers'
+import { goldenFolder } from '../../helpers/inference'
 
 const TMP = tmpDir('infer-cli')
 mkdirSync(TMP, { recursive: true })

@@ -15,8 +15,8 @@ import {
   predictPrepared,
   readPredictionsManifest,
 } from '../../../main/services/inference'
-import { runFiles } from '../../../main/services/run-layout'
-import { createRun } from '../../../main/services/runs'
+import { runFiles } from '../../../main/workspace/run-layout'
+import { createRun } from '../../../main/workspace/runs'
 import { preprocessVolumes } from '../../../main/data/preprocess'
 import { readVolumeFile } from '../../../main/data/case-io'
 import {
@@ -25,7 +25,7 @@ import {
   type Predictor,
 } from '../../../main/engine/sliding-window'
 import { sharedPath, tmpDir } from '../../helpers/shared'
-import { miniMsd, saveUntrainedCheckpoint, testRunConfig } from './helpers'
+import { miniMsd, saveUntrainedCheckpoint, testRunConfig } from '../../helpers/inference'
 
 const TMP = tmpDir('predict-run')
 const WS = join(TMP, 'ws')

@@ -116,7 +116,7 @@ beforeAll(async () => {
   for (const [name, { vol, opts }] of Object.entries(ours))
     await writeNifti(join(TMP, name), vol, opts)
   writeFileSync(join(TMP, 'ours.json'), JSON.stringify(Object.keys(ours)))
-  const run = spawnSync(PYTHON, [join(ROOT, 'test/unit/data-io/nibabel-crosscheck.py'), TMP], {
+  const run = spawnSync(PYTHON, [join(ROOT, 'test/unit/data/nibabel-crosscheck.py'), TMP], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   })

@@ -23,7 +23,7 @@ import {
   type EvaluationTable,
 } from '../../../main/services/evaluation'
 import { sharedPath, tmpDir } from '../../helpers/shared'
-import { goldenFolder } from './helpers'
+import { goldenFolder } from '../../helpers/inference'
 
 const TMP = tmpDir('evaluation')
 afterAll(() => rmSync(TMP, { recursive: true, force: true }))

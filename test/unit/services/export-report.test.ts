@@ -15,11 +15,11 @@ import {
 import { classToSourceValues, exportPredictions } from '../../../main/services/export'
 import { writeLabelNifti, type PredictionsManifest } from '../../../main/services/inference'
 import { escapeHtml, loadReportRun, renderReport, writeReport } from '../../../main/services/report'
-import { runFiles } from '../../../main/services/run-layout'
-import { createRun } from '../../../main/services/runs'
+import { runFiles } from '../../../main/workspace/run-layout'
+import { createRun } from '../../../main/workspace/runs'
 import { atomicWriteJson } from '../../../main/workspace/atomic'
 import { sharedPath, tmpDir } from '../../helpers/shared'
-import { goldenFolder, python, testRunConfig } from './helpers'
+import { goldenFolder, python, testRunConfig } from '../../helpers/inference'
 
 const TMP = tmpDir('export-report')
 mkdirSync(TMP, { recursive: true })

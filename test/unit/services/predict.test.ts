@@ -18,7 +18,7 @@ import { orientationCodes } from '../../../main/data/resample'
 import { computeMetrics } from '../../../main/metrics'
 import { predictPrepared, writeLabelNifti } from '../../../main/services/inference'
 import { sharedPath, tmpDir } from '../../helpers/shared'
-import { perfectPredictor, python } from './helpers'
+import { perfectPredictor, python } from '../../helpers/inference'
 
 const TMP = tmpDir('predict')
 mkdirSync(TMP, { recursive: true })
