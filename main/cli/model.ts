@@ -52,7 +52,7 @@ export function modelConfigFromOptions(
     return s === undefined ? undefined : intOption(k, s, 0)
   }
   const cfg: ModelConfig = { backbone: backbone as Backbone, preset: str('preset') ?? 'small' }
-  if (!PRESETS[cfg.backbone][cfg.preset!]) {
+  if (!Object.hasOwn(PRESETS[cfg.backbone], cfg.preset!)) {
     throw new CliError(
       `unknown ${backbone} preset "${cfg.preset}"; choose one of ${Object.keys(PRESETS[cfg.backbone]).join(', ')}`,
     )

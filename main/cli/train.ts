@@ -1,10 +1,13 @@
 import type { WorkerMessage } from '../workers/protocol'
+import { RUN_DEFAULTS, RUN_PRESETS, type RunFormInput, type RunState, type Variant } from '../contract/runs'
+import { ABLATIONS, variantName } from '../engine/presets'
+import { DsdError } from '../errors'
 import { createDatasetService } from '../services/datasets'
 import { JobQueue } from '../services/jobs'
-import { readRunState } from '../workspace/runs'
-import { createRuns, RUN_DEFAULTS } from '../services/training'
-import type { RunConfig, RunState, Variant } from '../workspace/run-layout'
+import { createRuns } from '../services/training'
 import { workspaceRoot } from '../services/workspace-root'
+import { parseRunForm } from '../training/run-config'
+import { readRunState } from '../workspace/runs'
 import { CliError, intOption, numberOption, parse, printJson } from './args'
 
 export const summary = 'Train runs (one fold or all folds × DSD variants) in worker threads'
@@ -13,38 +16,57 @@ export const usage = `Usage: dsd train --dataset ID [options]
   --dataset ID            an imported dataset (dsd import)
   --split NAME            split file (dsd split); default: the only split, or a new 5-fold seed-0 split "default"
   --folds all|0,1,…       folds to train (0-based); default all
-  --variant LIST          Basic, DS, SDD, SDE, DSD, custom or "all" (comma-separated); default DSD
-  --backbone dynunet|unetr  (default dynunet)      --preset NAME   (default small)
-  --patch N|DxHxW         training patch, multiples of 16 (default 32)
+  --variant LIST          ${Object.keys(ABLATIONS).join(', ')}, custom or "all" (comma-separated); default ${RUN_DEFAULTS.variants.join(',')}
+  --backbone dynunet|unetr  (default ${RUN_DEFAULTS.backbone})    --preset ${Object.keys(RUN_PRESETS).join('|')} (default ${RUN_DEFAULTS.preset})
+  --patch N|DxHxW         training patch, multiples of 16 (default: the preset's, e.g. 32 for small)
   --filters a,b,c,d,e     DynUNet channels per level, overriding the preset
-  --batch N               patches per step (default 2)
-  --epochs N              (default 300)            --steps-per-epoch N (default: one pass)
-  --lr X --weight-decay X AdamW (default 1e-3, 1e-5)
-  --step-size N --gamma X StepLR per epoch (default epochs/6, 0.5)
-  --temperature X         KL temperature τ (default 3)
+  --batch N               patches per step (default ${RUN_DEFAULTS.batch})
+  --epochs N              (default: the preset's — ${Object.entries(RUN_PRESETS).map(([k, p]) => `${k} ${p.epochs.dynunet}`).join(', ')} for dynunet)
+  --steps-per-epoch N     (default: one pass over the training cases)
+  --lr X --weight-decay X AdamW (default ${RUN_DEFAULTS.lr}, ${RUN_DEFAULTS.weightDecay})
+  --step-size N --gamma X StepLR per epoch (default epochs/6, ${RUN_DEFAULTS.gamma})
+  --temperature X         KL temperature τ (default ${RUN_DEFAULTS.temperature})
   --eta X --alpha1 X --alpha2 X
                           a custom variant (run id …-custom-foldN): η weighs deep supervision,
                           α1 the encoder and α2 the decoder distillation (DSD = 1, 1, 1)
-  --seed N                (default 100)            --backend auto|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu
-  --validate-every N      sliding-window validation every N epochs and at the last one (default 1; 0 = never)
-  --overlap X             sliding-window overlap (default 0.25)
-  --preprocess mri|mmwhs|brats   (default mri)     --augment mmwhs|brats|none (default mmwhs)
+  --seed N                (default ${RUN_DEFAULTS.seed})            --backend auto|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu
+  --validate-every N      sliding-window validation every N epochs and at the last one (default ${RUN_DEFAULTS.validateEvery}; 0 = never)
+  --overlap X             sliding-window overlap (default ${RUN_DEFAULTS.overlap})
+  --preprocess mri|mmwhs|brats   --augment mmwhs|brats|none   (default: the preset's)
   --name PREFIX           run-id prefix             --workspace DIR
   --json                  print the final states as JSON
 
+The Training page's form takes the same settings with the same defaults (main/contract/runs.ts).
 Runs are queued and executed one at a time, each in a worker thread. Each epoch writes an
 atomic checkpoint; a killed run continues with \`dsd resume <run>\`.`
 
-const VARIANTS: Variant[] = ['Basic', 'DS', 'SDD', 'SDE', 'DSD']
-
-function patchOf(v: string | undefined): [number, number, number] {
-  if (!v) return [...RUN_DEFAULTS.model.patch]
+function patchOf(v: string | undefined): [number, number, number] | undefined {
+  if (!v) return undefined
   const parts = v.split(/[x×,]/).map(Number)
   const p = parts.length === 1 ? [parts[0], parts[0], parts[0]] : parts
   if (p.length !== 3 || p.some((n) => !Number.isInteger(n) || n <= 0 || n % 16)) {
     throw new CliError(`--patch must be N or DxHxW with multiples of 16, got "${v}"`)
   }
   return p as [number, number, number]
+}
+
+/** The flag that sets a form field (for error messages). */
+function flagOf(path: PropertyKey[]): string {
+  const [head, sub] = path.map(String)
+  if (head === 'weights' && sub) return `--${sub}`
+  const names: Record<string, string> = { datasetId: 'dataset', variants: 'variant', preprocess: 'preprocess' }
+  return `--${names[head] ?? head.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+}
+
+/** Check a form as the app does (the contract's schema); problems name the flags. */
+function checkForm(form: RunFormInput): void {
+  try {
+    parseRunForm(form)
+  } catch (err) {
+    const issues = (err as DsdError).details?.issues as { path: PropertyKey[]; message: string }[] | undefined
+    if (!issues) throw err
+    throw new CliError(issues.map((i) => `${flagOf(i.path)}: ${i.message}`).join('; '))
+  }
 }
 
 
@@ -139,51 +161,54 @@ export async function run(args: string[]): Promise<number> {
       console.error(`created split "${split}" (5 folds, seed 0)`)
     } else throw new CliError(`dataset "${values.dataset}" has several splits (${splits.map((s) => s.name).join(', ')}); choose one with --split`)
   }
+  const int = (name: keyof typeof values) => (values[name] === undefined ? undefined : intOption(name, values[name] as string, 0))
+  const num = (name: keyof typeof values) => (values[name] === undefined ? undefined : numberOption(name, values[name] as string, 0))
   const customWeights = values.eta !== undefined || values.alpha1 !== undefined || values.alpha2 !== undefined
-  const variants: Variant[] = !values.variant
-    ? [customWeights ? 'custom' : 'DSD']
+  const variants: Variant[] | undefined = !values.variant
+    ? customWeights
+      ? ['custom']
+      : undefined
     : values.variant === 'all'
-      ? VARIANTS
+      ? (Object.keys(ABLATIONS) as Variant[])
       : values.variant.split(',').map((v) => {
-          const hit = [...VARIANTS, 'custom' as const].find((x) => x.toLowerCase() === v.trim().toLowerCase())
-          if (!hit) throw new CliError(`--variant: unknown "${v}"; use ${VARIANTS.join(', ')}, custom or all`)
+          const hit = v.trim().toLowerCase() === 'custom' ? 'custom' : variantName(v)
+          if (!hit) throw new CliError(`--variant: unknown "${v}"; use ${Object.keys(ABLATIONS).join(', ')}, custom or all`)
           return hit
         })
-  if (customWeights && !variants.includes('custom'))
+  if (customWeights && !variants?.includes('custom'))
     throw new CliError('--eta/--alpha1/--alpha2 set the weights of the custom variant; add "custom" to --variant or leave --variant out')
-  const weight = (name: 'eta' | 'alpha1' | 'alpha2') => numberOption(name, values[name], 1, { min: 0, max: 100 })
-  const epochs = intOption('epochs', values.epochs, RUN_DEFAULTS.epochs)
-  const backbone = (values.backbone ?? 'dynunet') as 'dynunet' | 'unetr'
-  if (backbone !== 'dynunet' && backbone !== 'unetr') throw new CliError('--backbone must be dynunet or unetr')
-  const augment = (values.augment ?? RUN_DEFAULTS.augment) as RunConfig['augment']
-  if (!['mmwhs', 'brats', 'none'].includes(augment)) throw new CliError('--augment must be mmwhs, brats or none')
-  const configs = await createRuns(workspace, {
+  const form: RunFormInput = {
     datasetId: values.dataset,
     split,
-    folds: values.folds && values.folds !== 'all' ? values.folds.split(',').map((f) => intOption('folds', f, 0)) : undefined,
-    variants,
+    ...(values.folds && values.folds !== 'all' ? { folds: values.folds.split(',').map((f) => intOption('folds', f, 0)) } : {}),
+    ...(variants ? { variants } : {}),
     name: values.name,
-    model: {
-      backbone,
-      preset: values.preset ?? 'small',
-      patch: patchOf(values.patch),
-      ...(values.filters
-        ? { filters: values.filters.split(',').map((f) => intOption('filters', f, 1)) }
-        : {}),
-    },
-    loss: { eta: weight('eta'), alpha1: weight('alpha1'), alpha2: weight('alpha2'), temperature: numberOption('temperature', values.temperature, 3, { min: 1e-6 }) },
-    batch: intOption('batch', values.batch, RUN_DEFAULTS.batch),
-    epochs,
-    ...(values['steps-per-epoch'] ? { stepsPerEpoch: intOption('steps-per-epoch', values['steps-per-epoch'], 1) } : {}),
-    optimizer: { lr: numberOption('lr', values.lr, 1e-3, { min: 1e-12 }), weightDecay: numberOption('weight-decay', values['weight-decay'], 1e-5, { min: 0 }) },
-    schedule: { stepSize: intOption('step-size', values['step-size'], Math.max(1, Math.floor(epochs / 6))), gamma: numberOption('gamma', values.gamma, 0.5, { min: 1e-12, max: 1 }) },
-    seed: intOption('seed', values.seed, RUN_DEFAULTS.seed),
-    backend: (values.backend ?? 'auto') as RunConfig['backend'],
-    validateEvery: intOption('validate-every', values['validate-every'], 1),
-    inference: { overlap: numberOption('overlap', values.overlap, 0.25, { min: 0, max: 1, maxExclusive: true }), blend: 'constant', mirror: false },
-    preprocessing: { preset: values.preprocess ?? 'mri' },
-    augment,
-  })
+    backbone: values.backbone as RunFormInput['backbone'],
+    preset: values.preset as RunFormInput['preset'],
+    patch: patchOf(values.patch),
+    filters: values.filters?.split(',').map((f) => intOption('filters', f, 1)),
+    batch: int('batch'),
+    epochs: int('epochs'),
+    stepsPerEpoch: int('steps-per-epoch'),
+    lr: num('lr'),
+    weightDecay: num('weight-decay'),
+    stepSize: int('step-size'),
+    gamma: num('gamma'),
+    temperature: num('temperature'),
+    ...(customWeights
+      ? { weights: { eta: num('eta') ?? RUN_DEFAULTS.weights.eta, alpha1: num('alpha1') ?? RUN_DEFAULTS.weights.alpha1, alpha2: num('alpha2') ?? RUN_DEFAULTS.weights.alpha2 } }
+      : {}),
+    seed: int('seed'),
+    backend: values.backend as RunFormInput['backend'],
+    validateEvery: int('validate-every'),
+    overlap: num('overlap'),
+    preprocess: values.preprocess as RunFormInput['preprocess'],
+    augment: values.augment as RunFormInput['augment'],
+  }
+  // Unset flags stay out of the form, so the contract's defaults apply as in the app.
+  for (const k of Object.keys(form) as (keyof RunFormInput)[]) if (form[k] === undefined) delete form[k]
+  checkForm(form)
+  const configs = await createRuns(workspace, form)
   console.error(`queued ${configs.length} run(s): ${configs.map((c) => c.id).join(', ')}`)
   const states = await runQueued(workspace, configs.map((c) => c.id))
   return report(workspace, configs.map((c) => c.id), states, values.json)

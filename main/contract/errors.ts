@@ -1,8 +1,11 @@
 /** How an error crosses the contract (IPC, HTTP, WebSocket, in-process). */
-export interface ErrorShape {
+import { z } from 'zod'
+
+export const ErrorShape = z.object({
   /** Stable machine-readable code, e.g. NIFTI_TRUNCATED, VALIDATION, NOT_FOUND. */
-  code: string
+  code: z.string(),
   /** One human sentence naming the file, the problem and the fix. */
-  message: string
-  details: Record<string, unknown>
-}
+  message: z.string(),
+  details: z.record(z.string(), z.unknown()),
+})
+export type ErrorShape = z.infer<typeof ErrorShape>

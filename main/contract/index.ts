@@ -7,20 +7,16 @@
  * *types* from this module (`import type`), never the schemas.
  */
 import { z } from 'zod'
+import { ErrorShape } from './errors'
+import { BackendName, id } from './shapes'
+import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 
-export type { ErrorShape } from './errors'
+export { ErrorShape } from './errors'
+export { BackendName } from './shapes'
+export * from './runs'
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
-
-const id = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
-
-export const BackendName = z.enum(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'])
-export type BackendName = z.infer<typeof BackendName>
 
 export const BackendProbe = z.object({
   name: BackendName,
@@ -64,7 +60,7 @@ export const TaskInfo = z.object({
   total: z.number(),
   message: z.string(),
   result: z.unknown().optional(),
-  error: z.object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) }).optional(),
+  error: ErrorShape.optional(),
 })
 export type TaskInfo = z.infer<typeof TaskInfo>
 export type TaskRef = z.infer<typeof TaskRef>
@@ -105,79 +101,6 @@ export const SplitSummary = z.object({
   hash: z.string(),
 })
 export type SplitSummary = z.infer<typeof SplitSummary>
-
-export const RunStatus = z.enum(['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'])
-
-export const RunStateShape = z.object({
-  status: RunStatus,
-  epoch: z.number().int(),
-  epochs: z.number().int(),
-  bestEpoch: z.number().int().nullable(),
-  bestMeanDice: z.number().nullable(),
-  message: z.string(),
-  updatedAt: z.string(),
-})
-export type RunStateShape = z.infer<typeof RunStateShape>
-
-export const RunSummary = z.object({
-  id: z.string(),
-  datasetId: z.string(),
-  split: z.string(),
-  fold: z.number().int(),
-  variant: z.string(),
-  backbone: z.string(),
-  preset: z.string(),
-  state: RunStateShape,
-})
-export type RunSummary = z.infer<typeof RunSummary>
-
-export const EpochLogShape = z.object({
-  epoch: z.number().int(),
-  lr: z.number(),
-  loss: z.record(z.string(), z.number()),
-  steps: z.number().int(),
-  valDice: z.record(z.string(), z.number().nullable()).optional(),
-  valMeanDice: z.number().optional(),
-})
-export type EpochLogShape = z.infer<typeof EpochLogShape>
-
-const Variant = z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD', 'custom'])
-/** Loss weights of the 'custom' variant: η (deep supervision), α1 (encoder KL), α2 (decoder KL). */
-const LossWeights = z
-  .object({ eta: z.number().min(0).max(100), alpha1: z.number().min(0).max(100), alpha2: z.number().min(0).max(100) })
-  .strict()
-
-/** The run form: one run, or every chosen fold × every chosen variant. */
-export const RunForm = z
-  .object({
-    datasetId: id,
-    split: id,
-    folds: z.array(z.number().int().min(0)).min(1).max(50),
-    variants: z.array(Variant).min(1),
-    name: id.optional(),
-    backbone: z.enum(['dynunet', 'unetr']).default('dynunet'),
-    preset: z.string().min(1).max(50).default('small'),
-    patch: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]).default([32, 32, 32]),
-    batch: z.number().int().min(1).max(64).default(2),
-    epochs: z.number().int().min(1).max(100000).default(50),
-    stepsPerEpoch: z.number().int().min(1).optional(),
-    lr: z.number().positive().default(1e-3),
-    weightDecay: z.number().min(0).default(1e-5),
-    temperature: z.number().positive().default(3),
-    seed: z.number().int().min(0).default(100),
-    backend: z.enum(['auto', 'tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']).default('auto'),
-    validateEvery: z.number().int().min(0).default(1),
-    preprocess: z.enum(['mri', 'mmwhs', 'brats']).default('mri'),
-    augment: z.enum(['mmwhs', 'brats', 'none']).default('mmwhs'),
-    /** Required with the 'custom' variant, ignored by the named ones (their weights are fixed). */
-    weights: LossWeights.optional(),
-  })
-  .strict()
-  .refine((f) => !f.variants.includes('custom') || f.weights !== undefined, {
-    message: "the 'custom' variant needs weights { eta, alpha1, alpha2 }",
-    path: ['weights'],
-  })
-export type RunForm = z.input<typeof RunForm>
 
 // ---------------------------------------------------------------------------------------------
 // Commands: name → { request, response }
@@ -231,8 +154,10 @@ export const commands = {
   },
   'runs.get': {
     request: z.object({ runId: id }).strict(),
-    response: z.object({ summary: RunSummary, config: z.record(z.string(), z.unknown()), log: z.array(EpochLogShape) }),
+    response: z.object({ summary: RunSummary, config: RunConfig, log: z.array(EpochLog) }),
   },
+  /** The run form's defaults and presets (the Training page starts from these). */
+  'runs.defaults': { request: z.object({}).strict(), response: RunFormDefaults },
   /** Create the runs of a form and queue them (one at a time per device). */
   'runs.create': {
     request: RunForm,
@@ -280,9 +205,7 @@ export const events = {
     ok: z.boolean(),
     cancelled: z.boolean(),
     result: z.unknown().optional(),
-    error: z
-      .object({ code: z.string(), message: z.string(), details: z.record(z.string(), z.unknown()) })
-      .optional(),
+    error: ErrorShape.optional(),
   }),
   'run.step': z.object({
     runId: z.string(),
@@ -294,8 +217,8 @@ export const events = {
     voxelsPerSecond: z.number(),
     etaSeconds: z.number(),
   }),
-  'run.epoch': z.object({ runId: z.string(), log: EpochLogShape, seconds: z.number(), state: RunStateShape }),
-  'run.state': z.object({ runId: z.string(), state: RunStateShape, error: z.string().optional() }),
+  'run.epoch': z.object({ runId: z.string(), log: EpochLog, seconds: z.number(), state: RunState }),
+  'run.state': z.object({ runId: z.string(), state: RunState, error: z.string().optional() }),
 } as const
 
 export type Events = typeof events
@@ -305,7 +228,7 @@ export type EventPayload<E extends EventName> = z.output<Events[E]>
 /** What every transport returns for a command: a value or the contract's error shape. */
 export type Result<T> =
   | { ok: true; value: T }
-  | { ok: false; error: { code: string; message: string; details: Record<string, unknown> } }
+  | { ok: false; error: ErrorShape }
 
 /** The API the renderer sees, whatever the transport. */
 export interface DsdApi {

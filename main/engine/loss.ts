@@ -18,6 +18,8 @@ import { tf } from './tf'
 import { useFused } from './kernels/dispatch'
 import { diceCEFused, klDistillFused, labelArray } from './kernels/loss'
 
+export { ABLATIONS, ablation, variantName, type AblationName, type LossWeights } from './presets'
+
 /** The nine logit outputs of a DSD training forward pass (spec §1). */
 export type DsdOutputName = 'Y' | 'D4' | 'D3' | 'D2' | 'D1' | 'E1' | 'E2' | 'E3' | 'E4'
 
@@ -58,31 +60,6 @@ export interface DsdLossOptions {
    * `tf.variableGrads` (the caller then disposes them).
    */
   keepTerms?: boolean
-}
-
-/** Ablation variants of the paper's Table 1 (spec §8). */
-export type AblationName = 'basic' | 'ds' | 'sdd' | 'sde' | 'dsd'
-
-export const ABLATIONS: Record<AblationName, { eta: number; alpha1: number; alpha2: number }> = {
-  basic: { eta: 0, alpha1: 0, alpha2: 0 },
-  ds: { eta: 1, alpha1: 0, alpha2: 0 },
-  sdd: { eta: 1, alpha1: 0, alpha2: 1 },
-  sde: { eta: 1, alpha1: 1, alpha2: 0 },
-  dsd: { eta: 1, alpha1: 1, alpha2: 1 },
-}
-
-/** Weights of an ablation variant by name (case-insensitive: Basic, DS, SDD, SDE, DSD). */
-export function ablation(name: string): { eta: number; alpha1: number; alpha2: number } {
-  const key = name.trim().toLowerCase() as AblationName
-  const w = ABLATIONS[key]
-  if (!w) {
-    throw new DsdError(
-      'LOSS_VARIANT',
-      `unknown DSD variant "${name}"; use one of Basic, DS, SDD, SDE, DSD`,
-      { name },
-    )
-  }
-  return { ...w }
 }
 
 /** Which outputs a loss configuration reads. */

@@ -12,11 +12,9 @@ import { ModelBuilder, sizeOf, type Init, type LayerRow, type ParamSpec } from '
 import { OUTPUT_NAMES, SelfDistilDynUNet, type OutputName, type TrainOutputs } from './dynunet'
 import { SelfDistilUNETR, defaultTaps } from './unetr'
 import { Rng } from './random'
+import { PRESETS, type Backbone, type Preset } from './presets'
 
-export { OUTPUT_NAMES, type OutputName, type TrainOutputs }
-
-/** Backbone families. */
-export type Backbone = 'dynunet' | 'unetr'
+export { OUTPUT_NAMES, PRESETS, type Backbone, type OutputName, type TrainOutputs }
 
 /** What `createModel` accepts: a backbone, an optional preset and overrides. */
 export interface ModelConfig {
@@ -66,81 +64,6 @@ export interface ResolvedModelConfig {
   taps?: [number, number, number]
 }
 
-interface Preset {
-  description: string
-  inChannels: number
-  numClasses: number
-  patch: number
-  filters?: number[]
-  featureSize?: number
-  hidden?: number
-  layers?: number
-  heads?: number
-  mlp?: number
-}
-
-/** Presets per backbone (spec §1, §4, §6). */
-export const PRESETS: Record<Backbone, Record<string, Preset>> = {
-  dynunet: {
-    mmwhs: {
-      description: 'MMWHS CT (spec): filters 32-64-128-256-320, 96³, 1 in, 8 classes',
-      inChannels: 1,
-      numClasses: 8,
-      patch: 96,
-      filters: [32, 64, 128, 256, 320],
-    },
-    brats: {
-      description: 'MSD BraTS (spec): filters 16-32-64-128-256, 128³, 4 in, 4 classes',
-      inChannels: 4,
-      numClasses: 4,
-      patch: 128,
-      filters: [16, 32, 64, 128, 256],
-    },
-    small: {
-      description: 'CPU-friendly: filters 4-8-16-32-64, 32³, 1 in, 3 classes (hippocampus crops)',
-      inChannels: 1,
-      numClasses: 3,
-      patch: 32,
-      filters: [4, 8, 16, 32, 64],
-    },
-  },
-  unetr: {
-    mmwhs: {
-      description: 'MMWHS CT (spec): F 32, ViT 768/12 layers/12 heads/3072, 96³, 1 in, 8 classes',
-      inChannels: 1,
-      numClasses: 8,
-      patch: 96,
-      featureSize: 32,
-      hidden: 768,
-      layers: 12,
-      heads: 12,
-      mlp: 3072,
-    },
-    brats: {
-      description: 'MSD BraTS (spec): F 16, ViT 768/12/12/3072, 128³, 4 in, 4 classes',
-      inChannels: 4,
-      numClasses: 4,
-      patch: 128,
-      featureSize: 16,
-      hidden: 768,
-      layers: 12,
-      heads: 12,
-      mlp: 3072,
-    },
-    small: {
-      description: 'CPU-friendly: F 4, ViT 96/4 layers/4 heads/384, 32³, 1 in, 3 classes',
-      inChannels: 1,
-      numClasses: 3,
-      patch: 32,
-      featureSize: 4,
-      hidden: 96,
-      layers: 4,
-      heads: 4,
-      mlp: 384,
-    },
-  },
-}
-
 function bad(message: string, details: Record<string, unknown> = {}): never {
   throw new DsdError('MODEL_CONFIG', message, details)
 }
@@ -163,7 +86,7 @@ export function resolveConfig(config: ModelConfig): ResolvedModelConfig {
     })
   }
   const presetName = config.preset ?? 'small'
-  const preset = PRESETS[backbone][presetName]
+  const preset = (PRESETS[backbone] as Partial<Record<string, Preset>>)[presetName]
   if (!preset) {
     bad(
       `model config: unknown ${backbone} preset "${presetName}"; choose one of ${Object.keys(PRESETS[backbone]).join(', ')}`,

@@ -16,7 +16,7 @@ import {
 import type { AdamW } from './optimizer'
 import type { DsdModel } from './model'
 
-/** Loss settings: explicit weights, or an ablation variant name (`basic`, `ds`, `sdd`, `sde`, `dsd`). */
+/** Loss settings: explicit weights, or a variant name (`Basic`, `DS`, `SDD`, `SDE`, `DSD`). */
 export type TrainLossOptions = string | Omit<DsdLossOptions, 'keepTerms'>
 
 /** What {@link trainStep} reports. */
@@ -38,7 +38,7 @@ export function lossOptionsOf(options: TrainLossOptions): DsdLossOptions {
  * One training step of `model` on a batch `x` `[b, d, h, w, C]` with integer `labels`
  * `[b, d, h, w]` (or `[…, 1]`). The caller keeps ownership of `x` and `labels`.
  *
- * Only the variables the loss reaches get a gradient and an update (for `basic` the DSD
+ * Only the variables the loss reaches get a gradient and an update (for `Basic` the DSD
  * modules are untouched, as in the reference, where the plain network has none). A
  * non-finite loss throws `DsdError('TRAIN_NONFINITE')` before any weight is changed.
  */
@@ -47,7 +47,7 @@ export async function trainStep(
   optimizer: AdamW,
   x: tf.Tensor5D,
   labels: tf.Tensor,
-  lossOptions: TrainLossOptions = 'dsd',
+  lossOptions: TrainLossOptions = 'DSD',
 ): Promise<TrainStepResult> {
   const opts = lossOptionsOf(lossOptions)
   const outputs = requiredOutputs(opts)

@@ -4,7 +4,7 @@
  * layers. Heavy modules (TensorFlow.js, dataset code) load lazily on first use.
  */
 import { arch, platform } from 'node:process'
-import type { AppInfo, BackendProbe, CommandParams } from '../contract'
+import type { AppInfo, BackendProbe, CommandParams, RunConfig, RunState, RunSummary } from '../contract'
 import { appVersion } from '../version'
 import { Bridge, type Handlers } from './bridge'
 import { TaskRunner } from './tasks'
@@ -80,10 +80,8 @@ export async function appInfo(transport: AppInfo['transport'], workspace: string
   }
 }
 
-/** The contract's summary of a run. */
-async function runSummary(workspace: string, runId: string) {
-  const { readRunConfig, readRunState } = await import('../workspace/runs')
-  const config = await readRunConfig(workspace, runId)
+/** The contract's summary of a run, from its config and state as read once. */
+function runSummary(config: RunConfig, state: RunState): RunSummary {
   return {
     id: config.id,
     datasetId: config.datasetId,
@@ -92,7 +90,7 @@ async function runSummary(workspace: string, runId: string) {
     variant: config.variant,
     backbone: config.model.backbone,
     preset: config.model.preset,
-    state: await readRunState(workspace, runId),
+    state,
   }
 }
 
@@ -165,39 +163,24 @@ export function createApp(options: AppOptions): App {
     'runs.list': async () => {
       const { listRuns } = await import('../workspace/runs')
       const runs = await listRuns(options.workspace)
-      const summaries = await Promise.all(runs.map((r) => runSummary(options.workspace, r.config.id)))
-      return { runs: summaries, running: queue?.running ?? null, queued: queue?.queued ?? [] }
+      return { runs: runs.map((r) => runSummary(r.config, r.state)), running: queue?.running ?? null, queued: queue?.queued ?? [] }
     },
     'runs.get': async ({ runId }) => {
-      const { readRunConfig, readRunLog } = await import('../workspace/runs')
+      const { readRunConfig, readRunLog, readRunState } = await import('../workspace/runs')
+      const config = await readRunConfig(options.workspace, runId)
       return {
-        summary: await runSummary(options.workspace, runId),
-        config: (await readRunConfig(options.workspace, runId)) as unknown as Record<string, unknown>,
+        summary: runSummary(config, await readRunState(options.workspace, runId)),
+        config,
         log: await readRunLog(options.workspace, runId),
       }
     },
-    'runs.create': async (f) => {
+    'runs.defaults': async () => {
+      const { runFormDefaults } = await import('../training/run-config')
+      return runFormDefaults()
+    },
+    'runs.create': async (form) => {
       const { createRuns } = await import('./training')
-      const configs = await createRuns(options.workspace, {
-        datasetId: f.datasetId,
-        split: f.split,
-        folds: f.folds,
-        variants: f.variants,
-        name: f.name,
-        model: { backbone: f.backbone, preset: f.preset, patch: f.patch },
-        loss: { ...(f.weights ?? { eta: 1, alpha1: 1, alpha2: 1 }), temperature: f.temperature },
-        batch: f.batch,
-        epochs: f.epochs,
-        ...(f.stepsPerEpoch ? { stepsPerEpoch: f.stepsPerEpoch } : {}),
-        optimizer: { lr: f.lr, weightDecay: f.weightDecay },
-        schedule: { stepSize: Math.max(1, Math.floor(f.epochs / 6)), gamma: 0.5 },
-        seed: f.seed,
-        backend: f.backend,
-        validateEvery: f.validateEvery,
-        inference: { overlap: 0.25, blend: 'constant', mirror: false },
-        preprocessing: { preset: f.preprocess },
-        augment: f.augment,
-      })
+      const configs = await createRuns(options.workspace, form)
       for (const c of configs) await startRun(c.id)
       return { runIds: configs.map((c) => c.id) }
     },
@@ -205,7 +188,8 @@ export function createApp(options: AppOptions): App {
       const q = await jobs()
       if (action === 'start') {
         if (q.running === runId || q.queued.includes(runId)) return { accepted: false }
-        await runSummary(options.workspace, runId) // must exist
+        const { readRunConfig } = await import('../workspace/runs')
+        await readRunConfig(options.workspace, runId) // must exist
         await startRun(runId)
         return { accepted: true }
       }

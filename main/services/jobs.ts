@@ -9,7 +9,8 @@ import { readFile } from 'node:fs/promises'
 import { DsdError } from '../errors'
 import { CONTROL, type TrainWorkerData, type WorkerMessage } from '../workers/protocol'
 import { spawnWorker } from '../workers/spawn'
-import { runFiles, type RunState } from '../workspace/run-layout'
+import type { RunState } from '../contract/runs'
+import { runFiles } from '../workspace/run-layout'
 import { writeRunState } from '../workspace/runs'
 
 export interface JobEvents {

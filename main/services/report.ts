@@ -15,7 +15,8 @@ import { METRIC_NAMES, type CasesSummary, type MetricName, type Summary } from '
 import { appVersion } from '../version'
 import { atomicWriteFile } from '../workspace/atomic'
 import type { ComparisonResult, EvaluationTable } from './evaluation'
-import { runFiles, type EpochLog, type RunConfig, type RunState } from '../workspace/run-layout'
+import type { EpochLog, RunConfig, RunState } from '../contract/runs'
+import { runFiles } from '../workspace/run-layout'
 import { readRunConfig, readRunLog } from '../workspace/runs'
 
 /** One run's material for the report. */

@@ -35,7 +35,8 @@ import { manifestHash } from '../workspace/datasets'
 import { CONTROL, type WorkerMessage } from '../workers/protocol'
 import { appVersion } from '../version'
 import { createDatasetService } from './datasets'
-import { runFiles, type EpochLog, type EpochTiming, type RunConfig, type RunState } from '../workspace/run-layout'
+import type { EpochLog, RunConfig, RunState } from '../contract/runs'
+import { runFiles, type EpochTiming } from '../workspace/run-layout'
 import { atomicWriteFile, atomicWriteJson } from '../workspace/atomic'
 import { readRunConfig, readRunLog, readRunState, writeRunState } from '../workspace/runs'
 
@@ -214,6 +215,19 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
   }
   try {
     cfg = await readRunConfig(workspace, runId)
+    // The run trains with exactly the weights its config records (main/training/run-config.ts
+    // writes a named variant's fixed weights there). A config that contradicts its variant name
+    // is refused rather than trained under a misleading name.
+    if (cfg.variant !== 'custom') {
+      const fixed = ablation(cfg.variant)
+      if (fixed.eta !== cfg.loss.eta || fixed.alpha1 !== cfg.loss.alpha1 || fixed.alpha2 !== cfg.loss.alpha2) {
+        throw new DsdError(
+          'RUN_CONFIG_INVALID',
+          `${files.config}: variant ${cfg.variant} trains with η=${fixed.eta}, α1=${fixed.alpha1}, α2=${fixed.alpha2} but loss records η=${cfg.loss.eta}, α1=${cfg.loss.alpha1}, α2=${cfg.loss.alpha2}; set loss to the variant's weights, or variant to "custom"`,
+          { file: files.config },
+        )
+      }
+    }
     const backend = await initBackend(cfg.backend)
     const data = await loadFoldData(workspace, cfg)
     if (data.train.length === 0) throw new DsdError('RUN_NO_TRAINING_CASES', `fold ${cfg.fold} of split "${cfg.split}" has no training cases`, {})
@@ -282,7 +296,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     post({ type: 'started', backend, resumedFrom: startEpoch })
     post({ type: 'state', state: await setState({ status: 'running', epoch: startEpoch, epochs: cfg.epochs, message: startEpoch ? `resumed from epoch ${startEpoch}` : 'running' }) })
 
-    const weights = cfg.variant === 'custom' ? cfg.loss : { ...ablation(cfg.variant), temperature: cfg.loss.temperature }
+    const weights = cfg.loss
     const patchXYZ: Vec3 = [cfg.model.patch[2], cfg.model.patch[1], cfg.model.patch[0]]
     const samplers = data.train.map(
       (c) => new CropSampler({ shape: c.shape, channels: c.channels, image: c.image, label: c.label }, { patch: patchXYZ, numSamples: cfg!.batch, pos: 1, neg: 0, imageThreshold: 0 }),

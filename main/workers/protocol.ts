@@ -1,6 +1,7 @@
 /** Messages between the job queue (main thread) and a training worker. */
 import type { ErrorShape } from '../contract/errors'
-import type { EpochLog, EpochTiming, RunState } from '../workspace/run-layout'
+import type { EpochLog, RunState } from '../contract/runs'
+import type { EpochTiming } from '../workspace/run-layout'
 
 export interface TrainWorkerData {
   workspace: string

@@ -5,49 +5,12 @@
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { z } from 'zod'
 import { DsdError } from '../errors'
 import { atomicWriteJson } from './atomic'
-import { runDir, runFiles, type EpochLog, type RunConfig, type RunState } from './run-layout'
+import { EpochLog, RunConfig, RunState } from '../contract/runs'
+import { runDir, runFiles } from './run-layout'
 
 const idPattern = /^[A-Za-z0-9._-]{1,128}$/
-
-export const RunConfigSchema = z
-  .object({
-    id: z.string().regex(idPattern),
-    datasetId: z.string().regex(idPattern),
-    split: z.string().regex(idPattern),
-    fold: z.number().int().min(0),
-    model: z.object({
-      backbone: z.enum(['dynunet', 'unetr']),
-      preset: z.string().min(1),
-      patch: z.tuple([z.number().int().positive(), z.number().int().positive(), z.number().int().positive()]),
-      filters: z.array(z.number().int().positive()).length(5).optional(),
-    }),
-    variant: z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD', 'custom']),
-    loss: z.object({
-      eta: z.number().min(0),
-      alpha1: z.number().min(0),
-      alpha2: z.number().min(0),
-      temperature: z.number().positive(),
-    }),
-    batch: z.number().int().min(1).max(64),
-    epochs: z.number().int().min(1),
-    stepsPerEpoch: z.number().int().min(1).optional(),
-    optimizer: z.object({ lr: z.number().positive(), weightDecay: z.number().min(0) }),
-    schedule: z.object({ stepSize: z.number().int().min(0), gamma: z.number().positive() }),
-    seed: z.number().int().min(0),
-    backend: z.enum(['auto', 'tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu']),
-    validateEvery: z.number().int().min(0),
-    inference: z.object({
-      overlap: z.number().min(0).max(0.95),
-      blend: z.enum(['constant', 'gaussian']),
-      mirror: z.boolean(),
-    }),
-    preprocessing: z.record(z.string(), z.unknown()),
-    augment: z.enum(['mmwhs', 'brats', 'none']),
-  })
-  .strict()
 
 async function readJson<T>(path: string, what: string): Promise<T> {
   let text: string
@@ -63,8 +26,9 @@ async function readJson<T>(path: string, what: string): Promise<T> {
   }
 }
 
+/** Check a run config against the contract's schema; RUN_CONFIG_INVALID names each problem. */
 export function validateRunConfig(config: unknown, where = 'run config'): RunConfig {
-  const parsed = RunConfigSchema.safeParse(config)
+  const parsed = RunConfig.safeParse(config)
   if (!parsed.success) {
     throw new DsdError(
       'RUN_CONFIG_INVALID',
@@ -72,16 +36,7 @@ export function validateRunConfig(config: unknown, where = 'run config'): RunCon
       { issues: parsed.error.issues },
     )
   }
-  const cfg = parsed.data as RunConfig
-  for (const axis of cfg.model.patch) {
-    if (axis % 16 !== 0) {
-      throw new DsdError('RUN_CONFIG_INVALID', `${where}: patch ${cfg.model.patch.join('×')} must be a multiple of 16 on each axis (the networks downsample 4 times).`, {})
-    }
-  }
-  if (cfg.augment !== 'none' && cfg.model.patch[1] !== cfg.model.patch[2]) {
-    throw new DsdError('RUN_CONFIG_INVALID', `${where}: in-plane 90° rotations need a square in-plane patch (h = w), got ${cfg.model.patch.join('×')}; use e.g. ${cfg.model.patch[0]}×${cfg.model.patch[2]}×${cfg.model.patch[2]} or augment "none".`, {})
-  }
-  return cfg
+  return parsed.data
 }
 
 /** Create the run folder with its config and a queued state. Refuses to overwrite. */
@@ -114,7 +69,12 @@ export async function readRunConfig(workspace: string, runId: string): Promise<R
 }
 
 export async function readRunState(workspace: string, runId: string): Promise<RunState> {
-  return readJson<RunState>(runFiles(workspace, runId).state, 'state.json')
+  const file = runFiles(workspace, runId).state
+  const parsed = RunState.safeParse(await readJson(file, 'state.json'))
+  if (!parsed.success) {
+    throw new DsdError('RUN_FILE_CORRUPT', `${file}: state.json is not a run state (${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}); restore it or delete the run.`, { file })
+  }
+  return parsed.data
 }
 
 export async function writeRunState(workspace: string, runId: string, state: RunState): Promise<void> {
@@ -129,11 +89,15 @@ export async function readRunLog(workspace: string, runId: string): Promise<Epoc
     .split('\n')
     .filter((l) => l.trim())
     .map((l, i) => {
+      let line: unknown
       try {
-        return JSON.parse(l) as EpochLog
+        line = JSON.parse(l)
       } catch {
         throw new DsdError('RUN_FILE_CORRUPT', `${file}: line ${i + 1} is not valid JSON.`, { file })
       }
+      const parsed = EpochLog.safeParse(line)
+      if (!parsed.success) throw new DsdError('RUN_FILE_CORRUPT', `${file}: line ${i + 1} is not an epoch log entry.`, { file })
+      return parsed.data
     })
 }
 

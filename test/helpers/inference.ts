@@ -11,7 +11,7 @@ import { packTrainingState, saveCheckpoint } from '../../main/engine/checkpoint'
 import { createModel, type ModelConfig } from '../../main/engine/model'
 import { windowGrid, type Predictor } from '../../main/engine/sliding-window'
 import { tf } from '../../main/engine/tf'
-import type { RunConfig } from '../../main/workspace/run-layout'
+import type { RunConfig } from '../../main/contract/runs'
 import { sharedPath } from './shared'
 
 type V3 = [number, number, number]

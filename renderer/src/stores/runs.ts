@@ -2,9 +2,9 @@ import { defineStore } from 'pinia'
 import { ref } from 'vue'
 import type {
   CommandRequest,
-  EpochLogShape,
+  EpochLog,
   EventPayload,
-  RunStateShape,
+  RunState,
   RunSummary,
 } from '../../../main/contract'
 import { ApiError, useApi } from '../api'
@@ -24,7 +24,7 @@ export const useRunStore = defineStore('runs', () => {
   const loaded = ref(false)
   const loading = ref(false)
   /** Epoch logs of the runs whose curves were opened (filled by runs.get, then run.epoch). */
-  const logs = ref<Record<string, EpochLogShape[]>>({})
+  const logs = ref<Record<string, EpochLog[]>>({})
   /** The latest step of each running run. */
   const steps = ref<Record<string, RunStep>>({})
 
@@ -41,7 +41,7 @@ export const useRunStore = defineStore('runs', () => {
     }
   }
 
-  function setState(runId: string, state: RunStateShape): void {
+  function setState(runId: string, state: RunState): void {
     const run = runs.value.find((r) => r.id === runId)
     if (run) run.state = state
     else refresh().catch(() => {})
@@ -52,7 +52,7 @@ export const useRunStore = defineStore('runs', () => {
   }
 
   /** Loads a run's epoch log (for its learning curve). */
-  async function loadLog(runId: string): Promise<EpochLogShape[]> {
+  async function loadLog(runId: string): Promise<EpochLog[]> {
     const r = await api.invoke('runs.get', { runId })
     logs.value[runId] = r.log
     setState(runId, r.summary.state)

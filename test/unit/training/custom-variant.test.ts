@@ -39,7 +39,7 @@ describe('custom DSD weights', () => {
     expect(mixed.stderr).toMatch(/--eta\/--alpha1\/--alpha2 set the weights of the custom variant/)
     const negative = dsd(['train', ...TINY, '--alpha1=-1'])
     expect(negative.status).toBe(2)
-    expect(negative.stderr).toMatch(/--alpha1 must be a number in \[0, 100\], got "-1"/)
+    expect(negative.stderr).toMatch(/--alpha1: Too small: expected number to be >=0/)
   })
 
   it('trains a custom run with exactly the terms its weights switch on', { timeout: 600_000 }, () => {

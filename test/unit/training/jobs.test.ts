@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest'
 import { createDatasetService } from '../../../main/services/datasets'
 import { JobQueue } from '../../../main/services/jobs'
 import { readRunState } from '../../../main/workspace/runs'
-import { createRuns, RUN_DEFAULTS } from '../../../main/services/training'
+import { createRuns } from '../../../main/services/training'
 import type { WorkerMessage } from '../../../main/workers/protocol'
 import { ROOT, tmpDir } from '../../helpers/shared'
 
@@ -17,19 +17,16 @@ const workspace = tmpDir('jobs-ws')
 
 async function makeRun(name: string, epochs: number): Promise<string> {
   const [cfg] = await createRuns(workspace, {
-    ...RUN_DEFAULTS,
     datasetId: 'hippocampus-sample',
     split: 'k10',
     folds: [0],
     variants: ['Basic'],
     name,
-    model: { backbone: 'dynunet', preset: 'small', patch: [16, 16, 16], filters: [4, 4, 8, 8, 8] },
-    loss: { ...RUN_DEFAULTS.loss },
-    optimizer: { ...RUN_DEFAULTS.optimizer },
-    inference: { ...RUN_DEFAULTS.inference },
+    patch: [16, 16, 16],
+    filters: [4, 4, 8, 8, 8],
     epochs,
     stepsPerEpoch: 2,
-    schedule: { stepSize: 1, gamma: 0.5 },
+    stepSize: 1,
     backend: 'cpu',
     validateEvery: 0,
   })

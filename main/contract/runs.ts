@@ -1,0 +1,276 @@
+/**
+ * Training runs in the contract: the one definition of a run's configuration (`config.json`),
+ * of the run form (what the Training page and `dsd train` ask for), of the run state
+ * (`state.json`) and of a line of the epoch log (`log.jsonl`). The types are inferred from these
+ * schemas; the workspace, the training loop, the CLI and the renderer all use them.
+ *
+ * A form becomes configs in exactly one place, main/training/run-config.ts (`runConfigs`), which
+ * fills what the form leaves out from RUN_DEFAULTS and RUN_PRESETS below and the model presets
+ * of main/engine/presets.ts. The renderer reads these defaults through `runs.defaults`.
+ */
+import { z } from 'zod'
+import { BackendName, id } from './shapes'
+
+/** The DSD variants (the paper's Table 1) and `custom` (your own η, α1, α2). */
+export const Variant = z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD', 'custom'])
+export type Variant = z.infer<typeof Variant>
+
+export const Backbone = z.enum(['dynunet', 'unetr'])
+export type Backbone = z.infer<typeof Backbone>
+
+/** Model presets (main/engine/presets.ts): `small` for CPUs, the paper's `mmwhs` and `brats`. */
+export const ModelPreset = z.enum(['small', 'mmwhs', 'brats'])
+export type ModelPreset = z.infer<typeof ModelPreset>
+
+/** `auto` picks from the backend ladder, as the About page shows. */
+export const BackendChoice = z.enum(['auto', ...BackendName.options])
+export type BackendChoice = z.infer<typeof BackendChoice>
+
+/** Preprocessing presets of main/data/preprocess.ts. */
+export const PreprocessPreset = z.enum(['mri', 'mmwhs', 'brats'])
+export type PreprocessPreset = z.infer<typeof PreprocessPreset>
+
+/** Augmentation presets of main/data/augment.ts. */
+export const AugmentPreset = z.enum(['mmwhs', 'brats', 'none'])
+export type AugmentPreset = z.infer<typeof AugmentPreset>
+
+/** Loss weights: η (deep supervision), α1 (encoder KL), α2 (decoder KL). */
+export const LossWeights = z
+  .object({ eta: z.number().min(0).max(100), alpha1: z.number().min(0).max(100), alpha2: z.number().min(0).max(100) })
+  .strict()
+export type LossWeights = z.infer<typeof LossWeights>
+
+const positiveInt = z.number().int().positive()
+/** A training patch [d, h, w] in voxels. */
+const Patch = z.tuple([positiveInt, positiveInt, positiveInt])
+/** DynUNet channels per level (5 levels). */
+const Filters = z.array(positiveInt).length(5)
+const Batch = z.number().int().min(1).max(64)
+const Epochs = z.number().int().min(1).max(100000)
+const Overlap = z.number().min(0).max(0.95)
+const Gamma = z.number().positive().max(1)
+
+/**
+ * The settings that do not depend on the preset. The form's defaults, the CLI's and the UI's
+ * initial values are these.
+ */
+export const RUN_DEFAULTS = {
+  variants: ['DSD'] as Variant[],
+  backbone: 'dynunet',
+  preset: 'small',
+  batch: 2,
+  lr: 1e-3,
+  weightDecay: 1e-5,
+  /** StepLR factor; the step size defaults to max(1, ⌊epochs / 6⌋). */
+  gamma: 0.5,
+  temperature: 3,
+  /** The custom variant's starting weights (those of DSD). */
+  weights: { eta: 1, alpha1: 1, alpha2: 1 },
+  seed: 100,
+  backend: 'auto',
+  validateEvery: 1,
+  overlap: 0.25,
+} as const satisfies Record<string, unknown>
+
+/**
+ * What a preset sets besides the model (spec §3, §4): preprocessing, augmentation and the
+ * paper's epoch counts per backbone. The patch comes with the model preset.
+ */
+export const RUN_PRESETS: Record<
+  ModelPreset,
+  { preprocess: PreprocessPreset; augment: AugmentPreset; epochs: Record<Backbone, number> }
+> = {
+  small: { preprocess: 'mri', augment: 'mmwhs', epochs: { dynunet: 50, unetr: 50 } },
+  mmwhs: { preprocess: 'mmwhs', augment: 'mmwhs', epochs: { dynunet: 300, unetr: 600 } },
+  brats: { preprocess: 'brats', augment: 'brats', epochs: { dynunet: 300, unetr: 325 } },
+}
+
+/**
+ * A run (`runs/<id>/config.json`): dataset + split + fold + model + variant + optimisation +
+ * seed + backend. Written once when the run is created; the trainer trains with exactly it.
+ */
+export const RunConfig = z
+  .object({
+    /** Folder name under runs/. */
+    id,
+    datasetId: id,
+    /** Split file name under datasets/<id>/splits/ (without .json). */
+    split: id,
+    /** 0-based fold index. */
+    fold: z.number().int().min(0),
+    model: z.object({
+      backbone: Backbone,
+      preset: ModelPreset,
+      /** [d, h, w] training patch (a multiple of 16 on each axis). */
+      patch: Patch,
+      /** DynUNet channels per level, overriding the preset. */
+      filters: Filters.optional(),
+    }),
+    variant: Variant,
+    /** The weights the run trains with (a named variant's fixed ones, or the custom ones). */
+    loss: LossWeights.extend({ temperature: z.number().positive() }),
+    /** Patches per step (RandCropByPosNegLabel num_samples from one volume). */
+    batch: Batch,
+    epochs: Epochs,
+    /** Steps per epoch; default: one pass over the training volumes. */
+    stepsPerEpoch: z.number().int().min(1).optional(),
+    optimizer: z.object({ lr: z.number().positive(), weightDecay: z.number().min(0) }),
+    /** StepLR, stepped once per epoch; stepSize 0 = constant LR. */
+    schedule: z.object({ stepSize: z.number().int().min(0), gamma: Gamma }),
+    seed: z.number().int().min(0),
+    backend: BackendChoice,
+    /** Validate every N epochs and at the last one (sliding window on the validation fold); 0 = never. */
+    validateEvery: z.number().int().min(0),
+    /** Sliding-window settings used for validation and prediction. */
+    inference: z.object({ overlap: Overlap, blend: z.enum(['constant', 'gaussian']), mirror: z.boolean() }),
+    /**
+     * `{ preset: 'mri' | 'mmwhs' | 'brats' }` or full PreprocessSettings (main/data/preprocess.ts);
+     * hashed for the cache key.
+     */
+    preprocessing: z.record(z.string(), z.unknown()),
+    augment: AugmentPreset,
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const p = cfg.model.patch
+    if (p.some((axis) => axis % 16 !== 0)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'patch'],
+        message: `patch ${p.join('×')} must be a multiple of 16 on each axis (the networks downsample 4 times).`,
+      })
+    } else if (cfg.augment !== 'none' && p[1] !== p[2]) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['model', 'patch'],
+        message: `in-plane 90° rotations need a square in-plane patch (h = w), got ${p.join('×')}; use e.g. ${p[0]}×${p[2]}×${p[2]} or augment "none".`,
+      })
+    }
+  })
+export type RunConfig = z.infer<typeof RunConfig>
+
+/**
+ * The run form: one run, or every chosen fold × every chosen variant. What it leaves out comes
+ * from RUN_DEFAULTS, the preset (RUN_PRESETS and the model preset) and the split.
+ */
+export const RunForm = z
+  .object({
+    datasetId: id,
+    split: id,
+    /** Folds to train (0-based); default every fold of the split. */
+    folds: z.array(z.number().int().min(0)).min(1).max(50).optional(),
+    variants: z.array(Variant).min(1).default(RUN_DEFAULTS.variants),
+    /** Run-id prefix; default `<dataset>-<backbone>-<preset>`. */
+    name: id.optional(),
+    backbone: Backbone.default(RUN_DEFAULTS.backbone),
+    preset: ModelPreset.default(RUN_DEFAULTS.preset),
+    /** Default: the preset's patch, cubic. */
+    patch: Patch.optional(),
+    filters: Filters.optional(),
+    batch: Batch.default(RUN_DEFAULTS.batch),
+    /** Default: the preset's epochs for the backbone. */
+    epochs: Epochs.optional(),
+    stepsPerEpoch: z.number().int().min(1).optional(),
+    lr: z.number().positive().default(RUN_DEFAULTS.lr),
+    weightDecay: z.number().min(0).default(RUN_DEFAULTS.weightDecay),
+    /** StepLR step in epochs; default max(1, ⌊epochs / 6⌋); 0 = constant LR. */
+    stepSize: z.number().int().min(0).optional(),
+    gamma: Gamma.default(RUN_DEFAULTS.gamma),
+    temperature: z.number().positive().default(RUN_DEFAULTS.temperature),
+    /** Required with the 'custom' variant, ignored by the named ones (their weights are fixed). */
+    weights: LossWeights.optional(),
+    seed: z.number().int().min(0).default(RUN_DEFAULTS.seed),
+    backend: BackendChoice.default(RUN_DEFAULTS.backend),
+    validateEvery: z.number().int().min(0).default(RUN_DEFAULTS.validateEvery),
+    overlap: Overlap.default(RUN_DEFAULTS.overlap),
+    /** Default: the preset's. */
+    preprocess: PreprocessPreset.optional(),
+    /** Default: the preset's. */
+    augment: AugmentPreset.optional(),
+  })
+  .strict()
+  .refine((f) => !f.variants.includes('custom') || f.weights !== undefined, {
+    message: "the 'custom' variant needs weights { eta, alpha1, alpha2 }",
+    path: ['weights'],
+  })
+/** A form as a caller writes it (defaults may be left out). */
+export type RunFormInput = z.input<typeof RunForm>
+/** A form with its defaults applied. */
+export type RunForm = z.output<typeof RunForm>
+
+/** What the Training page starts from: the defaults and, per preset, what choosing it sets. */
+export const RunFormDefaults = z.object({
+  defaults: z.object({
+    variants: z.array(Variant),
+    backbone: Backbone,
+    preset: ModelPreset,
+    batch: z.number(),
+    lr: z.number(),
+    weightDecay: z.number(),
+    gamma: z.number(),
+    temperature: z.number(),
+    weights: LossWeights,
+    seed: z.number(),
+    backend: BackendChoice,
+    validateEvery: z.number(),
+    overlap: z.number(),
+  }),
+  presets: z.record(
+    ModelPreset,
+    z.object({
+      /** The model preset's description per backbone. */
+      description: z.record(Backbone, z.string()),
+      /** Patch side in voxels (cubic). */
+      patch: z.number().int(),
+      preprocess: PreprocessPreset,
+      augment: AugmentPreset,
+      epochs: z.record(Backbone, z.number().int()),
+    }),
+  ),
+  /** The fixed weights of each named variant. */
+  variants: z.record(z.enum(['Basic', 'DS', 'SDD', 'SDE', 'DSD']), LossWeights),
+})
+export type RunFormDefaults = z.infer<typeof RunFormDefaults>
+
+/** A run's (and a job's) state, one word each: a run that ended well is `completed`. */
+export const RunStatus = z.enum(['queued', 'running', 'paused', 'completed', 'failed', 'cancelled'])
+export type RunStatus = z.infer<typeof RunStatus>
+
+/** `runs/<id>/state.json`. */
+export const RunState = z.object({
+  status: RunStatus,
+  /** Last completed epoch (0 = none). */
+  epoch: z.number().int(),
+  epochs: z.number().int(),
+  bestEpoch: z.number().int().nullable(),
+  bestMeanDice: z.number().nullable(),
+  message: z.string(),
+  updatedAt: z.string(),
+})
+export type RunState = z.infer<typeof RunState>
+
+/** One line of `runs/<id>/log.jsonl` (deterministic fields only; timings go to timing.jsonl). */
+export const EpochLog = z.object({
+  epoch: z.number().int(),
+  lr: z.number(),
+  /** Mean of every loss term over the epoch's steps, plus `total`. */
+  loss: z.record(z.string(), z.number()),
+  steps: z.number().int(),
+  /** Per-class validation Dice (class value → Dice) when validated this epoch. */
+  valDice: z.record(z.string(), z.number().nullable()).optional(),
+  valMeanDice: z.number().optional(),
+})
+export type EpochLog = z.infer<typeof EpochLog>
+
+/** A run as the runs table lists it. */
+export const RunSummary = z.object({
+  id: z.string(),
+  datasetId: z.string(),
+  split: z.string(),
+  fold: z.number().int(),
+  variant: Variant,
+  backbone: Backbone,
+  preset: z.string(),
+  state: RunState,
+})
+export type RunSummary = z.infer<typeof RunSummary>

@@ -1,0 +1,116 @@
+/**
+ * The one place where a run form becomes run configs: the app's `runs.create`, `dsd train` and
+ * the tests all call `runConfigs`, so the same choices give the same `config.json` everywhere.
+ * What the form leaves out comes from the contract's RUN_DEFAULTS and RUN_PRESETS and from the
+ * engine's model presets; a named variant records its fixed weights, which the trainer then uses
+ * as they are.
+ */
+import {
+  RUN_DEFAULTS,
+  RUN_PRESETS,
+  RunForm,
+  type ModelPreset,
+  type RunConfig,
+  type RunFormDefaults,
+  type RunFormInput,
+  type Variant,
+} from '../contract/runs'
+import { DsdError } from '../errors'
+import { ABLATIONS, PRESETS, type AblationName, type PresetName } from '../engine/presets'
+
+// Checked when compiling: the contract's variant and preset names are the engine's.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
+export const NAMES_AGREE: [Same<Exclude<Variant, 'custom'>, AblationName>, Same<ModelPreset, PresetName>] = [true, true]
+
+/** A run's folder name: `<prefix>-<variant>-fold<k>`. */
+export function runId(prefix: string, variant: Variant, fold: number): string {
+  return `${prefix}-${variant}-fold${fold}`.replace(/[^A-Za-z0-9._-]/g, '_')
+}
+
+/** Parse a form (filling the contract's defaults); RUN_CONFIG_INVALID names each problem. */
+export function parseRunForm(input: RunFormInput): RunForm {
+  const parsed = RunForm.safeParse(input)
+  if (!parsed.success) {
+    throw new DsdError(
+      'RUN_CONFIG_INVALID',
+      `run form: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(form)'}: ${i.message}`).join('; ')}`,
+      { issues: parsed.error.issues },
+    )
+  }
+  return parsed.data
+}
+
+/**
+ * The configs of a form, folds outermost (so a comparison of variants on fold 0 is complete
+ * first). `foldCount` is the number of folds of the form's split; the form's folds must be
+ * among them (default: all of them). Pure: nothing is read or written.
+ */
+export function runConfigs(input: RunFormInput, foldCount: number): RunConfig[] {
+  const form = parseRunForm(input)
+  const folds = form.folds ?? Array.from({ length: foldCount }, (_, i) => i)
+  for (const f of folds) {
+    if (f >= foldCount) {
+      throw new DsdError('RUN_FOLD_MISSING', `split "${form.split}" has folds 0–${foldCount - 1}; fold ${f} does not exist`, {})
+    }
+  }
+  const preset = RUN_PRESETS[form.preset]
+  const side = PRESETS[form.backbone][form.preset].patch
+  const epochs = form.epochs ?? preset.epochs[form.backbone]
+  const prefix = form.name ?? `${form.datasetId}-${form.backbone}-${form.preset}`
+  const out: RunConfig[] = []
+  for (const fold of folds) {
+    for (const variant of form.variants) {
+      const weights = variant === 'custom' ? form.weights! : ABLATIONS[variant]
+      out.push({
+        id: runId(prefix, variant, fold),
+        datasetId: form.datasetId,
+        split: form.split,
+        fold,
+        model: {
+          backbone: form.backbone,
+          preset: form.preset,
+          patch: form.patch ?? [side, side, side],
+          ...(form.filters ? { filters: form.filters } : {}),
+        },
+        variant,
+        loss: { eta: weights.eta, alpha1: weights.alpha1, alpha2: weights.alpha2, temperature: form.temperature },
+        batch: form.batch,
+        epochs,
+        ...(form.stepsPerEpoch ? { stepsPerEpoch: form.stepsPerEpoch } : {}),
+        optimizer: { lr: form.lr, weightDecay: form.weightDecay },
+        schedule: { stepSize: form.stepSize ?? Math.max(1, Math.floor(epochs / 6)), gamma: form.gamma },
+        seed: form.seed,
+        backend: form.backend,
+        validateEvery: form.validateEvery,
+        inference: { overlap: form.overlap, blend: 'constant', mirror: false },
+        preprocessing: { preset: form.preprocess ?? preset.preprocess },
+        augment: form.augment ?? preset.augment,
+      })
+    }
+  }
+  return out
+}
+
+/** What `runs.defaults` answers: the defaults, and per preset what choosing it sets. */
+export function runFormDefaults(): RunFormDefaults {
+  const presets = Object.fromEntries(
+    Object.entries(RUN_PRESETS).map(([name, p]) => {
+      const key = name as ModelPreset
+      return [
+        key,
+        {
+          description: { dynunet: PRESETS.dynunet[key].description, unetr: PRESETS.unetr[key].description },
+          patch: PRESETS.dynunet[key].patch,
+          preprocess: p.preprocess,
+          augment: p.augment,
+          epochs: { ...p.epochs },
+        },
+      ]
+    }),
+  ) as RunFormDefaults['presets']
+  return {
+    defaults: { ...RUN_DEFAULTS, variants: [...RUN_DEFAULTS.variants], weights: { ...RUN_DEFAULTS.weights } },
+    presets,
+    variants: Object.fromEntries(Object.entries(ABLATIONS).map(([k, w]) => [k, { ...w }])) as RunFormDefaults['variants'],
+  }
+}
