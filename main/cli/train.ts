@@ -1,9 +1,9 @@
-import type { WorkerMessage } from '../workers/protocol'
+import type { TrainMessage } from '../workers/protocol'
 import { RUN_DEFAULTS, RUN_PRESETS, type RunFormInput, type RunState, type Variant } from '../contract/runs'
 import { ABLATIONS, variantName } from '../engine/presets'
 import { DsdError } from '../errors'
 import { createDatasetService } from '../services/datasets'
-import { JobQueue } from '../services/jobs'
+import { createJobSystem } from '../services/jobs'
 import { createRuns } from '../services/training'
 import { workspaceRoot } from '../services/workspace-root'
 import { parseRunForm } from '../training/run-config'
@@ -71,7 +71,7 @@ function checkForm(form: RunFormInput): void {
 
 
 /** Print worker progress to stderr (steps at most every 2 s). */
-export function progressPrinter(): (runId: string, m: WorkerMessage) => void {
+export function progressPrinter(): (runId: string, m: TrainMessage) => void {
   let last = 0
   // DSD_PROGRESS_INTERVAL_MS: minimum time between step lines (default 2000; 0 = every step).
   const interval = Number(process.env.DSD_PROGRESS_INTERVAL_MS ?? 2000)
@@ -95,19 +95,21 @@ export function progressPrinter(): (runId: string, m: WorkerMessage) => void {
   }
 }
 
-/** Run queued runs to their end, printing progress; Ctrl+C cancels (the checkpoint stays). */
+/**
+ * Run runs to their end one at a time (the app's job system and training job kind, without the
+ * stored job list), printing progress; Ctrl+C cancels (the checkpoint stays).
+ */
 export async function runQueued(workspace: string, runIds: string[]): Promise<RunState[]> {
-  const queue = new JobQueue(workspace)
-  queue.on('message', progressPrinter())
+  const jobs = createJobSystem(workspace, { onRunMessage: progressPrinter() })
+  const started = runIds.map((runId) => jobs.start('train', { runId }))
   const onSigint = () => {
     console.error('\ncancelling (the last checkpoint is kept; `dsd resume <run>` continues)…')
-    for (const id of [queue.running, ...queue.queued]) if (id) queue.cancel(id)
+    for (const job of [...started].reverse()) jobs.control(job.jobId, 'cancel')
   }
   process.once('SIGINT', onSigint)
   try {
-    const states: RunState[] = []
-    for (const id of runIds) states.push(await queue.enqueue(id))
-    return states
+    await Promise.all(started.map((job) => jobs.wait(job.jobId)))
+    return Promise.all(runIds.map((id) => readRunState(workspace, id)))
   } finally {
     process.off('SIGINT', onSigint)
   }

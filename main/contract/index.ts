@@ -9,10 +9,12 @@
 import { z } from 'zod'
 import { ErrorShape } from './errors'
 import { BackendName, id } from './shapes'
+import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 
 export { ErrorShape } from './errors'
 export { BackendName } from './shapes'
+export * from './jobs'
 export * from './runs'
 
 // ---------------------------------------------------------------------------------------------
@@ -49,21 +51,6 @@ export const AppInfo = z.object({
   backends: z.array(BackendProbe),
 })
 export type AppInfo = z.infer<typeof AppInfo>
-
-export const TaskRef = z.object({ taskId: z.string() })
-
-export const TaskInfo = z.object({
-  taskId: z.string(),
-  kind: z.string(),
-  status: z.enum(['running', 'done', 'failed', 'cancelled']),
-  done: z.number(),
-  total: z.number(),
-  message: z.string(),
-  result: z.unknown().optional(),
-  error: ErrorShape.optional(),
-})
-export type TaskInfo = z.infer<typeof TaskInfo>
-export type TaskRef = z.infer<typeof TaskRef>
 
 export const DatasetSummary = z.object({
   id,
@@ -117,7 +104,7 @@ export const commands = {
     request: z.object({}).strict(),
     response: z.object({ datasets: z.array(DatasetSummary) }),
   },
-  /** Starts an import (a task); progress arrives as `task.progress`, the end as `task.finished`. */
+  /** Starts an import job; progress arrives as `job.progress`, changes of state (and the end) as `job.state`. */
   'datasets.import': {
     request: z
       .object({
@@ -126,11 +113,12 @@ export const commands = {
         name: z.string().max(200).optional(),
       })
       .strict(),
-    response: TaskRef,
+    response: z.object({ job: JobInfo }),
   },
+  /** Starts an audit job (the dataset doctor); the report is the job's result. */
   'datasets.audit': {
     request: z.object({ datasetId: id }).strict(),
-    response: TaskRef,
+    response: z.object({ job: JobInfo }),
   },
   'splits.list': {
     request: z.object({ datasetId: id }).strict(),
@@ -150,7 +138,7 @@ export const commands = {
   },
   'runs.list': {
     request: z.object({}).strict(),
-    response: z.object({ runs: z.array(RunSummary), running: z.string().nullable(), queued: z.array(z.string()) }),
+    response: z.object({ runs: z.array(RunSummary) }),
   },
   'runs.get': {
     request: z.object({ runId: id }).strict(),
@@ -158,24 +146,25 @@ export const commands = {
   },
   /** The run form's defaults and presets (the Training page starts from these). */
   'runs.defaults': { request: z.object({}).strict(), response: RunFormDefaults },
-  /** Create the runs of a form and queue them (one at a time per device). */
+  /** Create the runs of a form and queue their training jobs (one at a time per device). */
   'runs.create': {
     request: RunForm,
-    response: z.object({ runIds: z.array(z.string()) }),
+    response: z.object({ runIds: z.array(z.string()), jobs: z.array(JobInfo) }),
   },
-  /** Pause, continue, or cancel a running run; `start` queues a stopped run again (resumes from its checkpoint). */
-  'runs.control': {
-    request: z.object({ runId: id, action: z.enum(['pause', 'continue', 'cancel', 'start']) }).strict(),
-    response: z.object({ accepted: z.boolean() }),
+  /** Queue a stopped (cancelled or failed) run again; it continues from its last checkpoint. */
+  'runs.resume': {
+    request: z.object({ runId: id }).strict(),
+    response: z.object({ job: JobInfo }),
   },
-  /** Running and recently finished tasks (so a reloaded page or a reconnected socket catches up). */
-  'tasks.list': {
+  /** Every job: queued, running, paused and the recent ended ones (a reloaded page catches up). */
+  'jobs.list': {
     request: z.object({}).strict(),
-    response: z.object({ tasks: z.array(TaskInfo) }),
+    response: z.object({ jobs: z.array(JobInfo) }),
   },
-  'tasks.cancel': {
-    request: TaskRef.strict(),
-    response: z.object({ cancelled: z.boolean() }),
+  /** Pause or continue a pausable job (at its next safe point), or cancel any job not ended. */
+  'jobs.control': {
+    request: JobRef.extend({ action: JobAction }).strict(),
+    response: z.object({ accepted: z.boolean() }),
   },
 } as const
 
@@ -192,24 +181,15 @@ export type CommandResponse<N extends CommandName> = z.output<Commands[N]['respo
 
 export const events = {
   'app.pong': z.object({ message: z.string() }),
-  'task.progress': z.object({
-    taskId: z.string(),
-    kind: z.string(),
-    done: z.number(),
-    total: z.number(),
-    message: z.string(),
-  }),
-  'task.finished': z.object({
-    taskId: z.string(),
-    kind: z.string(),
-    ok: z.boolean(),
-    cancelled: z.boolean(),
-    result: z.unknown().optional(),
-    error: ErrorShape.optional(),
-  }),
+  /** A job was queued, started, paused, continued, learnt its backend, or ended. */
+  'job.state': JobInfo,
+  /** A job's progress, at most about 10 a second per job. */
+  'job.progress': JobProgress,
+  /** The latest training step of a run, at most about 4 a second per run (and each epoch's last). */
   'run.step': z.object({
     runId: z.string(),
     epoch: z.number().int(),
+    epochs: z.number().int(),
     step: z.number().int(),
     steps: z.number().int(),
     loss: z.record(z.string(), z.number()),

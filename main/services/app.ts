@@ -4,10 +4,14 @@
  * layers. Heavy modules (TensorFlow.js, dataset code) load lazily on first use.
  */
 import { arch, platform } from 'node:process'
-import type { AppInfo, BackendProbe, CommandParams, RunConfig, RunState, RunSummary } from '../contract'
+import type { AppInfo, BackendProbe, CommandParams, EventPayload, RunConfig, RunState, RunSummary } from '../contract'
+import { DsdError } from '../errors'
+import type { JobSystem } from '../jobs/system'
+import { throttle, type Throttle } from '../jobs/throttle'
 import { appVersion } from '../version'
+import type { TrainMessage } from '../workers/protocol'
 import { Bridge, type Handlers } from './bridge'
-import { TaskRunner } from './tasks'
+import { createJobSystem } from './jobs'
 
 export interface AppOptions {
   /** Workspace root folder (datasets, splits, runs). */
@@ -15,11 +19,16 @@ export interface AppOptions {
   transport: AppInfo['transport']
   /** Validate handler responses against the contract (tests, development). */
   validateResponses?: boolean
+  /** Heap cap of each training worker in MB (default DSD_WORKER_HEAP_MB, else Node's). */
+  workerHeapMb?: number
 }
 
 export interface App {
   bridge: Bridge
-  tasks: TaskRunner
+  /** Every long operation (import, audit, training) as a job; the list is kept in the workspace. */
+  jobs: JobSystem
+  /** Resolves once the stored job list is read (and its queued jobs queued again). */
+  ready: Promise<void>
   options: AppOptions
   close(): Promise<void>
 }
@@ -99,36 +108,36 @@ async function datasetService(workspace: string) {
   return mod.createDatasetService(workspace)
 }
 
+/** Minimum time between `run.step` events of one run (the last step of an epoch always goes). */
+const RUN_STEP_INTERVAL_MS = 250
+
 export function createApp(options: AppOptions): App {
   // eslint-disable-next-line prefer-const -- handlers and bridge refer to each other
   let bridge: Bridge
-  const tasks = (): TaskRunner => runner
-  let queue: import('./jobs').JobQueue | undefined
-  /** The job queue, created on first use; its worker messages become contract events. */
-  const jobs = async () => {
-    if (!queue) {
-      const { JobQueue } = await import('./jobs')
-      queue = new JobQueue(options.workspace)
-      queue.on('message', (runId, m) => {
-        if (m.type === 'step') {
-          const { type: _t, ...rest } = m
-          bridge.emit('run.step', { runId, ...rest })
-        } else if (m.type === 'epoch') {
-          bridge.emit('run.epoch', { runId, log: m.log, seconds: m.timing.seconds, state: m.state })
-        } else if (m.type === 'state' || m.type === 'done') {
-          bridge.emit('run.state', { runId, state: m.state })
-        } else if (m.type === 'error' && m.state) {
-          bridge.emit('run.state', { runId, state: m.state, error: m.error.message })
-        }
-      })
+  const steps = new Map<string, Throttle<EventPayload<'run.step'>>>()
+  /** A training worker's messages become run events (steps rate-limited). */
+  const onRunMessage = (runId: string, m: TrainMessage) => {
+    if (m.type === 'step') {
+      let t = steps.get(runId)
+      if (!t) steps.set(runId, (t = throttle(RUN_STEP_INTERVAL_MS, (p) => bridge.emit('run.step', p))))
+      const { type: _t, ...rest } = m
+      t.push({ runId, ...rest }, m.step === m.steps)
+    } else if (m.type === 'epoch') {
+      steps.get(runId)?.flush()
+      bridge.emit('run.epoch', { runId, log: m.log, seconds: m.timing.seconds, state: m.state })
+    } else if (m.type === 'state' || m.type === 'done') {
+      if (m.type === 'done') steps.get(runId)?.cancel()
+      bridge.emit('run.state', { runId, state: m.state })
+    } else if (m.type === 'error' && m.state) {
+      steps.get(runId)?.cancel()
+      bridge.emit('run.state', { runId, state: m.state, error: m.error.message })
     }
-    return queue
   }
-  const startRun = async (runId: string) => {
-    const q = await jobs()
-    // The queue resolves when the run ends; failures are reported as run.state events.
-    q.enqueue(runId).catch(() => undefined)
-  }
+  const jobs = createJobSystem(options.workspace, { persist: true, workerHeapMb: options.workerHeapMb, onRunMessage })
+  jobs.on('state', (info) => bridge.emit('job.state', info))
+  jobs.on('progress', (p) => bridge.emit('job.progress', p))
+  jobs.on('storeError', (err) => console.error(`dsd: ${err.message}`))
+  const ready = jobs.restore()
   const handlers: Handlers = {
     'app.info': () => appInfo(options.transport, options.workspace),
     'app.ping': async ({ message }) => {
@@ -140,17 +149,14 @@ export function createApp(options: AppOptions): App {
       return { datasets: await svc.listSummaries() }
     },
     'datasets.import': async (p: CommandParams<'datasets.import'>) => {
-      const svc = await datasetService(options.workspace)
-      const taskId = tasks().start('datasets.import', (ctx) =>
-        svc.importForTask(p, ctx),
-      )
-      return { taskId }
+      await ready
+      return { job: jobs.start('datasets.import', p) }
     },
-    'datasets.audit': async ({ datasetId }) => {
+    'datasets.audit': async (p) => {
       const svc = await datasetService(options.workspace)
-      await svc.requireDataset(datasetId)
-      const taskId = tasks().start('datasets.audit', (ctx) => svc.auditForTask(datasetId, ctx))
-      return { taskId }
+      await svc.requireDataset(p.datasetId)
+      await ready
+      return { job: jobs.start('datasets.audit', p) }
     },
     'splits.list': async ({ datasetId }) => {
       const svc = await datasetService(options.workspace)
@@ -163,7 +169,7 @@ export function createApp(options: AppOptions): App {
     'runs.list': async () => {
       const { listRuns } = await import('../workspace/runs')
       const runs = await listRuns(options.workspace)
-      return { runs: runs.map((r) => runSummary(r.config, r.state)), running: queue?.running ?? null, queued: queue?.queued ?? [] }
+      return { runs: runs.map((r) => runSummary(r.config, r.state)) }
     },
     'runs.get': async ({ runId }) => {
       const { readRunConfig, readRunLog, readRunState } = await import('../workspace/runs')
@@ -180,34 +186,39 @@ export function createApp(options: AppOptions): App {
     },
     'runs.create': async (form) => {
       const { createRuns } = await import('./training')
+      await ready
       const configs = await createRuns(options.workspace, form)
-      for (const c of configs) await startRun(c.id)
-      return { runIds: configs.map((c) => c.id) }
+      return { runIds: configs.map((c) => c.id), jobs: configs.map((c) => jobs.start('train', { runId: c.id })) }
     },
-    'runs.control': async ({ runId, action }) => {
-      const q = await jobs()
-      if (action === 'start') {
-        if (q.running === runId || q.queued.includes(runId)) return { accepted: false }
-        const { readRunConfig } = await import('../workspace/runs')
-        await readRunConfig(options.workspace, runId) // must exist
-        await startRun(runId)
-        return { accepted: true }
+    'runs.resume': async ({ runId }) => {
+      const { readRunState } = await import('../workspace/runs')
+      await ready
+      const job = jobs.latest('train', runId)
+      if (job && (job.status === 'queued' || job.status === 'running' || job.status === 'paused')) {
+        throw new DsdError('RUN_BUSY', `Run ${runId} is already ${job.status}.`, { runId, jobId: job.jobId })
       }
-      const accepted = action === 'pause' ? q.pause(runId) : action === 'continue' ? q.resume(runId) : q.cancel(runId)
-      return { accepted }
+      const state = await readRunState(options.workspace, runId)
+      if (state.status === 'completed') {
+        throw new DsdError('RUN_COMPLETED', `Run ${runId} has completed its ${state.epochs} epochs; there is nothing to resume.`, { runId })
+      }
+      return { job: jobs.start('train', { runId }) }
     },
-    'tasks.list': async () => ({ tasks: runner.list() }),
-    'tasks.cancel': async ({ taskId }) => ({ cancelled: runner.cancel(taskId) }),
+    'jobs.list': async () => {
+      await ready
+      return { jobs: jobs.list() }
+    },
+    'jobs.control': async ({ jobId, action }) => ({ accepted: jobs.control(jobId, action) }),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
-  const runner = new TaskRunner(bridge)
   return {
     bridge,
-    tasks: runner,
+    jobs,
+    ready,
     options,
     close: async () => {
-      await queue?.close()
-      await runner.idle()
+      await ready
+      await jobs.close()
+      for (const t of steps.values()) t.cancel()
     },
   }
 }

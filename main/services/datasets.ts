@@ -57,7 +57,7 @@ import {
   type ManifestFile,
 } from '../workspace/datasets'
 import { listSplitNames, readSplit, writeSplit } from '../workspace/splits'
-import type { TaskContext } from './tasks'
+import type { JobContext as TaskContext } from '../jobs/system'
 
 /** Progress callback: cases done, total, the case just finished. */
 export type Progress = (done: number, total: number, caseId: string) => void

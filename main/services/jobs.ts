@@ -1,198 +1,169 @@
 /**
- * The job queue: runs are executed one at a time per device, each in its own worker thread
- * (never on the main thread). It relays the worker's progress, and turns a worker that dies
- * (crash, out of memory, killed) into a clear failed state; the run's last checkpoint stays
- * intact and `resume` continues from it.
+ * The job kinds of this app, registered on one JobSystem (main/jobs/system.ts):
+ *
+ * | kind             | runs                        | queue  | pause | after a restart   |
+ * |------------------|-----------------------------|--------|-------|-------------------|
+ * | datasets.import  | in-process (DatasetService) | io     | no    | failed, start again |
+ * | datasets.audit   | in-process (DatasetService) | io     | no    | failed, start again |
+ * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
+ *
+ * Prediction, evaluation and export become kinds here: a params schema, a label, a queue, and
+ * `run` (in-process, or `runWorker` with a worker entry under main/workers/).
  */
-import { EventEmitter } from 'node:events'
-import { readFile } from 'node:fs/promises'
-import { DsdError } from '../errors'
-import { CONTROL, type TrainWorkerData, type WorkerMessage } from '../workers/protocol'
-import { spawnWorker } from '../workers/spawn'
+import { basename } from 'node:path'
+import { z } from 'zod'
+import { commands, type CommandParams } from '../contract'
 import type { RunState } from '../contract/runs'
+import { id } from '../contract/shapes'
+import { DsdError } from '../errors'
+import { JobSystem, type JobKind } from '../jobs/system'
+import { runWorker } from '../jobs/worker'
+import type { TrainMessage, TrainWorkerData } from '../workers/protocol'
+import { workspaceJobStore } from '../workspace/jobs'
 import { runFiles } from '../workspace/run-layout'
-import { writeRunState } from '../workspace/runs'
+import { readRunState, writeRunState } from '../workspace/runs'
 
-export interface JobEvents {
-  message: [runId: string, message: WorkerMessage]
+async function datasetService(workspace: string) {
+  const { createDatasetService } = await import('./datasets')
+  return createDatasetService(workspace)
 }
 
-interface Active {
-  runId: string
-  control: Int32Array
-  done: Promise<RunState>
-  worker?: import('node:worker_threads').Worker
+/** Import a dataset folder (progress: cases). */
+export function importKind(workspace: string): JobKind<CommandParams<'datasets.import'>, unknown> {
+  return {
+    name: 'datasets.import',
+    params: commands['datasets.import'].request,
+    queue: 'io',
+    label: (p) => `Import ${basename(p.path.replace(/[\\/]+$/, '')) || p.path}`,
+    run: async (p, ctx) => (await datasetService(workspace)).importForTask(p, ctx),
+  }
 }
 
-export class JobQueue extends EventEmitter<JobEvents> {
-  private readonly queue: { runId: string; resolve: (s: RunState) => void; reject: (e: unknown) => void }[] = []
-  private active: Active | null = null
-  private closing = false
-
-  /** Heap cap of each training worker in MB (V8 old generation); undefined = Node's default. */
-  private readonly workerHeapMb: number | undefined
-
-  constructor(
-    private readonly workspace: string,
-    options: { workerHeapMb?: number } = {},
-  ) {
-    super()
-    const env = Number(process.env.DSD_WORKER_HEAP_MB)
-    this.workerHeapMb = options.workerHeapMb ?? (env > 0 ? env : undefined)
+/** The dataset doctor on an imported dataset (progress: cases). */
+export function auditKind(workspace: string): JobKind<CommandParams<'datasets.audit'>, unknown> {
+  return {
+    name: 'datasets.audit',
+    params: commands['datasets.audit'].request,
+    queue: 'io',
+    label: (p) => `Audit ${p.datasetId}`,
+    subject: (p) => p.datasetId,
+    run: async (p, ctx) => (await datasetService(workspace)).auditForTask(p.datasetId, ctx),
   }
+}
 
-  /** Queue a run (new or resumed); resolves with its final state. */
-  enqueue(runId: string): Promise<RunState> {
-    if (this.active?.runId === runId || this.queue.some((j) => j.runId === runId)) {
-      throw new DsdError('RUN_BUSY', `Run ${runId} is already queued or running.`, { runId })
-    }
-    return new Promise<RunState>((resolve, reject) => {
-      this.queue.push({ runId, resolve, reject })
-      void this.pump()
-    })
-  }
-
-  get running(): string | null {
-    return this.active?.runId ?? null
-  }
-
-  get queued(): string[] {
-    return this.queue.map((j) => j.runId)
-  }
-
-  pause(runId: string): boolean {
-    return this.signal(runId, CONTROL.pause)
-  }
-
-  resume(runId: string): boolean {
-    return this.signal(runId, CONTROL.run)
-  }
-
-  cancel(runId: string): boolean {
-    const i = this.queue.findIndex((j) => j.runId === runId)
-    if (i >= 0) {
-      const [job] = this.queue.splice(i, 1)
-      void this.finishQueued(job.runId).then(job.resolve, job.reject)
-      return true
-    }
-    return this.signal(runId, CONTROL.cancel)
-  }
-
-  private async finishQueued(runId: string): Promise<RunState> {
-    const state = JSON.parse(await readFile(runFiles(this.workspace, runId).state, 'utf8')) as RunState
-    const next: RunState = { ...state, status: 'cancelled', message: 'cancelled before it started', updatedAt: new Date().toISOString() }
-    await writeRunState(this.workspace, runId, next)
-    return next
-  }
-
-  private signal(runId: string, value: number): boolean {
-    if (this.active?.runId !== runId) return false
-    Atomics.store(this.active.control, 0, value)
-    Atomics.notify(this.active.control, 0)
-    return true
-  }
-
+export interface TrainKindOptions {
+  /** Heap cap of each training worker in MB; default DSD_WORKER_HEAP_MB, else Node's. */
+  workerHeapMb?: number
   /**
-   * Shut down: cancel everything; a worker that has not stopped after `graceMs` is
-   * terminated (its last checkpoint is complete on disk; `resume` continues from it).
+   * Every message of a run, as it comes: the worker's own, and the states this kind writes when
+   * a run is queued, cancelled before it started, or its worker died. The app turns them into
+   * run events; the CLI prints them.
    */
-  async close(graceMs = 5000): Promise<void> {
-    this.closing = true
-    for (const id of [...this.queued, this.running]) if (id) this.cancel(id)
-    const active = this.active
-    if (!active) return
-    const timer = setTimeout(() => void active.worker?.terminate(), graceMs)
-    await active.done.catch(() => undefined)
-    clearTimeout(timer)
-  }
+  onRunMessage?: (runId: string, message: TrainMessage) => void
+}
 
-  /** Wait for everything queued and running. */
-  async idle(): Promise<void> {
-    while (this.active || this.queue.length) {
-      await this.active?.done.catch(() => undefined)
-      await new Promise((r) => setImmediate(r))
-    }
+/**
+ * Train (or resume) one run in a worker thread. Progress is in steps over the whole run; a
+ * worker that dies leaves the run failed, naming the epoch of its intact checkpoint.
+ */
+export function trainKind(workspace: string, options: TrainKindOptions = {}): JobKind<{ runId: string }, RunState> {
+  const tell = (runId: string, m: TrainMessage) => options.onRunMessage?.(runId, m)
+  const setState = async (runId: string, patch: Partial<RunState>) => {
+    const state: RunState = { ...(await readRunState(workspace, runId)), ...patch, updatedAt: new Date().toISOString() }
+    await writeRunState(workspace, runId, state)
+    tell(runId, { type: 'state', state })
+    return state
   }
-
-  private async pump(): Promise<void> {
-    if (this.active || this.queue.length === 0) return
-    const job = this.queue.shift()!
-    const sab = new SharedArrayBuffer(4)
-    const control = new Int32Array(sab)
-    this.active = { runId: job.runId, control, done: Promise.resolve(null as unknown as RunState) }
-    const done = this.execute(job.runId, sab)
-    this.active.done = done
-    try {
-      job.resolve(await done)
-    } catch (err) {
-      job.reject(err)
-    } finally {
-      this.active = null
-      void this.pump()
-    }
-  }
-
-  private execute(runId: string, control: SharedArrayBuffer): Promise<RunState> {
-    return new Promise<RunState>((resolve) => {
-      const data: TrainWorkerData = { workspace: this.workspace, runId, control }
-      const worker = spawnWorker('train-worker', {
-        workerData: data,
-        ...(this.workerHeapMb ? { resourceLimits: { maxOldGenerationSizeMb: this.workerHeapMb } } : {}),
-      })
-      if (this.active?.runId === runId) this.active.worker = worker
-      let final: RunState | null = null
-      let lastState: RunState | null = null
-      let crashed: Promise<RunState> | null = null
-      worker.on('message', (msg: WorkerMessage) => {
-        if ('state' in msg && msg.state) lastState = msg.state
-        if (msg.type === 'done' || msg.type === 'error') final = msg.state
-        this.emit('message', runId, msg)
-      })
-      worker.on('error', (err) => {
-        const why =
-          (err as { code?: string }).code === 'ERR_WORKER_OUT_OF_MEMORY'
-            ? `the training worker ran out of memory (${err.message}${this.workerHeapMb ? `; heap limit ${this.workerHeapMb} MB, DSD_WORKER_HEAP_MB` : ''}): use a smaller patch, batch or preset, or allow more memory`
-            : `the training worker crashed: ${err.message}`
-        crashed = this.died(runId, lastState, why)
-      })
-      worker.on('exit', (code) => {
-        if (final) return resolve(final)
-        // 'error' comes before 'exit': its state is the one to report.
-        void (crashed ?? this.died(runId, lastState, `the training worker exited unexpectedly (code ${code})`)).then(resolve)
-      })
-    })
-  }
-
-  /** A worker that died without a final message: record a clear failed state. */
-  private async died(runId: string, last: RunState | null, why: string): Promise<RunState> {
-    let state = last
-    if (!state) {
+  return {
+    name: 'train',
+    params: z.object({ runId: id }).strict(),
+    queue: 'device',
+    pausable: true,
+    restartable: true,
+    label: (p) => `Train ${p.runId}`,
+    subject: (p) => p.runId,
+    queued: async ({ runId }) => {
+      await setState(runId, { status: 'queued', message: 'queued' })
+    },
+    cancelledBeforeStart: async ({ runId }) => {
+      await setState(runId, { status: 'cancelled', message: 'cancelled before it started' })
+    },
+    run: async ({ runId }, ctx) => {
+      let last: RunState | null = null
+      let at = { done: 0, total: 0 }
+      const data: Omit<TrainWorkerData, 'control'> = { workspace, runId }
+      let final: TrainMessage
       try {
-        state = JSON.parse(await readFile(runFiles(this.workspace, runId).state, 'utf8')) as RunState
-      } catch {
-        state = null
+        final = await runWorker<TrainMessage>('train-worker', data, ctx, {
+          what: 'the training worker',
+          heapMb: options.workerHeapMb,
+          isFinal: (m) => m.type === 'done' || m.type === 'error',
+          onMessage: (m) => {
+            if ('state' in m && m.state) last = m.state
+            if (m.type === 'step') {
+              at = { done: (m.epoch - 1) * m.steps + m.step, total: m.epochs * m.steps }
+              ctx.progress(at.done, at.total, `epoch ${m.epoch} / ${m.epochs} · step ${m.step} / ${m.steps}`)
+            } else if (m.type === 'validation') {
+              ctx.progress(at.done, at.total, `epoch ${m.epoch} · validating case ${m.done} / ${m.total}`)
+            } else if (m.type === 'state' && (m.state.status === 'paused' || m.state.status === 'running')) {
+              ctx.paused(m.state.status === 'paused', m.state.message)
+            }
+            tell(runId, m)
+          },
+        })
+      } catch (err) {
+        const e = err as DsdError
+        if (e.code !== 'WORKER_DIED' && e.code !== 'OUT_OF_MEMORY') throw err
+        const state = await diedState(workspace, runId, last, e.message, ctx.closing)
+        tell(runId, { type: 'error', error: { code: e.code, message: state.message, details: {} }, state })
+        throw new DsdError(e.code, state.message, { runId })
       }
-    }
-    // The newest checkpoint may be one epoch ahead of the state (died between the two writes).
-    let epoch = state?.epoch ?? 0
-    try {
-      const { readCheckpointHeader } = await import('../engine/checkpoint')
-      const meta = readCheckpointHeader(runFiles(this.workspace, runId).lastCheckpoint).metadata as { epoch?: number }
-      if (typeof meta?.epoch === 'number') epoch = meta.epoch
-    } catch {
-      // no checkpoint yet, or unreadable: resume will say so
-    }
-    const next: RunState = {
-      status: this.closing ? 'cancelled' : 'failed',
-      epoch,
-      epochs: state?.epochs ?? 0,
-      bestEpoch: state?.bestEpoch ?? null,
-      bestMeanDice: state?.bestMeanDice ?? null,
-      message: `${this.closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
-      updatedAt: new Date().toISOString(),
-    }
-    await writeRunState(this.workspace, runId, next).catch(() => undefined)
-    this.emit('message', runId, { type: 'error', error: { code: 'WORKER_DIED', message: next.message, details: {} }, state: next })
-    return next
+      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details)
+      if (final.type === 'done' && final.state.status === 'cancelled') throw new DsdError('CANCELLED', final.state.message, { runId })
+      return (final as { state: RunState }).state
+    },
   }
+}
+
+/** A worker that died without a final message: record a clear failed (or stopped) state. */
+async function diedState(workspace: string, runId: string, last: RunState | null, why: string, closing: boolean): Promise<RunState> {
+  const state = last ?? (await readRunState(workspace, runId).catch(() => null))
+  // The newest checkpoint may be one epoch ahead of the state (died between the two writes).
+  let epoch = state?.epoch ?? 0
+  try {
+    const { readCheckpointHeader } = await import('../engine/checkpoint')
+    const meta = readCheckpointHeader(runFiles(workspace, runId).lastCheckpoint).metadata as { epoch?: number }
+    if (typeof meta?.epoch === 'number') epoch = meta.epoch
+  } catch {
+    // no checkpoint yet, or unreadable: resume will say so
+  }
+  const next: RunState = {
+    status: closing ? 'cancelled' : 'failed',
+    epoch,
+    epochs: state?.epochs ?? 0,
+    bestEpoch: state?.bestEpoch ?? null,
+    bestMeanDice: state?.bestMeanDice ?? null,
+    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
+    updatedAt: new Date().toISOString(),
+  }
+  await writeRunState(workspace, runId, next).catch(() => undefined)
+  return next
+}
+
+export interface AppJobsOptions extends TrainKindOptions {
+  /** Keep the job list in `<workspace>/jobs.json` across restarts (the app does; the CLI does not). */
+  persist?: boolean
+  /** Minimum time between `progress` events of one job (default 100 ms). */
+  progressIntervalMs?: number
+}
+
+/** The job system of a workspace with every kind of this app registered. */
+export function createJobSystem(workspace: string, options: AppJobsOptions = {}): JobSystem {
+  return new JobSystem({
+    store: options.persist ? workspaceJobStore(workspace) : undefined,
+    progressIntervalMs: options.progressIntervalMs,
+  })
+    .register(importKind(workspace))
+    .register(auditKind(workspace))
+    .register(trainKind(workspace, options))
 }

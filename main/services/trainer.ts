@@ -32,7 +32,7 @@ import { mixSeed, Prng } from '../data/prng'
 import { CropSampler } from '../data/sampling'
 import type { Vec3 } from '../data/volume'
 import { manifestHash } from '../workspace/datasets'
-import { CONTROL, type WorkerMessage } from '../workers/protocol'
+import { CONTROL, type TrainMessage } from '../workers/protocol'
 import { appVersion } from '../version'
 import { createDatasetService } from './datasets'
 import type { EpochLog, RunConfig, RunState } from '../contract/runs'
@@ -45,7 +45,7 @@ export interface TrainOptions {
   runId: string
   /** control[0]: CONTROL.run | pause | cancel (shared with the job queue). */
   control: Int32Array
-  post: (m: WorkerMessage) => void
+  post: (m: TrainMessage) => void
 }
 
 /** Training and validation cases of one fold, preprocessed. */
@@ -229,7 +229,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       }
     }
     const backend = await initBackend(cfg.backend)
-    const data = await loadFoldData(workspace, cfg)
+    const data = await loadFoldData(workspace, cfg, (done, total) => post({ type: 'progress', done, total, message: `preparing case ${done} / ${total}` }))
     if (data.train.length === 0) throw new DsdError('RUN_NO_TRAINING_CASES', `fold ${cfg.fold} of split "${cfg.split}" has no training cases`, {})
     model = createModel({
       backbone: cfg.model.backbone,
@@ -333,6 +333,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
         post({
           type: 'step',
           epoch,
+          epochs: cfg.epochs,
           step: s + 1,
           steps,
           loss: terms,
@@ -385,7 +386,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     const { code, message } = explain(err, cfg ?? ({ model: { patch: [0, 0, 0] }, batch: 0 } as unknown as RunConfig), checkpointEpoch, runId)
     const status = code === 'CANCELLED' ? 'cancelled' : 'failed'
     const final = await setState({ status, message, epoch: checkpointEpoch }).catch(() => ({ ...state, status, message }) as RunState)
-    post({ type: status === 'cancelled' ? 'done' : 'error', ...(status === 'cancelled' ? {} : { error: { ...toErrorShape(err), code, message } }), state: final } as WorkerMessage)
+    post({ type: status === 'cancelled' ? 'done' : 'error', ...(status === 'cancelled' ? {} : { error: { ...toErrorShape(err), code, message } }), state: final } as TrainMessage)
     return final
   } finally {
     model?.dispose()

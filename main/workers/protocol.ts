@@ -1,21 +1,39 @@
-/** Messages between the job queue (main thread) and a training worker. */
+/**
+ * Messages between the job system (main thread) and job workers. Every job worker gets its
+ * job's control word and may post `progress` and `started` (main/jobs/worker.ts updates the job
+ * from them); each kind adds its own messages.
+ */
 import type { ErrorShape } from '../contract/errors'
 import type { EpochLog, RunState } from '../contract/runs'
 import type { EpochTiming } from '../workspace/run-layout'
 
-export interface TrainWorkerData {
-  workspace: string
-  runId: string
+/** The worker entries under main/workers/ (`<name>.ts`, bundled as `<name>.mjs`). */
+export type WorkerName = 'train-worker'
+
+/** Values of control[0] (an Int32Array over a SharedArrayBuffer shared with the worker). */
+export const CONTROL = { run: 0, pause: 1, cancel: 2 } as const
+
+/** What every job worker gets as workerData besides its own fields. */
+export interface JobWorkerData {
   /** Int32Array(1) over a SharedArrayBuffer: see CONTROL. */
   control: SharedArrayBuffer
 }
 
-/** Values of control[0]. */
-export const CONTROL = { run: 0, pause: 1, cancel: 2 } as const
+/** Messages every job worker may post. */
+export type JobWorkerMessage =
+  | { type: 'progress'; done: number; total: number; message: string }
+  | { type: 'started'; backend: { name: string; reason: string; device?: string } }
 
-export type WorkerMessage =
+export interface TrainWorkerData extends JobWorkerData {
+  workspace: string
+  runId: string
+}
+
+/** What the training worker posts; `done` (completed or cancelled) or `error` comes last. */
+export type TrainMessage =
+  | { type: 'progress'; done: number; total: number; message: string }
   | { type: 'started'; backend: { name: string; reason: string; device?: string }; resumedFrom: number }
-  | { type: 'step'; epoch: number; step: number; steps: number; loss: Record<string, number>; lr: number; voxelsPerSecond: number; etaSeconds: number }
+  | { type: 'step'; epoch: number; epochs: number; step: number; steps: number; loss: Record<string, number>; lr: number; voxelsPerSecond: number; etaSeconds: number }
   | { type: 'validation'; epoch: number; done: number; total: number }
   | { type: 'epoch'; log: EpochLog; timing: EpochTiming; state: RunState }
   | { type: 'state'; state: RunState }

@@ -4,8 +4,9 @@
  */
 import { existsSync } from 'node:fs'
 import { Worker, type WorkerOptions } from 'node:worker_threads'
+import type { WorkerName } from './protocol'
 
-export function spawnWorker(name: 'train-worker', options: WorkerOptions = {}): Worker {
+export function spawnWorker(name: WorkerName, options: WorkerOptions = {}): Worker {
   const here = import.meta.url
   if (here.endsWith('.ts')) {
     const entry = new URL(`./${name}.ts`, here).href

@@ -5,10 +5,10 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { trainRun } from '../services/trainer'
-import type { TrainWorkerData, WorkerMessage } from './protocol'
+import type { TrainMessage, TrainWorkerData } from './protocol'
 
 const data = workerData as TrainWorkerData
-const post = (m: WorkerMessage) => parentPort!.postMessage(m)
+const post = (m: TrainMessage) => parentPort!.postMessage(m)
 
 await trainRun({
   workspace: data.workspace,

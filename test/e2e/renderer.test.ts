@@ -295,9 +295,9 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await eventually(
       () => page.getByTestId('import-progress').getAttribute('data-status'),
       150_000,
-    ).toMatch(/succeeded|failed|cancelled/)
+    ).toMatch(/completed|failed|cancelled/)
     const status = await page.getByTestId('import-progress').getAttribute('data-status')
-    if (status !== 'succeeded') {
+    if (status !== 'completed') {
       throw new Error(`import ${status}: ${await tray.getByTestId('task-message').textContent()}`)
     }
     // Progress events arrived: the finished task shows done / total with the real case count.
@@ -365,8 +365,8 @@ describe('renderer in Chromium against the browser-mode server', () => {
     expect(id).not.toBe('')
     await audit.click()
     const report = page.getByTestId(`audit-report-${id}`)
-    await eventually(() => report.getAttribute('data-status'), 120_000).toMatch(/done|failed/)
-    if ((await report.getAttribute('data-status')) !== 'done') {
+    await eventually(() => report.getAttribute('data-status'), 120_000).toMatch(/completed|failed/)
+    if ((await report.getAttribute('data-status')) !== 'completed') {
       throw new Error(`audit failed: ${await report.textContent()}`)
     }
     expect(await report.getByTestId('findings-table').count()).toBe(1)
@@ -421,12 +421,19 @@ describe('renderer in Chromium against the browser-mode server', () => {
     expect(runId).toMatch(/-custom-fold0$/)
     const config = JSON.parse(readFileSync(join(workspace, 'runs', runId, 'config.json'), 'utf8'))
     expect(config).toMatchObject({ variant: 'custom', loss: { eta: 0.5, alpha1: 0, alpha2: 1 } })
-    // run.step events reach the page: the live line shows steps, loss and an ETA.
+    // Job progress and run.step events reach the page: the live line shows the step, loss and
+    // an ETA, and the backend the worker chose is shown with its reason.
     const live = page.getByTestId('run-live')
     await explain(
-      eventually(() => live.textContent(), 150_000).toMatch(/step \d+ \/ 2 · loss/),
+      eventually(() => live.textContent(), 150_000).toMatch(/epoch \d+ \/ 50 · step \d+ \/ 2 · loss \d/),
       async () => `${await row.textContent()} | ${await live.textContent()}`,
     )
+    expect(await page.getByTestId('run-backend').textContent()).toMatch(
+      /on (tfjs-node-gpu|webgpu|tfjs-node|wasm|cpu)\b.* — \S+/,
+    )
+    // The training job is in the task area too, with its backend.
+    const trayJob = page.locator(`li[data-kind="train"]`).filter({ hasText: runId })
+    expect(await trayJob.getAttribute('data-status')).toMatch(/running|paused/)
     await page.getByTestId('page-heading').scrollIntoViewIfNeeded()
     await shot('training')
     await row.getByTestId('run-cancel').click()

@@ -1,18 +1,24 @@
 import { defineStore } from 'pinia'
 import { ref } from 'vue'
-import type { AuditReport, CommandRequest, DatasetSummary, Finding } from '../../../main/contract'
+import type {
+  AuditReport,
+  CommandRequest,
+  DatasetSummary,
+  Finding,
+  JobInfo,
+} from '../../../main/contract'
 import { ApiError, toApiError, useApi } from '../api'
-import { useTaskStore, type TaskFinished } from './tasks'
+import { jobError, useJobStore } from './jobs'
 
 /** The state of one dataset's latest audit. */
 export interface AuditState {
-  taskId: string | null
-  status: 'running' | 'done' | 'failed'
+  jobId: string | null
+  status: 'running' | 'completed' | 'failed'
   report: AuditReport | null
   error: ApiError | null
 }
 
-/** Reads an audit task's result defensively (task results cross as `unknown`). */
+/** Reads an audit job's result defensively (job results cross as `unknown`). */
 export function asAuditReport(result: unknown): AuditReport | null {
   if (!result || typeof result !== 'object') return null
   const r = result as Partial<AuditReport>
@@ -25,7 +31,7 @@ export function asAuditReport(result: unknown): AuditReport | null {
   }
 }
 
-/** What an import task reports when it ends (task results cross as `unknown`). */
+/** What an import job reports when it ends (job results cross as `unknown`). */
 export interface ImportOutcome {
   datasetId: string
   imported: number
@@ -33,7 +39,7 @@ export interface ImportOutcome {
   problems: Finding[]
 }
 
-/** Reads an import task's result defensively; null when it has an unexpected shape. */
+/** Reads an import job's result defensively; null when it has an unexpected shape. */
 export function asImportOutcome(result: unknown): ImportOutcome | null {
   if (!result || typeof result !== 'object') return null
   const r = result as Partial<ImportOutcome>
@@ -46,18 +52,10 @@ export function asImportOutcome(result: unknown): ImportOutcome | null {
   }
 }
 
-function finishedError(f: TaskFinished, what: string): ApiError {
-  if (f.error) return new ApiError(f.error.code, f.error.message, f.error.details)
-  return new ApiError(
-    f.cancelled ? 'CANCELLED' : 'TASK_FAILED',
-    `${what} ${f.cancelled ? 'was cancelled' : 'failed'}.`,
-  )
-}
-
 /** Datasets in the workspace, imports and audits. */
 export const useDatasetStore = defineStore('datasets', () => {
   const api = useApi()
-  const tasks = useTaskStore()
+  const jobs = useJobStore()
   const datasets = ref<DatasetSummary[]>([])
   const loaded = ref(false)
   const loading = ref(false)
@@ -78,40 +76,34 @@ export const useDatasetStore = defineStore('datasets', () => {
   }
 
   /**
-   * Starts an import and returns its task id at once; `done` settles when the task ends
-   * (the list is refreshed first). Rejects `done` with the task's error.
+   * Starts an import and returns its job id at once; `done` settles when the job ends (the list
+   * is refreshed first). Rejects `done` with the job's error.
    */
   async function importDataset(
     request: CommandRequest<'datasets.import'>,
-  ): Promise<{ taskId: string; done: Promise<TaskFinished> }> {
-    const { taskId } = await api.invoke('datasets.import', request)
-    const folder =
-      request.path
-        .replace(/[\\/]+$/, '')
-        .split(/[\\/]/)
-        .pop() || request.path
-    const done = tasks.track(taskId, 'datasets.import', `Import ${folder}`).then(async (f) => {
+  ): Promise<{ jobId: string; done: Promise<JobInfo> }> {
+    const { job } = await api.invoke('datasets.import', request)
+    const done = jobs.wait(job).then(async (end) => {
       await refresh().catch(() => {})
-      if (!f.ok) throw finishedError(f, `Import of ${request.path}`)
-      return f
+      if (end.status !== 'completed') throw jobError(end)
+      return end
     })
-    return { taskId, done }
+    return { jobId: job.jobId, done }
   }
 
   /** Runs an audit; the report lands in `audits[datasetId]`. */
   async function audit(datasetId: string): Promise<AuditState> {
-    const state: AuditState = { taskId: null, status: 'running', report: null, error: null }
-    audits.value[datasetId] = state
+    audits.value[datasetId] = { jobId: null, status: 'running', report: null, error: null }
     try {
-      const { taskId } = await api.invoke('datasets.audit', { datasetId })
-      audits.value[datasetId].taskId = taskId
-      const f = await tasks.track(taskId, 'datasets.audit', `Audit ${datasetId}`)
-      if (!f.ok) throw finishedError(f, `The audit of ${datasetId}`)
-      const report = asAuditReport(f.result)
+      const { job } = await api.invoke('datasets.audit', { datasetId })
+      audits.value[datasetId].jobId = job.jobId
+      const end = await jobs.wait(job)
+      if (end.status !== 'completed') throw jobError(end)
+      const report = asAuditReport(end.result)
       if (!report) {
         throw new ApiError('BAD_RESULT', `The audit of ${datasetId} finished without a report.`)
       }
-      audits.value[datasetId] = { taskId, status: 'done', report, error: null }
+      audits.value[datasetId] = { jobId: job.jobId, status: 'completed', report, error: null }
     } catch (err) {
       audits.value[datasetId] = {
         ...audits.value[datasetId],

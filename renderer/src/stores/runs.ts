@@ -9,18 +9,21 @@ import type {
 } from '../../../main/contract'
 import { ApiError, useApi } from '../api'
 import { notifyError } from '../notify'
+import { useJobStore } from './jobs'
 
-export type RunAction = CommandRequest<'runs.control'>['action']
 export type RunStep = EventPayload<'run.step'>
 
 const TERMINAL = new Set(['completed', 'failed', 'cancelled'])
 
-/** Training runs: the list, the queue, per-epoch logs and live step progress. */
+/**
+ * Training runs as the workspace holds them: the list with each run's state, the epoch logs of
+ * the runs whose curves were opened, and the latest step of running ones. Running a run is a
+ * job: the job store (stores/jobs.ts) holds the queue and pauses, continues and cancels.
+ */
 export const useRunStore = defineStore('runs', () => {
   const api = useApi()
+  const jobs = useJobStore()
   const runs = ref<RunSummary[]>([])
-  const running = ref<string | null>(null)
-  const queued = ref<string[]>([])
   const loaded = ref(false)
   const loading = ref(false)
   /** Epoch logs of the runs whose curves were opened (filled by runs.get, then run.epoch). */
@@ -31,10 +34,7 @@ export const useRunStore = defineStore('runs', () => {
   async function refresh(): Promise<void> {
     loading.value = true
     try {
-      const r = await api.invoke('runs.list', {})
-      runs.value = r.runs
-      running.value = r.running
-      queued.value = r.queued
+      runs.value = (await api.invoke('runs.list', {})).runs
       loaded.value = true
     } finally {
       loading.value = false
@@ -45,10 +45,7 @@ export const useRunStore = defineStore('runs', () => {
     const run = runs.value.find((r) => r.id === runId)
     if (run) run.state = state
     else refresh().catch(() => {})
-    if (TERMINAL.has(state.status)) {
-      delete steps.value[runId]
-      refresh().catch(() => {})
-    }
+    if (TERMINAL.has(state.status)) delete steps.value[runId]
   }
 
   /** Loads a run's epoch log (for its learning curve). */
@@ -76,19 +73,25 @@ export const useRunStore = defineStore('runs', () => {
     if (state === 'open' && loaded.value) refresh().catch(() => {})
   })
 
-  /** Creates and queues the runs of a form (folds × variants); returns their ids. */
+  /** Creates the runs of a form (folds × variants) and queues them; returns their ids. */
   async function create(form: CommandRequest<'runs.create'>): Promise<string[]> {
-    const { runIds } = await api.invoke('runs.create', form)
+    const r = await api.invoke('runs.create', form)
+    for (const job of r.jobs) void jobs.wait(job)
     await refresh()
-    return runIds
+    return r.runIds
   }
 
-  /** Pause, continue, cancel or (re)start a run; false when the queue refused. */
-  async function control(runId: string, action: RunAction): Promise<boolean> {
-    const { accepted } = await api.invoke('runs.control', { runId, action })
+  /** Queues a stopped run again; it continues from its last checkpoint. */
+  async function resume(runId: string): Promise<void> {
+    const { job } = await api.invoke('runs.resume', { runId })
+    void jobs.wait(job)
     await refresh()
-    return accepted
   }
 
-  return { runs, running, queued, loaded, loading, logs, steps, refresh, loadLog, create, control }
+  /** The training job of a run (the newest), if this window knows it. */
+  function jobOf(runId: string) {
+    return jobs.latest('train', runId)
+  }
+
+  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, jobOf }
 })

@@ -17,8 +17,9 @@ describe('contract schemas', () => {
   })
 
   it('validate event payloads', () => {
-    expect(events['task.progress'].safeParse({ taskId: 't', kind: 'k', done: 1, total: 2, message: '' }).success).toBe(true)
-    expect(events['task.progress'].safeParse({ taskId: 't', done: 1 }).success).toBe(false)
+    expect(events['job.progress'].safeParse({ jobId: 't', kind: 'train', done: 1, total: 2, message: '' }).success).toBe(true)
+    expect(events['job.progress'].safeParse({ jobId: 't', kind: 'no-such-kind', done: 1, total: 2, message: '' }).success).toBe(false)
+    expect(events['job.progress'].safeParse({ jobId: 't', done: 1 }).success).toBe(false)
   })
 })
 
@@ -73,6 +74,6 @@ describe('Bridge', () => {
 
   it('refuses to emit an event that breaks its schema', () => {
     const b = new Bridge({} as Handlers)
-    expect(() => b.emit('task.progress', { taskId: 1 } as never)).toThrow()
+    expect(() => b.emit('job.progress', { jobId: 1 } as never)).toThrow()
   })
 })
