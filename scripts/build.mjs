@@ -12,6 +12,18 @@ import { fileURLToPath } from 'node:url'
 import { tsImport } from 'tsx/esm/api'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+// Packages stay external, except TF.js's per-gradient ESM files (main/engine/tf.ts): their
+// extensionless relative imports do not load under plain Node, so they are bundled (they share
+// the core's engine through TF.js's global namespace, as they do under tsx).
+const externalPackages = {
+  name: 'external-packages',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) =>
+      args.path.startsWith('@tensorflow/tfjs-core/dist/') ? undefined : { path: args.path, external: true },
+    )
+  },
+}
+
 const only = process.argv[2] // 'renderer' | 'electron' | 'engine' | undefined (all)
 
 if (!only || only === 'renderer') {
@@ -32,7 +44,19 @@ if (!only || only === 'electron') {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    packages: 'external',
+    plugins: [externalPackages],
+    sourcemap: true,
+    logLevel: 'warning',
+  })
+  // Job workers run beside the bundled main process (main/workers/spawn.ts starts `<name>.mjs`).
+  await esbuild({
+    entryPoints: [join(root, 'main/workers/train-worker.ts')],
+    outfile: join(root, 'dist/electron/train-worker.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    plugins: [externalPackages],
     sourcemap: true,
     logLevel: 'warning',
   })
@@ -62,19 +86,7 @@ if (!only || only === 'engine') {
     platform: 'node',
     format: 'esm',
     target: 'node20',
-    // Packages stay external, except TF.js's per-gradient ESM files (main/engine/tf.ts): their
-    // extensionless relative imports do not load under plain Node, so they are bundled (they
-    // share the core's engine through TF.js's global namespace, as they do under tsx).
-    plugins: [
-      {
-        name: 'external-packages',
-        setup(b) {
-          b.onResolve({ filter: /^[^./]/ }, (args) =>
-            args.path.startsWith('@tensorflow/tfjs-core/dist/') ? undefined : { path: args.path, external: true },
-          )
-        },
-      },
-    ],
+    plugins: [externalPackages],
     sourcemap: true,
     logLevel: 'warning',
   })
