@@ -1,4 +1,4 @@
-import type { TrainMessage } from '../workers/protocol'
+import type { TrainMessage } from '../training/loop'
 import { RUN_DEFAULTS, RUN_PRESETS, type RunFormInput, type RunState, type Variant } from '../contract/runs'
 import { ABLATIONS, variantName } from '../engine/presets'
 import { DsdError } from '../errors'

@@ -20,7 +20,10 @@ import type { z } from 'zod'
 import { JOB_ENDED, type JobAction, type JobBackend, type JobInfo, type JobKindName, type JobProgress, type JobStatus } from '../contract/jobs'
 import { DsdError, toErrorShape } from '../errors'
 import { CONTROL } from '../workers/protocol'
+import type { JobStore, StoredJob } from '../workspace/jobs'
 import { throttle, type Throttle } from './throttle'
+
+export type { JobStore, StoredJob }
 
 /** What a running job gets. */
 export interface JobContext {
@@ -61,18 +64,6 @@ export interface JobKind<P = unknown, R = unknown> {
   run(params: P, ctx: JobContext): Promise<R>
   /** A queued job was cancelled before it ran. */
   cancelledBeforeStart?(params: P): Promise<void> | void
-}
-
-/** A job as the store keeps it (the result stays in memory). */
-export interface StoredJob {
-  info: Omit<JobInfo, 'result'>
-  params: unknown
-}
-
-/** Where the job list is kept between restarts. */
-export interface JobStore {
-  load(): Promise<StoredJob[]>
-  save(jobs: StoredJob[]): Promise<void>
 }
 
 export interface JobSystemOptions {
@@ -349,13 +340,13 @@ export class JobSystem extends EventEmitter<JobSystemEvents> {
     if (job.controller.signal.aborted) return this.finish(job, 'cancelled', { message: 'cancelled before it started' })
     Object.assign(job.info, { status: 'running', startedAt: new Date().toISOString(), message: 'running' })
     this.changed(job)
-    const system = this
+    const isClosing = () => this.closing
     const ctx: JobContext = {
       jobId: job.info.jobId,
       signal: job.controller.signal,
       control: job.control,
       get closing() {
-        return system.closing
+        return isClosing()
       },
       progress: (done, total, message = '') => {
         Object.assign(job.info, { done, total, message })

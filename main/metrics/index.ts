@@ -9,6 +9,7 @@ export {
   type MetricsOptions,
   type MetricsResult,
 } from './metrics'
+export { diceByClass } from './dice'
 export { createWorkspace, distancesAtQueries, edt, squaredEdt, type EdtWorkspace } from './edt'
 export { markLabelSurface, surface, type Box, type LabelData } from './surface'
 export {

@@ -9,7 +9,7 @@ import { DsdError } from '../errors'
 import type { JobSystem } from '../jobs/system'
 import { throttle, type Throttle } from '../jobs/throttle'
 import { appVersion } from '../version'
-import type { TrainMessage } from '../workers/protocol'
+import type { TrainMessage } from '../training/loop'
 import { Bridge, type Handlers } from './bridge'
 import { createJobSystem } from './jobs'
 

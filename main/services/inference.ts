@@ -50,7 +50,7 @@ import { DatasetService } from './datasets'
 import type { RunConfig } from '../contract/runs'
 import { runFiles } from '../workspace/run-layout'
 import { readRunConfig } from '../workspace/runs'
-import { runPreprocessing } from './trainer'
+import { runPreprocessing } from '../training/run-config'
 
 /** A checkpoint to load: a file, or a folder holding one checkpoint file. */
 export interface CheckpointSpec {

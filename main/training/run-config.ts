@@ -15,8 +15,9 @@ import {
   type RunFormInput,
   type Variant,
 } from '../contract/runs'
-import { DsdError } from '../errors'
+import { PREPROCESS_PRESETS, type PreprocessSettings } from '../data/preprocess'
 import { ABLATIONS, PRESETS, type AblationName, type PresetName } from '../engine/presets'
+import { DsdError } from '../errors'
 
 // Checked when compiling: the contract's variant and preset names are the engine's.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false
@@ -112,5 +113,36 @@ export function runFormDefaults(): RunFormDefaults {
     defaults: { ...RUN_DEFAULTS, variants: [...RUN_DEFAULTS.variants], weights: { ...RUN_DEFAULTS.weights } },
     presets,
     variants: Object.fromEntries(Object.entries(ABLATIONS).map(([k, w]) => [k, { ...w }])) as RunFormDefaults['variants'],
+  }
+}
+
+/** The preprocessing a run uses (its config names a preset or gives the settings). */
+export function runPreprocessing(cfg: RunConfig): PreprocessSettings {
+  const p = cfg.preprocessing as { preset?: string } & Partial<PreprocessSettings>
+  if (p.preset) {
+    const preset = PREPROCESS_PRESETS[p.preset]
+    if (!preset) {
+      throw new DsdError('RUN_CONFIG_INVALID', `preprocessing preset "${p.preset}" is unknown; use one of ${Object.keys(PREPROCESS_PRESETS).join(', ')}`, {})
+    }
+    return preset
+  }
+  return p as PreprocessSettings
+}
+
+/**
+ * A run trains with exactly the weights its config records (runConfigs writes a named variant's
+ * fixed weights there). A config whose weights contradict its variant name is refused rather
+ * than trained under a misleading name (`file` names the config in the message).
+ */
+export function checkVariantWeights(cfg: RunConfig, file: string): void {
+  if (cfg.variant === 'custom') return
+  const fixed = ABLATIONS[cfg.variant]
+  const w = cfg.loss
+  if (fixed.eta !== w.eta || fixed.alpha1 !== w.alpha1 || fixed.alpha2 !== w.alpha2) {
+    throw new DsdError(
+      'RUN_CONFIG_INVALID',
+      `${file}: variant ${cfg.variant} trains with η=${fixed.eta}, α1=${fixed.alpha1}, α2=${fixed.alpha2} but loss records η=${w.eta}, α1=${w.alpha1}, α2=${w.alpha2}; set loss to the variant's weights, or variant to "custom"`,
+      { file },
+    )
   }
 }

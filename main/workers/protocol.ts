@@ -1,11 +1,10 @@
 /**
  * Messages between the job system (main thread) and job workers. Every job worker gets its
  * job's control word and may post `progress` and `started` (main/jobs/worker.ts updates the job
- * from them); each kind adds its own messages.
+ * from them); each kind adds its own messages (the training worker posts the training loop's
+ * TrainMessage).
  */
-import type { ErrorShape } from '../contract/errors'
-import type { EpochLog, RunState } from '../contract/runs'
-import type { EpochTiming } from '../workspace/run-layout'
+export type { TrainMessage } from '../training/loop'
 
 /** The worker entries under main/workers/ (`<name>.ts`, bundled as `<name>.mjs`). */
 export type WorkerName = 'train-worker'
@@ -28,14 +27,3 @@ export interface TrainWorkerData extends JobWorkerData {
   workspace: string
   runId: string
 }
-
-/** What the training worker posts; `done` (completed or cancelled) or `error` comes last. */
-export type TrainMessage =
-  | { type: 'progress'; done: number; total: number; message: string }
-  | { type: 'started'; backend: { name: string; reason: string; device?: string }; resumedFrom: number }
-  | { type: 'step'; epoch: number; epochs: number; step: number; steps: number; loss: Record<string, number>; lr: number; voxelsPerSecond: number; etaSeconds: number }
-  | { type: 'validation'; epoch: number; done: number; total: number }
-  | { type: 'epoch'; log: EpochLog; timing: EpochTiming; state: RunState }
-  | { type: 'state'; state: RunState }
-  | { type: 'done'; state: RunState }
-  | { type: 'error'; error: ErrorShape; state: RunState | null }

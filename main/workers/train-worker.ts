@@ -1,18 +1,25 @@
 /**
- * Training worker entry (a worker_threads thread): runs one training run and reports over
- * parentPort. Pause/cancel arrive through the shared control word, so a long synchronous
- * step never blocks them.
+ * Training worker entry (a worker_threads thread, started by the `train` job kind): runs one
+ * training run and reports over parentPort. Pause and cancel arrive through the job's shared
+ * control word, so a long synchronous step never blocks them.
  */
 import { parentPort, workerData } from 'node:worker_threads'
-import { trainRun } from '../services/trainer'
-import type { TrainMessage, TrainWorkerData } from './protocol'
+import { trainRun, type TrainControl, type TrainMessage } from '../training/loop'
+import { CONTROL, type TrainWorkerData } from './protocol'
 
 const data = workerData as TrainWorkerData
-const post = (m: TrainMessage) => parentPort!.postMessage(m)
+const word = new Int32Array(data.control)
+const control: TrainControl = {
+  requested: () => {
+    const v = Atomics.load(word, 0)
+    return v === CONTROL.pause ? 'pause' : v === CONTROL.cancel ? 'cancel' : 'run'
+  },
+  waitWhilePaused: (ms) => void Atomics.wait(word, 0, CONTROL.pause, ms),
+}
 
 await trainRun({
   workspace: data.workspace,
   runId: data.runId,
-  control: new Int32Array(data.control),
-  post,
+  control,
+  post: (m: TrainMessage) => parentPort!.postMessage(m),
 })

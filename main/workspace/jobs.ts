@@ -9,8 +9,19 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { JobInfo } from '../contract/jobs'
 import { DsdError } from '../errors'
-import type { JobStore, StoredJob } from '../jobs/system'
 import { atomicWriteJson, readJsonFile } from './atomic'
+
+/** A job as the store keeps it (its result stays in memory). */
+export interface StoredJob {
+  info: Omit<JobInfo, 'result'>
+  params: unknown
+}
+
+/** Where the job system keeps its list between restarts. */
+export interface JobStore {
+  load(): Promise<StoredJob[]>
+  save(jobs: StoredJob[]): Promise<void>
+}
 
 const JOBS_VERSION = 1
 

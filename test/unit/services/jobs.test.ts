@@ -11,10 +11,11 @@ import type { JobInfo } from '../../../main/contract'
 import { createApp } from '../../../main/services/app'
 import { ROOT, tmpDir } from '../../helpers/shared'
 
-function ended(api: ReturnType<ReturnType<typeof createApp>['bridge']['api']>, jobId: () => string | undefined): Promise<JobInfo> {
+/** Resolves when the job `current.id` (known once the command has answered) ends. */
+function ended(api: ReturnType<ReturnType<typeof createApp>['bridge']['api']>, current: { id?: string }): Promise<JobInfo> {
   return new Promise((resolve) =>
     api.on('job.state', (info) => {
-      if (info.jobId === jobId() && ['completed', 'failed', 'cancelled'].includes(info.status)) resolve(info)
+      if (info.jobId === current.id && ['completed', 'failed', 'cancelled'].includes(info.status)) resolve(info)
     }),
   )
 }
@@ -26,12 +27,12 @@ describe('jobs over the contract', () => {
     const api = app.bridge.api()
     const progress: number[] = []
     const states: string[] = []
-    let id: string | undefined
+    const current: { id?: string } = {}
     api.on('job.progress', (p) => progress.push(p.done))
     api.on('job.state', (s) => states.push(s.status))
-    const end = ended(api, () => id)
+    const end = ended(api, current)
     const { job } = await api.invoke('datasets.import', { path: join(ROOT, 'resources/sample/hippocampus') })
-    id = job.jobId
+    const id = (current.id = job.jobId)
     expect(job).toMatchObject({ kind: 'datasets.import', label: 'Import hippocampus', status: 'queued', pausable: false })
     const info = await end
     expect(info).toMatchObject({ status: 'completed', done: 40, total: 40 })
@@ -60,9 +61,9 @@ describe('jobs over the contract', () => {
   it('reports a failed import with the error shape, naming the folder', async () => {
     const app = createApp({ workspace: tmpDir('jobs-bad'), transport: 'in-process', validateResponses: true })
     const api = app.bridge.api()
-    let id: string | undefined
-    const end = ended(api, () => id)
-    id = (await api.invoke('datasets.import', { path: join(ROOT, 'no-such-folder') })).job.jobId
+    const current: { id?: string } = {}
+    const end = ended(api, current)
+    current.id = (await api.invoke('datasets.import', { path: join(ROOT, 'no-such-folder') })).job.jobId
     const info = await end
     expect(info.status).toBe('failed')
     expect(info.error?.message).toContain('no-such-folder')

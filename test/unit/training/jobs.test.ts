@@ -13,7 +13,7 @@ import { createApp } from '../../../main/services/app'
 import { createDatasetService } from '../../../main/services/datasets'
 import { createJobSystem } from '../../../main/services/jobs'
 import { createRuns } from '../../../main/services/training'
-import type { TrainMessage } from '../../../main/workers/protocol'
+import type { TrainMessage } from '../../../main/training/loop'
 import { readRunState } from '../../../main/workspace/runs'
 import { ROOT, tmpDir } from '../../helpers/shared'
 
