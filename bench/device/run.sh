@@ -17,7 +17,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu
 dsd 120 info --json > "$OUT/info.json" 2> "$OUT/info.err"; echo "info rc=$?"
 b() { name=$1; shift; dsd 150 bench --json "$@" > "$OUT/bench-$name.json" 2> "$OUT/bench-$name.err"; echo "bench $name rc=$?"; tail -c 300 "$OUT/bench-$name.err"; }
 b small-webgpu --backend webgpu --backbone dynunet --preset small --steps 5
-b small-webgpu-basic --backend webgpu --backbone dynunet --preset small --steps 5 --variant basic
+b small-webgpu-basic --backend webgpu --backbone dynunet --preset small --steps 5 --variant Basic
 b mmwhs-webgpu-2x64 --backend webgpu --backbone dynunet --preset mmwhs --patch 64 --batch 2 --steps 3
 b mmwhs-webgpu-1x96 --backend webgpu --backbone dynunet --preset mmwhs --patch 96 --batch 1 --steps 2
 b mmwhs-webgpu-2x96 --backend webgpu --backbone dynunet --preset mmwhs --patch 96 --batch 2 --steps 2

@@ -10,7 +10,7 @@ import {
   type BackendChoice,
   type BackendName,
 } from '../engine/backends'
-import { ablation } from '../engine/loss'
+import { ABLATIONS, variantName } from '../engine/presets'
 import {
   createModel,
   describeModel,
@@ -29,7 +29,7 @@ export const summary =
 
 export const usage = `Usage: dsd bench [--backbone dynunet|unetr] [--preset NAME] [--patch N|DxHxW] [--batch B]
                  [--backend auto|all|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu]
-                 [--steps N] [--warmup N] [--variant dsd|basic|ds|sdd|sde] [--no-train|--no-infer] [--json]
+                 [--steps N] [--warmup N] [--variant DSD|Basic|DS|SDD|SDE] [--no-train|--no-infer] [--json]
 
 Runs --warmup untimed and --steps timed training steps (forward, DSD loss, gradients, AdamW)
 on random data, then the same for inference forwards (Y only), and reports medians.
@@ -44,7 +44,7 @@ Output (JSON, one object; an array for --backend all):
 A backend that fails in --backend all is reported as { backend, error }.
 
 Default: dynunet small, patch from the preset, batch 2 (the recipe's 2 patches per step),
-3 steps after 1 warm-up, variant dsd, backend auto.`
+3 steps after 1 warm-up, variant DSD, backend auto.`
 
 /** One benchmark result. */
 export interface BenchResult {
@@ -218,12 +218,8 @@ export async function run(args: string[]): Promise<number> {
   if (batch < 1) throw new CliError(`--batch must be ≥ 1, got ${batch}`)
   if (steps < 1) throw new CliError(`--steps must be ≥ 1, got ${steps}`)
   if (warmup < 0) throw new CliError(`--warmup must be ≥ 0, got ${warmup}`)
-  const variant = (values.variant ?? 'dsd').toLowerCase()
-  try {
-    ablation(variant)
-  } catch (err) {
-    throw new CliError((err as Error).message)
-  }
+  const variant = variantName(values.variant ?? 'DSD')
+  if (!variant) throw new CliError(`--variant: unknown DSD variant "${values.variant}"; use one of ${Object.keys(ABLATIONS).join(', ')}`)
   if (values['no-train'] && values['no-infer'])
     throw new CliError('--no-train and --no-infer leave nothing to measure')
   const json = values.json === true

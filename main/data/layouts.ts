@@ -285,6 +285,27 @@ function finishLayout(p: ParsedLayout): ParsedLayout {
   return p
 }
 
+/** A layout described by a dataset.json (MSD, nnU-Net): name, description and patients come from it. */
+function datasetJsonLayout(
+  layout: 'msd' | 'nnunet',
+  root: string,
+  file: string,
+  j: ReturnType<typeof readDatasetJson>,
+  found: Pick<ParsedLayout, 'channels' | 'labels' | 'cases' | 'problems'>,
+): ParsedLayout {
+  return finishLayout({
+    layout,
+    root,
+    name: typeof j.name === 'string' ? j.name : basename(root),
+    description: typeof j.description === 'string' ? j.description : '',
+    channels: found.channels,
+    labels: found.labels,
+    cases: found.cases,
+    patients: parsePatients(j.patients, file),
+    problems: found.problems,
+  })
+}
+
 function parseMsd(root: string): ParsedLayout {
   const file = join(root, 'dataset.json')
   if (!existsSync(file)) {
@@ -374,17 +395,7 @@ function parseMsd(root: string): ParsedLayout {
       }
     }
   }
-  return finishLayout({
-    layout: 'msd',
-    root,
-    name: typeof j.name === 'string' ? j.name : basename(root),
-    description: typeof j.description === 'string' ? j.description : '',
-    channels,
-    labels,
-    cases,
-    patients: parsePatients(j.patients, file),
-    problems,
-  })
+  return datasetJsonLayout('msd', root, file, j, { channels, labels, cases, problems })
 }
 
 function parseNnunet(root: string): ParsedLayout {
@@ -511,17 +522,7 @@ function parseNnunet(root: string): ParsedLayout {
       message: `${join(root, 'imagesTs')}: ${ts.length} test image file(s) without labels are not imported`,
     })
   }
-  return finishLayout({
-    layout: 'nnunet',
-    root,
-    name: typeof j.name === 'string' ? j.name : basename(root),
-    description: typeof j.description === 'string' ? j.description : '',
-    channels,
-    labels,
-    cases,
-    patients: parsePatients(j.patients, file),
-    problems,
-  })
+  return datasetJsonLayout('nnunet', root, file, j, { channels, labels, cases, problems })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 import { DsdError } from '../errors'
 import type { Vec3 } from './volume'
 
-/** What sampling needs from a random generator (`Prng` from ./prng satisfies it). */
+/** What sampling needs from a random generator (main/engine/random.ts `Rng` satisfies it). */
 export interface Rng {
   /** Uniform float in [0, 1). */
   random(): number

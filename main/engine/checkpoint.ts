@@ -30,7 +30,6 @@ import {
 import { basename, dirname, join } from 'node:path'
 import { DsdError, isNoSpace } from '../errors'
 import type { AdamWState, StepLRState } from './optimizer'
-import type { RngState } from './random'
 import { tf } from './tf'
 
 export const CHECKPOINT_MAGIC = 'DSDCKPT1'
@@ -363,15 +362,16 @@ export interface TrainingState {
   optimizer?: AdamWState
   /** LR scheduler state from `StepLR.state()`. */
   scheduler?: StepLRState
-  /** Generator states by purpose (e.g. `{ augment: rng.state() }`). */
-  rng?: Record<string, RngState>
-  /** Anything else JSON-serialisable (epoch, config, data-order position, ...). */
+  /**
+   * Anything else JSON-serialisable (epoch, config, ...). No generator state: the trainer
+   * reseeds each epoch from (seed, epoch), so the epoch is all a resume needs.
+   */
   metadata?: Record<string, unknown>
 }
 
 /**
  * Flatten a {@link TrainingState} into checkpoint tensors (`weights/…`, `optimizer/m/…`,
- * `optimizer/v/…`) and metadata (`{ training: { optimizer, scheduler, rng }, ...metadata }`).
+ * `optimizer/v/…`) and metadata (`{ training: { optimizer, scheduler }, ...metadata }`).
  */
 export function packTrainingState(s: TrainingState): {
   tensors: Record<string, tf.Tensor>
@@ -388,7 +388,6 @@ export function packTrainingState(s: TrainingState): {
       training: {
         optimizer: s.optimizer?.json ?? null,
         scheduler: s.scheduler ?? null,
-        rng: s.rng ?? null,
       },
     },
   }
@@ -406,14 +405,12 @@ export function unpackTrainingState(c: LoadedCheckpoint): TrainingState {
   const training = (meta.training ?? {}) as {
     optimizer?: AdamWState['json'] | null
     scheduler?: StepLRState | null
-    rng?: Record<string, RngState> | null
   }
   delete meta.training
   return {
     weights,
     optimizer: training.optimizer ? { json: training.optimizer, tensors: opt } : undefined,
     scheduler: training.scheduler ?? undefined,
-    rng: training.rng ?? undefined,
     metadata: meta,
   }
 }

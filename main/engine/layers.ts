@@ -120,36 +120,50 @@ export class ModelBuilder {
 export type ParamLookup = (name: string) => tf.Tensor
 
 /**
- * A 3D convolution parameter set: weight `[k, k, k, in, out]` (conv3d layout), optional bias.
- * `fanIn = in·k³` as PyTorch computes it for `Conv3d`.
+ * The parameters of a 3D (transposed) convolution: a weight of `shape` and an optional bias,
+ * both initialised from PyTorch's `fanIn` of that weight.
  */
-export class Conv {
+abstract class ConvParams {
   readonly w: string
   readonly b: string | null
 
-  constructor(
+  protected constructor(
     mb: ModelBuilder,
     name: string,
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernel: number,
-    readonly stride: number,
     bias: boolean,
     group: ParamGroup,
+    shape: number[],
+    fanIn: number,
   ) {
-    const fanIn = inChannels * kernel ** 3
-    this.w = mb.param(
-      `${name}.weight`,
-      [kernel, kernel, kernel, inChannels, outChannels],
-      mb.weightInit(fanIn),
-      group,
-    )
+    this.w = mb.param(`${name}.weight`, shape, mb.weightInit(fanIn), group)
     this.b = bias ? mb.param(`${name}.bias`, [outChannels], mb.biasInit(fanIn), group) : null
   }
 
   /** Parameter count. */
   get count(): number {
     return this.inChannels * this.outChannels * this.kernel ** 3 + (this.b ? this.outChannels : 0)
+  }
+}
+
+/**
+ * A 3D convolution parameter set: weight `[k, k, k, in, out]` (conv3d layout), optional bias.
+ * `fanIn = in·k³` as PyTorch computes it for `Conv3d`.
+ */
+export class Conv extends ConvParams {
+  constructor(
+    mb: ModelBuilder,
+    name: string,
+    inChannels: number,
+    outChannels: number,
+    kernel: number,
+    readonly stride: number,
+    bias: boolean,
+    group: ParamGroup,
+  ) {
+    super(mb, name, inChannels, outChannels, kernel, bias, group, [kernel, kernel, kernel, inChannels, outChannels], inChannels * kernel ** 3)
   }
 
   /**
@@ -173,32 +187,19 @@ export class Conv {
  * (tf.conv3dTranspose layout). PyTorch computes `fanIn` of a `ConvTranspose3d` weight
  * `[in, out, k, k, k]` from its dim 1, i.e. `out·k³`; the initialisers follow that.
  */
-export class ConvTranspose {
-  readonly w: string
-  readonly b: string | null
+export class ConvTranspose extends ConvParams {
+  declare readonly kernel: 1 | 2
 
   constructor(
     mb: ModelBuilder,
     name: string,
-    readonly inChannels: number,
-    readonly outChannels: number,
-    readonly kernel: 1 | 2,
+    inChannels: number,
+    outChannels: number,
+    kernel: 1 | 2,
     bias: boolean,
     group: ParamGroup,
   ) {
-    const fanIn = outChannels * kernel ** 3
-    this.w = mb.param(
-      `${name}.weight`,
-      [kernel, kernel, kernel, outChannels, inChannels],
-      mb.weightInit(fanIn),
-      group,
-    )
-    this.b = bias ? mb.param(`${name}.bias`, [outChannels], mb.biasInit(fanIn), group) : null
-  }
-
-  /** Parameter count. */
-  get count(): number {
-    return this.inChannels * this.outChannels * this.kernel ** 3 + (this.b ? this.outChannels : 0)
+    super(mb, name, inChannels, outChannels, kernel, bias, group, [kernel, kernel, kernel, outChannels, inChannels], outChannels * kernel ** 3)
   }
 
   apply(p: ParamLookup, x: T5): T5 {

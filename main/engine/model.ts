@@ -12,12 +12,12 @@ import { ModelBuilder, sizeOf, type Init, type LayerRow, type ParamSpec } from '
 import { OUTPUT_NAMES, SelfDistilDynUNet, type OutputName, type TrainOutputs } from './dynunet'
 import { SelfDistilUNETR, defaultTaps } from './unetr'
 import { Rng } from './random'
-import { PRESETS, type Backbone, type Preset } from './presets'
+import { PRESETS, type ArchitectureSizes, type Backbone, type Preset } from './presets'
 
 export { OUTPUT_NAMES, PRESETS, type Backbone, type OutputName, type TrainOutputs }
 
 /** What `createModel` accepts: a backbone, an optional preset and overrides. */
-export interface ModelConfig {
+export interface ModelConfig extends ArchitectureSizes {
   backbone: Backbone
   /** Preset name (`mmwhs`, `brats`, `small`); default `small`. */
   preset?: string
@@ -29,38 +29,18 @@ export interface ModelConfig {
   patch?: [number, number, number]
   /** Seed of the weight initialisation (default 100, the reference `freeze_seed(100)`). */
   seed?: number
-  /** DynUNet: channels per level (5 entries). */
-  filters?: number[]
-  /** UNETR: feature size F. */
-  featureSize?: number
-  /** UNETR: ViT hidden size. */
-  hidden?: number
-  /** UNETR: ViT layers. */
-  layers?: number
-  /** UNETR: ViT heads. */
-  heads?: number
-  /** UNETR: ViT MLP width. */
-  mlp?: number
   /** UNETR: ViT blocks feeding encoder2/3/4. */
   taps?: [number, number, number]
 }
 
-/** A config with every field resolved. */
-export interface ResolvedModelConfig {
+/** A config with every field resolved (the sizes of the backbone's own parts only). */
+export interface ResolvedModelConfig extends ArchitectureSizes {
   backbone: Backbone
   preset: string
   inChannels: number
   numClasses: number
   patch: [number, number, number]
   seed: number
-  /** DynUNet only. */
-  filters?: number[]
-  /** UNETR only. */
-  featureSize?: number
-  hidden?: number
-  layers?: number
-  heads?: number
-  mlp?: number
   taps?: [number, number, number]
 }
 

@@ -8,18 +8,29 @@ import { DsdError } from '../errors'
 /** Backbone families. */
 export type Backbone = 'dynunet' | 'unetr'
 
+/** The sizes of a network's parts (DynUNet: `filters`; UNETR: the rest). */
+export interface ArchitectureSizes {
+  /** DynUNet: channels per level (5 entries). */
+  filters?: number[]
+  /** UNETR: feature size F. */
+  featureSize?: number
+  /** UNETR: ViT hidden size. */
+  hidden?: number
+  /** UNETR: ViT layers. */
+  layers?: number
+  /** UNETR: ViT heads. */
+  heads?: number
+  /** UNETR: ViT MLP width. */
+  mlp?: number
+}
+
 /** What a model preset fixes (the rest of a ModelConfig comes from the caller). */
-export interface Preset {
+export interface Preset extends ArchitectureSizes {
   description: string
   inChannels: number
   numClasses: number
+  /** Patch side in voxels (cubic). */
   patch: number
-  filters?: number[]
-  featureSize?: number
-  hidden?: number
-  layers?: number
-  heads?: number
-  mlp?: number
 }
 
 /** Model preset names: `small` for CPUs, the paper's `mmwhs` and `brats`. */

@@ -1,8 +1,12 @@
 /**
- * Seeded, serialisable pseudo-random numbers for initialisation, augmentation and
- * reproducible runs: xoshiro128** (32-bit state words, period 2^128 − 1) seeded through
- * splitmix32. The whole state (including a cached Box–Muller spare) exports to plain JSON
- * and imports back, so a resumed run continues the exact same stream.
+ * The app's one seeded pseudo-random generator: xoshiro128** (32-bit state words, period
+ * 2^128 − 1) seeded through splitmix32. It draws the weight initialisation (`Rng.derive`) and
+ * everything random in a training epoch — case order, crop centres, augmentation
+ * (`Rng.seeded(mixSeed(seed, 'epoch', e))`, main/training/batches.ts). The whole state
+ * (including a cached Box–Muller spare) exports to plain JSON and imports back.
+ *
+ * No TensorFlow.js here: data/ code takes a generator through a structural interface
+ * (main/data/sampling.ts `Rng`), so any caller can pass this one.
  *
  * This is not CPython's or PyTorch's generator: it reproduces runs of this app, not of the
  * reference code (for CPython's MT19937 see main/data/pyrandom.ts).
@@ -27,6 +31,28 @@ function splitmix32(seed: number): () => number {
   }
 }
 
+/**
+ * Hash a seed and any number of integer or string keys into one 32-bit seed (FNV-1a over the
+ * bytes, then one splitmix32 step): `mixSeed(seed, 'epoch', 3)` seeds epoch 3 of a run.
+ */
+export function mixSeed(seed: number, ...keys: (number | string)[]): number {
+  let h = 0x811c9dc5 ^ (seed >>> 0)
+  const feed = (v: number) => {
+    for (let shift = 0; shift < 32; shift += 8) h = Math.imul(h ^ ((v >>> shift) & 0xff), 0x01000193) >>> 0
+  }
+  feed(Math.floor(seed / 2 ** 32) >>> 0)
+  for (const k of keys) {
+    if (typeof k === 'number') {
+      feed(k >>> 0)
+      feed(Math.floor(k / 2 ** 32) >>> 0)
+    } else {
+      for (let i = 0; i < k.length; i++) feed(k.charCodeAt(i))
+      feed(0xffffffff)
+    }
+  }
+  return splitmix32(h)()
+}
+
 function rotl(x: number, k: number): number {
   return ((x << k) | (x >>> (32 - k))) >>> 0
 }
@@ -42,6 +68,19 @@ export class Rng {
     const b = splitmix32((stream >>> 0) ^ 0x6a09e667)
     this.s = new Uint32Array([a(), a(), (a() ^ b()) >>> 0, (a() ^ b()) >>> 0])
     if ((this.s[0]! | this.s[1]! | this.s[2]! | this.s[3]!) === 0) this.s[0] = 1
+  }
+
+  /**
+   * A generator seeded by one integer, all 53 bits of it (the high 32 are folded into the
+   * low). The stream of the training epochs (`Rng.seeded(mixSeed(seed, 'epoch', e))`).
+   */
+  static seeded(seed: number): Rng {
+    if (!Number.isSafeInteger(seed)) throw new RangeError(`Rng.seeded: seed must be an integer, got ${seed}`)
+    const next = splitmix32((seed >>> 0) ^ Math.imul(Math.floor(seed / 2 ** 32) >>> 0, 0x27d4eb2d))
+    const r = new Rng(0)
+    r.s = new Uint32Array([next(), next(), next(), next()])
+    if ((r.s[0]! | r.s[1]! | r.s[2]! | r.s[3]!) === 0) r.s[0] = 1
+    return r
   }
 
   /** An independent generator for a named purpose (e.g. 'init', 'augment'), derived from a seed. */
@@ -109,6 +148,11 @@ export class Rng {
       const x = this.uint32()
       if (x < limit) return x % n
     }
+  }
+
+  /** True with probability p. */
+  chance(p: number): boolean {
+    return this.random() < p
   }
 
   /** Normal sample (Box–Muller; the second value of each pair is cached in the state). */

@@ -110,6 +110,15 @@ function tally(
     }
     return t
   }
+  /** Grow a label's bounding box by voxel (i, j, k); voxels come in k order, so hi[2] = k. */
+  const extend = (t: LabelTally, i: number, j: number, k: number): void => {
+    if (i < t.lo[0]) t.lo[0] = i
+    if (i > t.hi[0]) t.hi[0] = i
+    if (j < t.lo[1]) t.lo[1] = j
+    if (j > t.hi[1]) t.hi[1] = j
+    if (k < t.lo[2]) t.lo[2] = k
+    t.hi[2] = k
+  }
   let lastP = NaN
   let tp: LabelTally | null = null
   let lastG = NaN
@@ -123,12 +132,7 @@ function tally(
       const t = tp!
       t.pred++
       if (p === g) t.both++
-      if (i < t.lo[0]) t.lo[0] = i
-      if (i > t.hi[0]) t.hi[0] = i
-      if (j < t.lo[1]) t.lo[1] = j
-      if (j > t.hi[1]) t.hi[1] = j
-      if (k < t.lo[2]) t.lo[2] = k
-      t.hi[2] = k
+      extend(t, i, j, k)
     }
     if (g !== 0 || withZero) {
       if (g !== lastG) {
@@ -137,12 +141,7 @@ function tally(
       }
       const t = tg!
       t.gt++
-      if (i < t.lo[0]) t.lo[0] = i
-      if (i > t.hi[0]) t.hi[0] = i
-      if (j < t.lo[1]) t.lo[1] = j
-      if (j > t.hi[1]) t.hi[1] = j
-      if (k < t.lo[2]) t.lo[2] = k
-      t.hi[2] = k
+      extend(t, i, j, k)
     }
   }
   // Fast path for byte label maps: skip 4 background voxels at a time (aligned 32-bit words).

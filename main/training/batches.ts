@@ -6,19 +6,19 @@
 import type { RunConfig } from '../contract/runs'
 import { AUGMENT_PRESETS, augmentPatch } from '../data/augment'
 import type { PreparedCase } from '../data/preprocess'
-import { mixSeed, Prng } from '../data/prng'
 import { CropSampler } from '../data/sampling'
 import type { Vec3 } from '../data/volume'
+import { mixSeed, Rng } from '../engine/random'
 import { tf } from '../engine/tf'
 import { DsdError } from '../errors'
 
 /** The generator of epoch `epoch` (1-based) of a run seeded `seed`. */
-export function epochRng(seed: number, epoch: number): Prng {
-  return new Prng(mixSeed(seed, 'epoch', epoch))
+export function epochRng(seed: number, epoch: number): Rng {
+  return Rng.seeded(mixSeed(seed, 'epoch', epoch))
 }
 
 /** The order in which an epoch visits the training cases (a shuffle drawn from its generator). */
-export function caseOrder(cases: number, rng: Prng): number[] {
+export function caseOrder(cases: number, rng: Rng): number[] {
   return rng.shuffle(Array.from({ length: cases }, (_, i) => i))
 }
 
@@ -31,7 +31,7 @@ export function cropSamplers(cases: PreparedCase[], cfg: RunConfig): CropSampler
 }
 
 /** One training batch: `batch` crops of one case, augmented, as tensors [b, d, h, w, c] / [b, d, h, w]. */
-export function makeBatch(sampler: CropSampler, cfg: RunConfig, rng: Prng, channels: number): { x: tf.Tensor5D; y: tf.Tensor4D } {
+export function makeBatch(sampler: CropSampler, cfg: RunConfig, rng: Rng, channels: number): { x: tf.Tensor5D; y: tf.Tensor4D } {
   const [d, h, w] = cfg.model.patch
   const n = d * h * w
   const xs = new Float32Array(cfg.batch * n * channels)

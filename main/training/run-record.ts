@@ -98,7 +98,7 @@ export async function recordStart(
       app: { name: 'DSD Studio', version: appVersion() },
       libraries: { tfjs: tf.version_core, node: process.versions.node, v8: process.versions.v8 },
       platform: { os: process.platform, arch: process.arch, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length },
-      seeds: { weights: cfg.seed, data: cfg.seed, scheme: 'epoch e draws from Prng(mixSeed(seed, "epoch", e))' },
+      seeds: { weights: cfg.seed, data: cfg.seed, scheme: 'epoch e draws from Rng.seeded(mixSeed(seed, "epoch", e))' },
       dataset: { id: cfg.datasetId, hash: data.datasetHash, train: data.train.map((c) => c.id), val: data.val.map((c) => c.id) },
       split: { name: cfg.split, fold: cfg.fold, hash: data.splitHash },
       model: { ...model.config, params: model.countParams() },

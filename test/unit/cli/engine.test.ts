@@ -131,7 +131,7 @@ describe('dsd bench', () => {
       preset: 'small',
       patch: [16, 16, 16],
       batch: 1,
-      variant: 'dsd',
+      variant: 'DSD',
     })
     expect(j.trainStepMsAll).toHaveLength(2)
     expect(j.inferMsAll).toHaveLength(2)

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { augmentPatch, flipAxis, rot90, AUGMENT_PRESETS } from '../../../main/data/augment'
 import { readNifti } from '../../../main/data/nifti'
 import { preprocessVolumes, PREPROCESS_PRESETS } from '../../../main/data/preprocess'
-import { Prng } from '../../../main/data/prng'
+import { Rng } from '../../../main/engine/random'
 import { CropSampler, padToSize, reflectIndex, type Sample } from '../../../main/data/sampling'
 import { sharedPath } from '../../helpers/shared'
 
@@ -60,8 +60,8 @@ describe('augmentation', () => {
     expect(Array.from(flipAxis(flipAxis(s, 0), 0).image)).toEqual(Array.from(s.image))
   })
   it('is deterministic for a seed; the shift moves the image only, within ±0.1', () => {
-    const a = augmentPatch(small(), AUGMENT_PRESETS.brats, new Prng(5))
-    const b = augmentPatch(small(), AUGMENT_PRESETS.brats, new Prng(5))
+    const a = augmentPatch(small(), AUGMENT_PRESETS.brats, Rng.seeded(5))
+    const b = augmentPatch(small(), AUGMENT_PRESETS.brats, Rng.seeded(5))
     expect(a.applied).toEqual(b.applied)
     expect(Array.from(a.sample.image)).toEqual(Array.from(b.sample.image))
     expect(Math.abs(a.applied.shift)).toBeLessThanOrEqual(0.1)
@@ -86,11 +86,11 @@ describe('RandCropByPosNegLabel on a real case', () => {
       { patch: [16, 16, 16], numSamples: 2 },
     )
     expect(sampler.fg.length).toBe(1324 + 1624) // cases.tsv voxel counts
-    const rng = new Prng(100)
-    const saved = rng.getState()
+    const rng = Rng.seeded(100)
+    const saved = rng.state()
     const crops = [...sampler.draw(rng), ...sampler.draw(rng)]
     expect(crops).toHaveLength(4)
-    const again = sampler.draw(Prng.fromState(saved))
+    const again = sampler.draw(Rng.fromState(saved))
     expect(again.map((c) => c.center)).toEqual(crops.slice(0, 2).map((c) => c.center))
     for (const c of crops) {
       expect(c.foreground).toBe(true)
@@ -123,7 +123,7 @@ describe('RandCropByPosNegLabel on a real case', () => {
       { patch: [64, 64, 64], numSamples: 1 },
     )
     expect(sampler.sample.shape).toEqual([64, 64, 64])
-    const [crop] = sampler.draw(new Prng(1))
+    const [crop] = sampler.draw(Rng.seeded(1))
     expect(crop.start).toEqual([0, 0, 0])
     // x: 35 → 64, before = 14: padded x = 13 mirrors original x = 1.
     const [nx, ny] = p.shape

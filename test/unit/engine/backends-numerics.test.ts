@@ -109,12 +109,12 @@ async function runAll(): Promise<Results> {
       const f = (...xs: tf.Tensor[]) => {
         const o = { ...outs }
         names.forEach((n, i) => (o[n] = xs[i]!))
-        return dsdLoss(o, labels, { ...ablation('dsd'), temperature: c.temperature }).total
+        return dsdLoss(o, labels, { ...ablation('DSD'), temperature: c.temperature }).total
       }
       const r = tf.valueAndGrads(f)(names.map((n) => outs[n]))
       keep[`${c.name}_total`] = r.value
       names.forEach((n, i) => (keep[`${c.name}_grad_${n}`] = r.grads[i]!))
-      const terms = dsdLoss(outs, labels, { ...ablation('dsd'), temperature: c.temperature }).terms
+      const terms = dsdLoss(outs, labels, { ...ablation('DSD'), temperature: c.temperature }).terms
       keep[`${c.name}_terms`] = tf.stack(TERM_NAMES.map((n) => terms[n]!))
     }
     for (const v of Object.values(keep)) tf.keep(v)

@@ -138,7 +138,7 @@ describe('DSD loss against golden/dsd/loss.json (float64 PyTorch)', () => {
     const c = golden.cases[0]!
     tf.tidy(() => {
       const labels = tf.tensor(c.label.data, [...c.label.shape, 1], 'int32')
-      const v = dsdLoss({ Y: outputsOf(c).Y }, labels, ablation('basic')).total.dataSync()[0]!
+      const v = dsdLoss({ Y: outputsOf(c).Y }, labels, ablation('Basic')).total.dataSync()[0]!
       expect(Math.abs(v - c.variants.basic!.loss)).toBeLessThan(1e-5 * v)
     })
   })
@@ -168,11 +168,11 @@ describe('DSD loss against golden/dsd/loss.json (float64 PyTorch)', () => {
       expect(() => dsdLoss({ Y: all.Y, D4: all.D4 }, labels, ablation('ds'))).toThrow(
         /output D3 is missing/,
       )
-      expect(() => dsdLoss({ ...all }, tf.zeros([2, 6, 5, 3], 'int32'), ablation('dsd'))).toThrow(
+      expect(() => dsdLoss({ ...all }, tf.zeros([2, 6, 5, 3], 'int32'), ablation('DSD'))).toThrow(
         /labels \[2,6,5,3\] do not match/,
       )
       expect(() =>
-        dsdLoss({ ...all, E1: tf.zeros([2, 3, 5, 4, 4]) }, labels, ablation('dsd')),
+        dsdLoss({ ...all, E1: tf.zeros([2, 3, 5, 4, 4]) }, labels, ablation('DSD')),
       ).toThrow(/output E1 has shape/)
     })
     expect(() => ablation('full')).toThrow(/unknown DSD variant "full"/)

@@ -1,5 +1,5 @@
-import { describe, expect, test } from 'vitest'
-import { Rng } from '../../../main/engine/random'
+import { describe, expect, it, test } from 'vitest'
+import { mixSeed, Rng } from '../../../main/engine/random'
 
 describe('seeded RNG (xoshiro128**)', () => {
   test('matches the reference xoshiro128** sequence for state [1, 2, 3, 4]', () => {
@@ -58,5 +58,35 @@ describe('seeded RNG (xoshiro128**)', () => {
     expect(() => r.int(0)).toThrow(/n must be an integer/)
     const perm = r.shuffle([0, 1, 2, 3, 4, 5, 6, 7])
     expect([...perm].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+  })
+})
+
+describe('Rng.seeded and mixSeed: the stream of a training epoch', () => {
+  // Drawn from the former data/prng.ts Prng (merged into Rng): the epochs of runs made before
+  // the merge draw exactly these numbers, so their resumes stay bit-exact.
+  it('reproduce the former Prng stream exactly', () => {
+    const seed = mixSeed(100, 'epoch', 3)
+    expect(seed).toBe(2180899655)
+    expect([mixSeed(0), mixSeed(7, 'epoch', 1), mixSeed(2 ** 33, 'a', 5)]).toEqual([750473352, 255388591, 3610360770])
+    const r = Rng.seeded(seed)
+    expect(Array.from({ length: 6 }, () => r.uint32())).toEqual([1052756634, 3942761157, 3900843619, 25084861, 395013563, 2365025579])
+    expect(Array.from({ length: 6 }, () => r.int(7))).toEqual([4, 5, 1, 6, 2, 5])
+    expect([r.random(), r.random()]).toEqual([0.7351374953718312, 0.6307682655256273])
+    expect(r.shuffle([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])).toEqual([4, 3, 5, 0, 8, 9, 1, 7, 6, 2])
+    const big = Rng.seeded(2 ** 40 + 12345)
+    expect([big.uint32(), big.uint32()]).toEqual([3434890690, 840171658])
+  })
+
+  it('is its own stream, saved and restored with state()', () => {
+    const a = Rng.seeded(5)
+    a.int(10)
+    const saved = a.state()
+    const next = [a.random(), a.int(1000), a.chance(0.5)]
+    const b = Rng.fromState(saved)
+    expect([b.random(), b.int(1000), b.chance(0.5)]).toEqual(next)
+    // Not the stream of new Rng(seed, stream), which mixes its stream into the last two words.
+    const four = (r: Rng) => [r.uint32(), r.uint32(), r.uint32(), r.uint32()]
+    expect(four(Rng.seeded(5))).not.toEqual(four(new Rng(5)))
+    expect(() => Rng.seeded(1.5)).toThrow(/integer/)
   })
 })

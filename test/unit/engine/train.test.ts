@@ -51,7 +51,7 @@ async function run(
   cfg: ModelConfig,
   steps: number,
   lr: number,
-  variant = 'dsd',
+  variant = 'DSD',
   onStep?: (r: TrainStepResult) => void,
 ): Promise<TrainStepResult[]> {
   const m = createModel(cfg)
@@ -86,7 +86,7 @@ afterAll(async () => {
 describe('trainStep on the cpu backend', () => {
   it('drives the DSD loss down on a sphere and leaks no tensors', async () => {
     const counts: number[] = []
-    const res = await run(DYN, 6, 1e-2, 'dsd', () => counts.push(tf.memory().numTensors))
+    const res = await run(DYN, 6, 1e-2, 'DSD', () => counts.push(tf.memory().numTensors))
     const losses = res.map((r) => r.loss)
     // model variables + AdamW moments stay, everything else is freed: constant from step 2 on
     // (step 1 creates the moments)
@@ -113,7 +113,7 @@ describe('trainStep on the cpu backend', () => {
         head: await snap('deep_3.conv.weight'),
         body: await snap('bottleneck.conv1.weight'),
       }
-      const r = await trainStep(m, opt, x, y, 'basic')
+      const r = await trainStep(m, opt, x, y, 'Basic')
       expect(Object.keys(r.terms)).toEqual(['dce_Y'])
       expect(r.updated).toBe(createModelCount(DYN) - m.dsdNames.size)
       expect(await snap('deep_3.conv.weight')).toEqual(before.head)
@@ -152,7 +152,7 @@ describe('trainStep on the cpu backend', () => {
       seed: 1,
     }
     const counts: number[] = []
-    const res = await run(cfg, 4, 1e-2, 'dsd', () => counts.push(tf.memory().numTensors))
+    const res = await run(cfg, 4, 1e-2, 'DSD', () => counts.push(tf.memory().numTensors))
     expect(new Set(counts.slice(1)).size, `numTensors per step: ${counts}`).toBe(1)
     const losses = res.map((r) => r.loss)
     expect(losses[3]!, `losses ${losses}`).toBeLessThan(losses[0]!)
@@ -166,7 +166,7 @@ describe('trainStep on the cpu backend', () => {
     try {
       const before = Array.from(await m.variables['input_block.conv1.weight']!.data())
       const n0 = tf.memory().numTensors
-      await expect(trainStep(m, opt, x, y, 'dsd')).rejects.toThrow(/loss is NaN.*not updated/)
+      await expect(trainStep(m, opt, x, y, 'DSD')).rejects.toThrow(/loss is NaN.*not updated/)
       expect(tf.memory().numTensors).toBe(n0)
       expect(Array.from(await m.variables['input_block.conv1.weight']!.data())).toEqual(before)
     } finally {
@@ -251,13 +251,13 @@ async function weightGrads(backend: 'cpu' | 'wasm', variant: string): Promise<Ma
 }
 
 describe('weight gradients of the whole network on wasm', () => {
-  for (const variant of ['dsd', 'basic']) {
+  for (const variant of ['DSD', 'Basic']) {
     it(`${variant}: every variable's gradient equals the cpu backend's`, async () => {
       try {
         const ref = await weightGrads('cpu', variant)
         const got = await weightGrads('wasm', variant)
         // DSD trains the shared heads too; Basic only the backbone.
-        expect(ref.size).toBe(variant === 'dsd' ? 49 : 29)
+        expect(ref.size).toBe(variant === 'DSD' ? 49 : 29)
         expect([...got.keys()].sort()).toEqual([...ref.keys()].sort())
         for (const [name, a] of ref) {
           const b = got.get(name)!
