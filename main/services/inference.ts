@@ -43,6 +43,7 @@ import {
   type SlidingWindowProgress,
 } from '../engine/sliding-window'
 import { tf } from '../engine/tf'
+import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
 import { atomicWriteJson } from '../workspace/atomic'
 import { readManifest, type DatasetManifest } from '../workspace/datasets'
@@ -545,10 +546,10 @@ async function readFileCase(job: CaseJob): Promise<{ images: Volume[]; label: Vo
 }
 
 function safeCaseId(id: string): string {
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(id) || id === '.' || id === '..') {
+  if (!isSafeId(id)) {
     throw new DsdError(
       'CASE_ID_INVALID',
-      `case id "${id}" cannot be a file name (letters, digits, '.', '_', '-' only); rename the case`,
+      `case id "${id}" cannot be a file name (${SAFE_ID_RULE}); rename the case`,
       { caseId: id },
     )
   }

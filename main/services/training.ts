@@ -2,6 +2,7 @@
  * The training service: turns a run form (one run, or all folds × a set of variants) into run
  * folders and queues them on the job queue. Used by the CLI and (through the contract) the UI.
  */
+import { toSafeId } from '../contract/ids'
 import { DsdError } from '../errors'
 import { ablation } from '../engine/loss'
 import { JobQueue } from './jobs'
@@ -34,7 +35,7 @@ export const RUN_DEFAULTS = {
 } as const
 
 export function runId(prefix: string, variant: Variant, fold: number): string {
-  return `${prefix}-${variant}-fold${fold}`.replace(/[^A-Za-z0-9._-]/g, '_')
+  return toSafeId(`${prefix}-${variant}-fold${fold}`)
 }
 
 /** Create the run folders of a form (refuses existing ids). Returns them in queue order. */

@@ -10,6 +10,7 @@ import { existsSync } from 'node:fs'
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { isSafeId, SafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
 import { atomicWriteJson, readJsonFile } from './atomic'
 
@@ -105,7 +106,7 @@ const problemSchema = z.object({
 const manifestSchema = z.object({
   format: z.literal('dsd-dataset'),
   version: z.literal(1),
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/),
+  id: SafeId,
   name: z.string(),
   description: z.string(),
   layout: z.enum(['msd', 'nnunet', 'pairs']),
@@ -173,10 +174,10 @@ export function datasetIdFor(ws: string, name: string): string {
 }
 
 function checkId(id: string): void {
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id) || id === '.' || id === '..') {
+  if (!isSafeId(id)) {
     throw new DsdError(
       'DATASET_ID_INVALID',
-      `"${id}" is not a dataset ID (letters, digits, ".", "_", "-"); run \`dsd import\` to list datasets`,
+      `"${id}" is not a dataset ID (${SAFE_ID_RULE}); list the datasets with \`dsd import --list\``,
       { id },
     )
   }

@@ -6,17 +6,16 @@ import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { isSafeId, SafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
 import { atomicWriteJson } from './atomic'
 import { runDir, runFiles, type EpochLog, type RunConfig, type RunState } from './run-layout'
 
-const idPattern = /^[A-Za-z0-9._-]{1,128}$/
-
 export const RunConfigSchema = z
   .object({
-    id: z.string().regex(idPattern),
-    datasetId: z.string().regex(idPattern),
-    split: z.string().regex(idPattern),
+    id: SafeId,
+    datasetId: SafeId,
+    split: SafeId,
     fold: z.number().int().min(0),
     model: z.object({
       backbone: z.enum(['dynunet', 'unetr']),
@@ -105,7 +104,7 @@ export async function createRun(workspace: string, config: RunConfig): Promise<R
 }
 
 export async function readRunConfig(workspace: string, runId: string): Promise<RunConfig> {
-  if (!idPattern.test(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id.`, { runId })
+  if (!isSafeId(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id (${SAFE_ID_RULE}).`, { runId })
   const file = runFiles(workspace, runId).config
   if (!existsSync(runDir(workspace, runId))) {
     throw new DsdError('RUN_NOT_FOUND', `No run "${runId}" in ${join(workspace, 'runs')}.`, { runId })

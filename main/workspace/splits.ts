@@ -4,6 +4,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
 import { parseSplitFile, serializeSplit, type SplitFile } from '../data/splits'
 import { atomicWriteFile } from './atomic'
@@ -11,10 +12,10 @@ import { splitsDir } from './datasets'
 
 /** The path of a named split. */
 export function splitPath(ws: string, datasetId: string, name: string): string {
-  if (!/^[A-Za-z0-9._-]{1,100}$/.test(name) || name.startsWith('.')) {
+  if (!isSafeId(name)) {
     throw new DsdError(
       'SPLIT_NAME_INVALID',
-      `split name "${name}" may use letters, digits, ".", "_" and "-" only`,
+      `split name "${name}" is not allowed: use ${SAFE_ID_RULE}`,
       { name },
     )
   }
