@@ -1,0 +1,235 @@
+/**
+ * DICOM parsing shared by the series reader, the SEG reader and the SEG writer: dcmjs (typed
+ * here), Part 10 detection, header/pixel parsing with a completeness check of PixelData,
+ * transfer-syntax support, value helpers and the small 3-vector geometry the others use.
+ */
+import { open, readFile } from 'node:fs/promises'
+// @ts-expect-error -- dcmjs ships no type declarations; the few calls used are typed below
+import dcmjsUntyped from 'dcmjs'
+import { DsdError } from '../../errors'
+import type { Mat4 } from '../volume'
+
+/** The part of dcmjs used here. */
+interface DicomDictLike {
+  meta: Record<string, { Value?: unknown[] }>
+  dict: Record<string, unknown>
+}
+export const dcmjs = dcmjsUntyped as {
+  data: {
+    DicomMessage: {
+      readFile(
+        buf: ArrayBuffer,
+        opts?: { ignoreErrors?: boolean; untilTag?: string | null; noCopy?: boolean },
+      ): DicomDictLike
+    }
+    DicomMetaDictionary: {
+      naturalizeDataset(dict: Record<string, unknown>): Ds
+      denaturalizeDataset(ds: Ds): Record<string, unknown>
+      uid(): string
+    }
+    DicomDict: new (meta: Record<string, unknown>) => {
+      dict: Record<string, unknown>
+      write(opts?: Record<string, unknown>): ArrayBuffer
+    }
+  }
+  log?: {
+    setLevel?(level: string): void
+    getLogger?(name: string): { setLevel?(level: string): void }
+  }
+}
+try {
+  // dcmjs logs every odd VR (e.g. implicit-VR "xs" tags) to the console; errors reach us as throws
+  dcmjs.log?.setLevel?.('error')
+  dcmjs.log?.getLogger?.('validation.dcmjs')?.setLevel?.('silent')
+} catch {
+  /* logging level is cosmetic */
+}
+
+/** A naturalized dcmjs dataset (keyword → value). */
+export type Ds = Record<string, any> // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export const SEG_SOP_CLASS = '1.2.840.10008.5.1.4.1.1.66.4'
+const NATIVE_SYNTAXES: Record<string, string> = {
+  '1.2.840.10008.1.2': 'Implicit VR Little Endian',
+  '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
+  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
+}
+const SYNTAX_NAMES: Record<string, string> = {
+  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian (retired)',
+  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
+  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
+  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
+  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
+  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
+  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-lossless',
+  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
+  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
+  '1.2.840.10008.1.2.5': 'RLE Lossless',
+  '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
+}
+
+// ---------------------------------------------------------------------------------------------
+// parsing
+
+function toArrayBuffer(b: Buffer): ArrayBuffer {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer
+}
+
+export function isPart10(b: Uint8Array): boolean {
+  return b.length >= 132 && b[128] === 0x44 && b[129] === 0x49 && b[130] === 0x43 && b[131] === 0x4d
+}
+
+interface Parsed {
+  ds: Ds
+  syntax: string
+}
+
+export function parseDicom(file: string, buf: Buffer, headerOnly: boolean): Parsed {
+  const ab = toArrayBuffer(buf)
+  const untilTag = headerOnly ? '7FE00010' : null
+  let dd: DicomDictLike
+  try {
+    dd = dcmjs.data.DicomMessage.readFile(ab, { untilTag, ignoreErrors: false })
+  } catch (err) {
+    const msg = (err as Error).message ?? String(err)
+    if (/character set/i.test(msg)) {
+      dd = dcmjs.data.DicomMessage.readFile(ab, { untilTag, ignoreErrors: true })
+    } else {
+      throw new DsdError(
+        'DICOM_CORRUPT',
+        `${file}: cannot parse the DICOM file (${msg}); it is truncated or damaged — re-export it from the PACS/scanner`,
+        { file, error: msg },
+      )
+    }
+  }
+  const syntax = String(dd.meta['00020010']?.Value?.[0] ?? '')
+  const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dd.dict)
+  if (!headerOnly) checkPixelDataComplete(file, buf, ds)
+  return { ds, syntax }
+}
+
+/**
+ * dcmjs pads a PixelData element cut short by the end of the file, so check the length
+ * field of the top-level (7FE0,0010) element against the file size ourselves. Candidates are
+ * the tag bytes followed by an explicit OB/OW/OF/UN header, or (implicit VR) by a length equal
+ * to the size Rows × Columns × frames × bits implies.
+ */
+function checkPixelDataComplete(file: string, buf: Uint8Array, ds: Ds): void {
+  const frames = Math.max(1, num(ds.NumberOfFrames, 1))
+  const bitsAlloc = num(ds.BitsAllocated, 16)
+  const expected = Math.ceil(
+    (num(ds.Rows, 0) * num(ds.Columns, 0) * frames * num(ds.SamplesPerPixel, 1) * bitsAlloc) / 8,
+  )
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const vrs = new Set(['OB', 'OW', 'OF', 'OD', 'UN'])
+  let found: { at: number; hdr: number; len: number } | undefined
+  for (let at = 132; at + 8 <= buf.length; at++) {
+    if (buf[at] !== 0xe0 || buf[at + 1] !== 0x7f || buf[at + 2] !== 0x10 || buf[at + 3] !== 0x00)
+      continue
+    const vr = String.fromCharCode(buf[at + 4], buf[at + 5])
+    if (vrs.has(vr) && buf[at + 6] === 0 && buf[at + 7] === 0 && at + 12 <= buf.length) {
+      found = { at, hdr: 12, len: dv.getUint32(at + 8, true) }
+    } else {
+      const len = dv.getUint32(at + 4, true)
+      if (len === expected || len === expected + 1 || len === 0xffffffff)
+        found = { at, hdr: 8, len }
+    }
+    if (found && found.at === at) at += found.hdr + (found.len === 0xffffffff ? 0 : found.len) - 1
+  }
+  if (!found || found.len === 0xffffffff) return // none, or encapsulated
+  const have = buf.length - found.at - found.hdr
+  if (found.len > have) {
+    throw new DsdError(
+      'DICOM_TRUNCATED',
+      `${file}: PixelData needs ${found.len.toLocaleString('en-US')} bytes but the file ends after ${have.toLocaleString('en-US')}; the file is truncated — re-export or re-copy it`,
+      { file, expectedBytes: found.len, actualBytes: have },
+    )
+  }
+}
+
+export function num(v: unknown, fallback = NaN): number {
+  if (Array.isArray(v)) v = v[0]
+  const n = typeof v === 'number' ? v : Number(v)
+  return Number.isFinite(n) ? n : fallback
+}
+
+export function nums(v: unknown): number[] | undefined {
+  if (v === undefined || v === null) return undefined
+  const a = Array.isArray(v) ? v : [v]
+  const out = a.map((x) => Number(x))
+  return out.every(Number.isFinite) ? out : undefined
+}
+
+export function str(v: unknown): string {
+  if (Array.isArray(v)) v = v[0]
+  if (v === undefined || v === null) return ''
+  if (typeof v === 'object') return String((v as { Alphabetic?: string }).Alphabetic ?? '')
+  return String(v)
+}
+
+// ---------------------------------------------------------------------------------------------
+// geometry helpers
+
+export type V3 = [number, number, number]
+export const dot = (a: number[], b: number[]) => a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+export const cross = (a: number[], b: number[]): V3 => [
+  a[1] * b[2] - a[2] * b[1],
+  a[2] * b[0] - a[0] * b[2],
+  a[0] * b[1] - a[1] * b[0],
+]
+export const norm = (a: number[]) => Math.hypot(a[0], a[1], a[2])
+export const unit = (a: number[]): V3 => {
+  const n = norm(a) || 1
+  return [a[0] / n, a[1] / n, a[2] / n]
+}
+
+/** LPS affine → RAS affine (negate the x and y rows). */
+export function lpsToRas(a: Mat4): Mat4 {
+  return [a[0].map((v) => -v), a[1].map((v) => -v), [...a[2]], [...a[3]]]
+}
+
+export function seqItem(v: unknown): Ds | undefined {
+  return Array.isArray(v) ? (v[0] as Ds) : (v as Ds | undefined)
+}
+
+export function checkSyntax(file: string, syntax: string): void {
+  if (NATIVE_SYNTAXES[syntax]) return
+  const name = SYNTAX_NAMES[syntax] ?? 'a compressed or unsupported transfer syntax'
+  throw new DsdError(
+    'DICOM_UNSUPPORTED_SYNTAX',
+    `${file}: pixel data uses ${name} (${syntax}), which this reader cannot decode; convert the series to uncompressed little endian first (dcmtk: \`dcmdjpeg in.dcm out.dcm\` or \`dcmconv +te\`; gdcm: \`gdcmconv --raw\`) or convert it to NIfTI with dcm2niix`,
+    { file, transferSyntax: syntax },
+  )
+}
+
+export function orientationClose(a: number[], b: number[], tol = 1e-3): boolean {
+  return a.every((v, i) => Math.abs(v - b[i]) <= tol)
+}
+
+/** True when `file` starts like a DICOM Part 10 file. */
+export async function isDicomFile(file: string): Promise<boolean> {
+  const fh = await open(file, 'r')
+  try {
+    const b = Buffer.alloc(132)
+    const { bytesRead } = await fh.read(b, 0, 132, 0)
+    return bytesRead === 132 && isPart10(b)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** Read the header (no pixels) of one DICOM file as a naturalized dataset. */
+export async function readDicomHeader(
+  file: string,
+): Promise<{ dataset: Ds; transferSyntax: string }> {
+  const buf = await readFile(file)
+  if (!isPart10(buf)) {
+    throw new DsdError(
+      'DICOM_BAD_MAGIC',
+      `${file}: not a DICOM Part 10 file (no "DICM" marker at byte 128); pass a .dcm file`,
+      { file },
+    )
+  }
+  const { ds, syntax } = parseDicom(file, buf, true)
+  return { dataset: ds, transferSyntax: syntax }
+}
