@@ -83,7 +83,11 @@ export class ByteStream {
     } catch (err) {
       this.done = true
       const e = err as NodeJS.ErrnoException
-      throw new StreamError(e.message, this.gzipped && e.code?.startsWith('Z_') ? 'gzip' : 'open', e.code)
+      throw new StreamError(
+        e.message,
+        this.gzipped && e.code?.startsWith('Z_') ? 'gzip' : 'open',
+        e.code,
+      )
     }
     if (r.done) {
       this.done = true

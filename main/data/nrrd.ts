@@ -13,7 +13,14 @@ import { dirname, isAbsolute, join } from 'node:path'
 import { DsdError } from '../errors'
 import { ByteStream, StreamError } from './byte-stream'
 import { allocVoxels, spacingFromAffine } from './nifti'
-import { MAX_VOLUME_BYTES, type DataType, type Mat4, type Vec3, type Volume, type VoxelArray } from './volume'
+import {
+  MAX_VOLUME_BYTES,
+  type DataType,
+  type Mat4,
+  type Vec3,
+  type Volume,
+  type VoxelArray,
+} from './volume'
 
 /** A volume read from NRRD, with the header fields as written. */
 export interface NrrdVolume extends Volume {
@@ -60,17 +67,32 @@ const RANGE: Partial<Record<DataType, [number, number]>> = {
 /** Largest NRRD header (bytes) before the blank line that ends it. */
 const MAX_HEADER_BYTES = 1 << 20
 
-function bad(file: string, field: string, what: string, details: Record<string, unknown> = {}): DsdError {
+function bad(
+  file: string,
+  field: string,
+  what: string,
+  details: Record<string, unknown> = {},
+): DsdError {
   return new DsdError('NRRD_BAD_HEADER', `${file}: ${what}`, { file, field, ...details })
 }
 
 /** A number field that must be a whole number ≥ `min`. */
-function intField(file: string, fields: Record<string, string>, key: string, dflt: number, min: number): number {
+function intField(
+  file: string,
+  fields: Record<string, string>,
+  key: string,
+  dflt: number,
+  min: number,
+): number {
   const raw = fields[key]
   if (raw === undefined) return dflt
   const v = Number(raw)
   if (!/^[-+]?\d+$/.test(raw.trim()) || !Number.isSafeInteger(v) || v < min) {
-    throw bad(file, key, `"${key}: ${raw}" is not a whole number ≥ ${min}; the header is corrupt — re-save the file`)
+    throw bad(
+      file,
+      key,
+      `"${key}: ${raw}" is not a whole number ≥ ${min}; the header is corrupt — re-save the file`,
+    )
   }
   return v
 }
@@ -83,7 +105,11 @@ function vector(file: string, key: string, s: string): number[] | null {
   const parts = m ? m[1].split(',').map((x) => x.trim()) : []
   const v = parts.map((x) => (x === '' ? NaN : Number(x)))
   if (v.length !== 3 || !v.every(Number.isFinite)) {
-    throw bad(file, key, `cannot read "${key}: ${s}" (3 finite numbers in parentheses expected); the header is corrupt — re-save it from 3D Slicer or ITK`)
+    throw bad(
+      file,
+      key,
+      `cannot read "${key}: ${s}" (3 finite numbers in parentheses expected); the header is corrupt — re-save it from 3D Slicer or ITK`,
+    )
   }
   return v
 }
@@ -113,7 +139,9 @@ function ioError(path: string, err: unknown, what = 'file'): DsdError {
 }
 
 /** The header text and where the attached data starts (bounded read). */
-async function readHeader(path: string): Promise<{ text: string; dataStart: number; size: number }> {
+async function readHeader(
+  path: string,
+): Promise<{ text: string; dataStart: number; size: number }> {
   let fh
   try {
     fh = await open(path, 'r')
@@ -136,11 +164,17 @@ async function readHeader(path: string): Promise<{ text: string; dataStart: numb
     // the header ends at the first empty line (attached data) or at the end of the file
     for (let i = 0; i < b.length - 1; i++) {
       if (b[i] !== 0x0a) continue
-      if (b[i + 1] === 0x0a) return { text: b.subarray(0, i).toString('latin1'), dataStart: i + 2, size }
-      if (b[i + 1] === 0x0d && b[i + 2] === 0x0a) return { text: b.subarray(0, i).toString('latin1'), dataStart: i + 3, size }
+      if (b[i + 1] === 0x0a)
+        return { text: b.subarray(0, i).toString('latin1'), dataStart: i + 2, size }
+      if (b[i + 1] === 0x0d && b[i + 2] === 0x0a)
+        return { text: b.subarray(0, i).toString('latin1'), dataStart: i + 3, size }
     }
     if (size > MAX_HEADER_BYTES) {
-      throw bad(path, '(header)', `no blank line ends the header within its first ${MAX_HEADER_BYTES} bytes; the file is corrupt — re-save it`)
+      throw bad(
+        path,
+        '(header)',
+        `no blank line ends the header within its first ${MAX_HEADER_BYTES} bytes; the file is corrupt — re-save it`,
+      )
     }
     return { text: b.toString('latin1'), dataStart: size, size }
   } finally {
@@ -149,7 +183,12 @@ async function readHeader(path: string): Promise<{ text: string; dataStart: numb
 }
 
 const NUMBER_TOKEN = /^[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?)$/
-const SPECIAL_TOKEN: Record<string, number> = { nan: NaN, inf: Infinity, '+inf': Infinity, '-inf': -Infinity }
+const SPECIAL_TOKEN: Record<string, number> = {
+  nan: NaN,
+  inf: Infinity,
+  '+inf': Infinity,
+  '-inf': -Infinity,
+}
 
 /** Read a NRRD file into a Volume with a RAS affine. */
 export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promise<NrrdVolume> {
@@ -166,11 +205,17 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
   }
   const dtype = TYPES[(fields.type ?? '').toLowerCase()]
   if (!dtype) {
-    throw bad(path, 'type', `NRRD type "${fields.type}" is not supported; save it as (u)int8/16/32, float or double`)
+    throw bad(
+      path,
+      'type',
+      `NRRD type "${fields.type}" is not supported; save it as (u)int8/16/32, float or double`,
+    )
   }
   const dimension = intField(path, fields, 'dimension', NaN, 1)
   const sizeText = (fields.sizes ?? '').trim()
-  const sizes = sizeText ? sizeText.split(/\s+/).map((x) => (/^\d+$/.test(x) ? Number(x) : NaN)) : []
+  const sizes = sizeText
+    ? sizeText.split(/\s+/).map((x) => (/^\d+$/.test(x) ? Number(x) : NaN))
+    : []
   if (
     !(dimension >= 2 && dimension <= 4) ||
     sizes.length !== dimension ||
@@ -185,7 +230,11 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
   const kinds = (fields.kinds ?? '').split(/\s+/).filter(Boolean)
   const dirsRaw = fields['space directions'] ? splitVectors(fields['space directions']) : []
   if (fields['space directions'] && dirsRaw.length !== dimension) {
-    throw bad(path, 'space directions', `"space directions: ${fields['space directions']}" has ${dirsRaw.length} entries for ${dimension} axes; the header is corrupt — re-save it`)
+    throw bad(
+      path,
+      'space directions',
+      `"space directions: ${fields['space directions']}" has ${dirsRaw.length} entries for ${dimension} axes; the header is corrupt — re-save it`,
+    )
   }
   // which axis is not spatial (channels)
   let chanAxis = -1
@@ -194,7 +243,11 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
     if (chanAxis < 0) chanAxis = kinds.findIndex((k) => !/domain|space/i.test(k))
     if (chanAxis < 0) chanAxis = 3
     if (chanAxis > 0 && chanAxis < 3 && sizes[chanAxis] > 1) {
-      throw bad(path, 'kinds', `the channel axis is axis ${chanAxis}; only the first or last axis can hold channels — re-save it`)
+      throw bad(
+        path,
+        'kinds',
+        `the channel axis is axis ${chanAxis}; only the first or last axis can hold channels — re-save it`,
+      )
     }
   }
   const spatial = [0, 1, 2, 3].slice(0, dimension).filter((a) => a !== chanAxis)
@@ -218,11 +271,18 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
   let affine: Mat4
   if (dirsRaw.length) {
     const dirs = dirsRaw.map((d) => vector(path, 'space directions', d))
-    const origin = fields['space origin'] ? vector(path, 'space origin', fields['space origin']) : [0, 0, 0]
-    if (!origin) throw bad(path, 'space origin', `"space origin: none" is not a position; re-save the file`)
+    const origin = fields['space origin']
+      ? vector(path, 'space origin', fields['space origin'])
+      : [0, 0, 0]
+    if (!origin)
+      throw bad(path, 'space origin', `"space origin: none" is not a position; re-save the file`)
     const cols = spatial.map((a) => (a < 0 ? null : dirs[a]))
     if (spatial.some((a, i) => a >= 0 && !cols[i])) {
-      throw bad(path, 'space directions', `a spatial axis has direction "none" in "space directions: ${fields['space directions']}"; the header is corrupt — re-save it`)
+      throw bad(
+        path,
+        'space directions',
+        `a spatial axis has direction "none" in "space directions: ${fields['space directions']}"; the header is corrupt — re-save it`,
+      )
     }
     // a 2D image gets a unit normal for its single slice
     if (!cols[2]) {
@@ -235,7 +295,11 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
     const norms = c.map((v) => Math.hypot(v[0], v[1], v[2]))
     const det = det3(c)
     if (!(norms.every((n) => n > 0) && Math.abs(det) > 1e-6 * norms[0] * norms[1] * norms[2])) {
-      throw bad(path, 'space directions', `"space directions: ${fields['space directions']}" is degenerate (an axis has length 0 or two axes are parallel); the header is corrupt — re-save it`)
+      throw bad(
+        path,
+        'space directions',
+        `"space directions: ${fields['space directions']}" is degenerate (an axis has length 0 or two axes are parallel); the header is corrupt — re-save it`,
+      )
     }
     affine = [
       [c[0][0], c[1][0], c[2][0], origin[0]],
@@ -255,15 +319,27 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
   } else {
     const spText = (fields.spacings ?? '').trim()
     if (!spText) {
-      throw bad(path, 'spacings', `the header has neither "space directions" nor "spacings", so the voxel size is unknown; re-save it from 3D Slicer or ITK (they write both)`)
+      throw bad(
+        path,
+        'spacings',
+        `the header has neither "space directions" nor "spacings", so the voxel size is unknown; re-save it from 3D Slicer or ITK (they write both)`,
+      )
     }
     const sp = spText.split(/\s+/).map((x) => (x.toLowerCase() === 'nan' ? NaN : Number(x)))
     if (sp.length !== dimension) {
-      throw bad(path, 'spacings', `"spacings: ${spText}" has ${sp.length} values for ${dimension} axes; the header is corrupt — re-save it`)
+      throw bad(
+        path,
+        'spacings',
+        `"spacings: ${spText}" has ${sp.length} values for ${dimension} axes; the header is corrupt — re-save it`,
+      )
     }
     const s = spatial.map((a) => (a < 0 ? 1 : sp[a]))
     if (!s.every((v) => Number.isFinite(v) && v > 0)) {
-      throw bad(path, 'spacings', `"spacings: ${spText}" gives a spatial axis a spacing that is not a positive number; the header is corrupt — re-save it`)
+      throw bad(
+        path,
+        'spacings',
+        `"spacings: ${spText}" gives a spatial axis a spacing that is not a positive number; the header is corrupt — re-save it`,
+      )
     }
     affine = [
       [s[0], 0, 0, 0],
@@ -275,18 +351,30 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
   // data
   const endianRaw = (fields.endian ?? 'little').toLowerCase()
   if (endianRaw !== 'little' && endianRaw !== 'big') {
-    throw bad(path, 'endian', `"endian: ${fields.endian}" is neither little nor big; re-save the file`)
+    throw bad(
+      path,
+      'endian',
+      `"endian: ${fields.endian}" is neither little nor big; re-save the file`,
+    )
   }
   const encoding = (fields.encoding ?? 'raw').toLowerCase()
   const gzip = encoding === 'gzip' || encoding === 'gz'
   const ascii = encoding === 'ascii' || encoding === 'text' || encoding === 'txt'
   if (!gzip && !ascii && encoding !== 'raw') {
-    throw bad(path, 'encoding', `encoding "${encoding}" is not supported; re-save with raw or gzip encoding`)
+    throw bad(
+      path,
+      'encoding',
+      `encoding "${encoding}" is not supported; re-save with raw or gzip encoding`,
+    )
   }
   const lineSkip = intField(path, fields, 'line skip', 0, 0)
   const byteSkip = intField(path, fields, 'byte skip', 0, -1)
   if (byteSkip === -1 && encoding !== 'raw') {
-    throw bad(path, 'byte skip', `"byte skip: -1" is only allowed with raw encoding (encoding is ${encoding}); re-save the file`)
+    throw bad(
+      path,
+      'byte skip',
+      `"byte skip: -1" is only allowed with raw encoding (encoding is ${encoding}); re-save the file`,
+    )
   }
   let dataFile = path
   let start = dataStart
@@ -295,7 +383,11 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
   if (detached !== undefined) {
     const name = detached.trim()
     if (/^LIST|%/.test(name))
-      throw bad(path, 'data file', `multi-file data ("data file: ${name}") is not supported; save a single .nrrd`)
+      throw bad(
+        path,
+        'data file',
+        `multi-file data ("data file: ${name}") is not supported; save a single .nrrd`,
+      )
     dataFile = isAbsolute(name) ? name : join(dirname(path), name)
     try {
       const st = await stat(dataFile)
@@ -319,7 +411,7 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
       throw ioError(dataFile, err, 'data file')
     }
     try {
-      for (let n = 0; n < lineSkip; ) {
+      for (let n = 0; n < lineSkip;) {
         const b = await lines.take(1)
         if (!b.length) throw truncated(path, dataFile, nbytes, 0)
         if (b[0] === 0x0a) n++
@@ -363,7 +455,9 @@ export async function readNrrd(path: string, opts: ReadNrrdOptions = {}): Promis
         for (let i = 0; i < bytes.length; i += size) bytes.subarray(i, i + size).reverse()
       }
       values = allocVoxels(dtype, 0)
-      values = new (values.constructor as new (b: ArrayBuffer) => VoxelArray)(bytes.buffer as ArrayBuffer)
+      values = new (values.constructor as new (b: ArrayBuffer) => VoxelArray)(
+        bytes.buffer as ArrayBuffer,
+      )
     }
   } catch (err) {
     if (err instanceof StreamError) {

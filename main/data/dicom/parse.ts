@@ -147,6 +147,177 @@ function checkPixelDataComplete(file: string, buf: Uint8Array, ds: Ds): void {
   }
 }
 
+/** A header field that is present but wrong: names the file, the field and the fix. */
+export function badField(
+  file: string,
+  field: string,
+  problem: string,
+  details: Record<string, unknown> = {},
+): DsdError {
+  return new DsdError(
+    'DICOM_BAD_HEADER',
+    `${file}: ${field} ${problem}; the header is corrupt — re-export the series from the scanner or PACS`,
+    { file, field, ...details },
+  )
+}
+
+function isAbsent(v: unknown): boolean {
+  return v === undefined || v === null || v === '' || (Array.isArray(v) && v.length === 0)
+}
+
+function toNumber(v: unknown): number {
+  if (Array.isArray(v)) v = v[0]
+  if (typeof v === 'number') return v
+  if (typeof v === 'string' && v.trim() !== '') return Number(v)
+  return NaN
+}
+
+/** A number that may be absent (undefined), but when present must be finite. */
+export function optionalNumber(file: string, field: string, v: unknown): number | undefined {
+  if (isAbsent(v)) return undefined
+  const n = toNumber(v)
+  if (!Number.isFinite(n))
+    throw badField(
+      file,
+      field,
+      `is "${String(Array.isArray(v) ? v[0] : v).slice(0, 40)}", not a number`,
+    )
+  return n
+}
+
+/** A whole number in [min, max]; `dflt` when absent (undefined: the field is required). */
+export function wholeNumber(
+  file: string,
+  field: string,
+  v: unknown,
+  min: number,
+  max: number,
+  dflt?: number,
+): number {
+  if (isAbsent(v)) {
+    if (dflt !== undefined) return dflt
+    throw badField(file, field, 'is missing')
+  }
+  const n = toNumber(v)
+  if (!(Number.isInteger(n) && n >= min && n <= max)) {
+    throw badField(
+      file,
+      field,
+      `is ${String(Array.isArray(v) ? v[0] : v).slice(0, 40)}, not a whole number in ${min}…${max}`,
+      { value: n },
+    )
+  }
+  return n
+}
+
+/** `count` finite numbers, or undefined when absent; throws when present but malformed. */
+export function numberList(
+  file: string,
+  field: string,
+  v: unknown,
+  count: number,
+): number[] | undefined {
+  if (isAbsent(v)) return undefined
+  const a = (Array.isArray(v) ? v : [v]).map(toNumber)
+  if (a.length !== count || !a.every(Number.isFinite)) {
+    throw badField(file, field, `is ${JSON.stringify(v).slice(0, 80)}, not ${count} numbers`)
+  }
+  return a
+}
+
+/** What the Image Pixel module says about the stored pixels, every field checked. */
+export interface PixelModule {
+  rows: number
+  columns: number
+  frames: number
+  bitsAllocated: number
+  signed: boolean
+  /** PixelData bytes (all frames). */
+  bytes: number
+}
+
+/**
+ * Check Rows, Columns, NumberOfFrames, BitsAllocated, PixelRepresentation and SamplesPerPixel,
+ * and that PixelData holds exactly Rows × Columns × frames × BitsAllocated bits (one padding
+ * byte allowed): a file whose pixels are shorter is truncated, longer means a wrong header.
+ */
+export function checkPixelModule(
+  file: string,
+  ds: Ds,
+  bitsAllowed: number[],
+  maxBytes: number,
+): PixelModule {
+  const rows = wholeNumber(file, 'Rows', ds.Rows, 1, 65535)
+  const columns = wholeNumber(file, 'Columns', ds.Columns, 1, 65535)
+  const frames = wholeNumber(file, 'NumberOfFrames', ds.NumberOfFrames, 1, 2 ** 31 - 1, 1)
+  const bitsAllocated = wholeNumber(file, 'BitsAllocated', ds.BitsAllocated, 1, 64)
+  if (!bitsAllowed.includes(bitsAllocated)) {
+    throw new DsdError(
+      'DICOM_UNSUPPORTED_PIXELS',
+      `${file}: BitsAllocated is ${bitsAllocated}; only ${bitsAllowed.join(', ')}-bit pixels can be read here`,
+      { file, bitsAllocated },
+    )
+  }
+  const representation = wholeNumber(file, 'PixelRepresentation', ds.PixelRepresentation, 0, 1, 0)
+  const spp = wholeNumber(file, 'SamplesPerPixel', ds.SamplesPerPixel, 1, 4, 1)
+  if (spp !== 1) {
+    throw new DsdError(
+      'DICOM_UNSUPPORTED_PIXELS',
+      `${file}: SamplesPerPixel is ${spp} (colour); only greyscale series can be imported — pick a greyscale series`,
+      { file, samplesPerPixel: spp },
+    )
+  }
+  const expected = Math.ceil((rows * columns * frames * bitsAllocated) / 8)
+  if (expected > maxBytes) {
+    throw new DsdError(
+      'DICOM_TOO_LARGE',
+      `${file}: ${rows}×${columns} pixels × ${frames} frames of ${bitsAllocated} bits is ${expected.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')}-byte limit; NumberOfFrames or the image size is wrong — re-export the file`,
+      { file, expectedBytes: expected, maxBytes },
+    )
+  }
+  const pd = ds.PixelData
+  const parts: ArrayBuffer[] = Array.isArray(pd) ? pd : pd ? [pd] : []
+  if (!parts.length) {
+    throw new DsdError(
+      'DICOM_NO_PIXELS',
+      `${file}: the file has no PixelData; it is not an image — pick an image series`,
+      { file },
+    )
+  }
+  const bytes = parts.reduce((n, p) => n + p.byteLength, 0)
+  if (bytes < expected) {
+    throw new DsdError(
+      'DICOM_TRUNCATED',
+      `${file}: ${rows}×${columns} pixels × ${frames} frame(s) of ${bitsAllocated} bits need ${expected.toLocaleString('en-US')} bytes but PixelData has ${bytes.toLocaleString('en-US')}; the file is truncated (or NumberOfFrames is wrong) — re-export it`,
+      { file, expectedBytes: expected, actualBytes: bytes },
+    )
+  }
+  if (bytes > expected + 1) {
+    throw new DsdError(
+      'DICOM_TOO_LONG',
+      `${file}: PixelData has ${bytes.toLocaleString('en-US')} bytes, but Rows × Columns × NumberOfFrames × BitsAllocated (${rows}×${columns}×${frames}×${bitsAllocated}) is ${expected.toLocaleString('en-US')}; the header does not describe the pixels — re-export the file`,
+      { file, expectedBytes: expected, actualBytes: bytes },
+    )
+  }
+  return { rows, columns, frames, bitsAllocated, signed: representation === 1, bytes }
+}
+
+/** Two orthonormal direction cosines (row, then column), or DICOM_BAD_HEADER. */
+export function checkOrientation(file: string, field: string, o: number[]): void {
+  const r = o.slice(0, 3)
+  const c = o.slice(3, 6)
+  const nr = Math.hypot(r[0], r[1], r[2])
+  const nc = Math.hypot(c[0], c[1], c[2])
+  const d = r[0] * c[0] + r[1] * c[1] + r[2] * c[2]
+  if (!(Math.abs(nr - 1) <= 0.01 && Math.abs(nc - 1) <= 0.01 && Math.abs(d) <= 0.01)) {
+    throw badField(
+      file,
+      field,
+      `${o.join('\\')} is not two perpendicular unit vectors (lengths ${nr.toFixed(4)}, ${nc.toFixed(4)}, cosine between them ${d.toFixed(4)})`,
+    )
+  }
+}
+
 export function num(v: unknown, fallback = NaN): number {
   if (Array.isArray(v)) v = v[0]
   const n = typeof v === 'number' ? v : Number(v)

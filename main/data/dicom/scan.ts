@@ -2,10 +2,10 @@
  * Finding DICOM series in a folder: every file's header (never its pixels) grouped by
  * SeriesInstanceUID, and picking the one series a read asks for.
  */
-import { readdir, readFile, stat } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
+import { open, readdir, readFile, stat } from 'node:fs/promises'
+import { extname, join, resolve } from 'node:path'
 import { DsdError } from '../../errors'
-import { isDicomFile, num, parseDicom, SEG_SOP_CLASS, str } from './parse'
+import { isPart10, num, parseDicom, SEG_SOP_CLASS, str } from './parse'
 
 /** One series found in a folder. */
 export interface DicomSeriesInfo {
@@ -31,6 +31,12 @@ export interface DicomScan {
   series: DicomSeriesInfo[]
   /** Files that are not DICOM Part 10 (no "DICM" at byte 128) or DICOMDIR. */
   skipped: string[]
+  /**
+   * Skipped files that should have been DICOM (a .dcm/.dicom/.ima name, or no extension and
+   * binary or empty content): truncated or damaged slices. Reading a series refuses a folder
+   * that has any, since a slice may be missing.
+   */
+  unreadable: string[]
 }
 
 async function listFiles(dir: string, recursive: boolean): Promise<string[]> {
@@ -68,6 +74,27 @@ async function ensureDir(dir: string): Promise<void> {
   }
 }
 
+/** The first 132 bytes of a file (fewer when it is shorter). */
+async function fileHead(file: string): Promise<Uint8Array> {
+  const fh = await open(file, 'r')
+  try {
+    const b = Buffer.alloc(132)
+    const { bytesRead } = await fh.read(b, 0, 132, 0)
+    return b.subarray(0, bytesRead)
+  } finally {
+    await fh.close()
+  }
+}
+
+/** A non-DICOM file that should have been one: a DICOM name, or no extension and not text. */
+function shouldBeDicom(file: string, head: Uint8Array): boolean {
+  const ext = extname(file).toLowerCase()
+  if (['.dcm', '.dicom', '.ima'].includes(ext)) return true
+  if (ext !== '') return false
+  if (head.length === 0) return true
+  return head.some((b) => b === 0 || (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d))
+}
+
 /** Group the DICOM files under `dir` by SeriesInstanceUID (headers only, no pixel data). */
 export async function scanDicomFolder(dir: string, recursive = true): Promise<DicomScan> {
   dir = resolve(dir)
@@ -75,10 +102,13 @@ export async function scanDicomFolder(dir: string, recursive = true): Promise<Di
   const files = await listFiles(dir, recursive)
   const bySeries = new Map<string, DicomSeriesInfo>()
   const skipped: string[] = []
+  const unreadable: string[] = []
   for (const file of files) {
     // look at the 132-byte preamble first: other files (NIfTI, notes, …) are never read whole
-    if (!(await isDicomFile(file))) {
+    const head = await fileHead(file)
+    if (!isPart10(head)) {
       skipped.push(file)
+      if (shouldBeDicom(file, head)) unreadable.push(file)
       continue
     }
     const buf = await readFile(file)
@@ -116,7 +146,7 @@ export async function scanDicomFolder(dir: string, recursive = true): Promise<Di
     }
     s.files.push(file)
   }
-  return { dir, series: [...bySeries.values()], skipped }
+  return { dir, series: [...bySeries.values()], skipped, unreadable }
 }
 
 export function describeSeries(s: DicomSeriesInfo): string {

@@ -3,8 +3,9 @@
  */
 import { readFile } from 'node:fs/promises'
 import { DsdError } from '../../errors'
-import type { Mat4, Vec3, Volume } from '../volume'
+import { MAX_VOLUME_BYTES, type Mat4, type Vec3, type Volume } from '../volume'
 import {
+  checkPixelModule,
   checkSyntax,
   cross,
   dot,
@@ -17,6 +18,7 @@ import {
   seqItem,
   str,
   unit,
+  wholeNumber,
   type Ds,
 } from './parse'
 import type { DicomVolume } from './series'
@@ -91,9 +93,10 @@ export async function readDicomSeg(
     )
   }
   const type = str(ds.SegmentationType).toUpperCase() === 'FRACTIONAL' ? 'FRACTIONAL' : 'BINARY'
-  const rows = num(ds.Rows)
-  const cols = num(ds.Columns)
-  const nFrames = Math.max(1, num(ds.NumberOfFrames, 1))
+  const px = checkPixelModule(segFile, ds, type === 'BINARY' ? [1] : [8], MAX_VOLUME_BYTES)
+  const rows = px.rows
+  const cols = px.columns
+  const nFrames = px.frames
   if (rows !== refDicom.rows || cols !== refDicom.columns) {
     throw new DsdError(
       'DICOM_SEG_MISMATCH',
@@ -103,7 +106,7 @@ export async function readDicomSeg(
   }
   const segSeq: Ds[] = Array.isArray(ds.SegmentSequence) ? ds.SegmentSequence : []
   const segments: SegSegment[] = segSeq.map((s) => ({
-    number: num(s.SegmentNumber),
+    number: wholeNumber(segFile, 'SegmentNumber', s.SegmentNumber, 1, 65535),
     label: str(s.SegmentLabel),
     description: str(s.SegmentDescription) || undefined,
     algorithmType: str(s.SegmentAlgorithmType) || undefined,
@@ -125,15 +128,14 @@ export async function readDicomSeg(
     }
   }
   const plane = rows * cols
-  const need = type === 'BINARY' ? Math.ceil((plane * nFrames) / 8) : plane * nFrames
-  if (bits.length < need) {
-    throw new DsdError(
-      'DICOM_TRUNCATED',
-      `${segFile}: ${nFrames} ${type} frames of ${rows}×${cols} need ${need} bytes but PixelData has ${bits.length}; the file is truncated — re-export it`,
-      { file: segFile },
-    )
-  }
-  const maxFrac = num(ds.MaximumFractionalValue, 255)
+  const maxFrac = wholeNumber(
+    segFile,
+    'MaximumFractionalValue',
+    ds.MaximumFractionalValue,
+    1,
+    255,
+    255,
+  )
   const [nx, ny, nz] = reference.shape
   const labels = maxSeg > 255 ? new Uint16Array(nx * ny * nz) : new Uint8Array(nx * ny * nz)
   const uidToK = new Map(

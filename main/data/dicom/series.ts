@@ -7,20 +7,25 @@
 import { readFile } from 'node:fs/promises'
 import { DsdError } from '../../errors'
 import { allocVoxels, spacingFromAffine } from '../nifti'
-import type { DataType, Mat4, Volume, VoxelArray } from '../volume'
+import { MAX_VOLUME_BYTES, type DataType, type Mat4, type Volume, type VoxelArray } from '../volume'
 import {
+  badField,
+  checkOrientation,
+  checkPixelModule,
   checkSyntax,
   cross,
   dot,
   lpsToRas,
   num,
-  nums,
+  numberList,
+  optionalNumber,
   orientationClose,
   parseDicom,
   seqItem,
   str,
   unit,
   type Ds,
+  type PixelModule,
   type V3,
 } from './parse'
 import { pickSeries, scanDicomFolder, type DicomSeriesInfo } from './scan'
@@ -58,6 +63,8 @@ export interface ReadDicomSeriesOptions {
   recursive?: boolean
   /** Flip rows like dcm2niix (default true). */
   flipRows?: boolean
+  /** Largest voxel data accepted, in bytes (default MAX_VOLUME_BYTES); checked from the headers. */
+  maxBytes?: number
 }
 
 /** One 2D frame: geometry, rescale and where its pixels live. */
@@ -78,8 +85,7 @@ interface Frame {
 }
 
 /** The frames of one parsed file (classic: one; enhanced multi-frame: NumberOfFrames). */
-function framesOf(file: string, ds: Ds): Frame[] {
-  const n = Math.max(1, num(ds.NumberOfFrames, 1))
+function framesOf(file: string, ds: Ds, n: number): Frame[] {
   const shared = seqItem(ds.SharedFunctionalGroupsSequence) ?? {}
   const perFrame: Ds[] = Array.isArray(ds.PerFrameFunctionalGroupsSequence)
     ? ds.PerFrameFunctionalGroupsSequence
@@ -89,38 +95,69 @@ function framesOf(file: string, ds: Ds): Frame[] {
     const pf = perFrame[f] ?? {}
     const pick = (seq: string, key: string) =>
       seqItem(pf[seq])?.[key] ?? seqItem(shared[seq])?.[key] ?? undefined
-    const position = nums(
+    const where = n > 1 ? ` (frame ${f + 1})` : ''
+    const position = numberList(
+      file,
+      `ImagePositionPatient${where}`,
       pick('PlanePositionSequence', 'ImagePositionPatient') ?? ds.ImagePositionPatient,
+      3,
     )
-    const orientation = nums(
+    const orientation = numberList(
+      file,
+      `ImageOrientationPatient${where}`,
       pick('PlaneOrientationSequence', 'ImageOrientationPatient') ?? ds.ImageOrientationPatient,
+      6,
     )
-    const spacing = nums(
-      pick('PixelMeasuresSequence', 'PixelSpacing') ?? ds.PixelSpacing ?? ds.ImagerPixelSpacing,
-    )
-    const slope = num(
-      pick('PixelValueTransformationSequence', 'RescaleSlope') ?? ds.RescaleSlope,
-      1,
-    )
-    const intercept = num(
-      pick('PixelValueTransformationSequence', 'RescaleIntercept') ?? ds.RescaleIntercept,
-      0,
-    )
-    if (!position || position.length !== 3 || !orientation || orientation.length !== 6) {
+    if (!position || !orientation) {
       throw new DsdError(
         'DICOM_NO_GEOMETRY',
         `${file}: frame ${f + 1} has no ImagePositionPatient/ImageOrientationPatient, so it cannot be placed in 3D; this is not a volume series (a screenshot or localizer?) — pick another series`,
         { file, frame: f + 1 },
       )
     }
+    checkOrientation(file, `ImageOrientationPatient${where}`, orientation)
+    const spacingRaw =
+      pick('PixelMeasuresSequence', 'PixelSpacing') ?? ds.PixelSpacing ?? ds.ImagerPixelSpacing
+    const spacing = numberList(file, `PixelSpacing${where}`, spacingRaw, 2)
+    if (!spacing) {
+      throw new DsdError(
+        'DICOM_NO_SPACING',
+        `${file}: frame ${f + 1} has no PixelSpacing, so the voxel size is unknown; this is not a calibrated volume series — pick another series or re-export it with its geometry`,
+        { file, frame: f + 1 },
+      )
+    }
+    if (!spacing.every((v) => v > 0))
+      throw badField(
+        file,
+        `PixelSpacing${where}`,
+        `is ${spacing.join('\\')}; pixel sizes must be positive`,
+      )
+    const slope =
+      optionalNumber(
+        file,
+        `RescaleSlope${where}`,
+        pick('PixelValueTransformationSequence', 'RescaleSlope') ?? ds.RescaleSlope,
+      ) ?? 1
+    if (slope === 0)
+      throw badField(
+        file,
+        `RescaleSlope${where}`,
+        'is 0, which would map every pixel to the intercept',
+      )
+    const intercept =
+      optionalNumber(
+        file,
+        `RescaleIntercept${where}`,
+        pick('PixelValueTransformationSequence', 'RescaleIntercept') ?? ds.RescaleIntercept,
+      ) ?? 0
     frames.push({
       file,
       frameIndex: f,
       sopInstanceUID: str(ds.SOPInstanceUID),
       position: position as V3,
       orientation,
-      pixelSpacing: spacing && spacing.length >= 2 ? [spacing[0], spacing[1]] : [1, 1],
-      slope: slope === 0 ? 1 : slope,
+      pixelSpacing: [spacing[0], spacing[1]],
+      slope,
       intercept,
       instanceNumber: num(ds.InstanceNumber, 0),
       thickness: num(pick('PixelMeasuresSequence', 'SliceThickness') ?? ds.SliceThickness),
@@ -133,61 +170,26 @@ function framesOf(file: string, ds: Ds): Frame[] {
 }
 
 /** Pixel bytes of one frame as numbers (before rescale), as a typed-array view. */
-function framePixels(file: string, ds: Ds, frameIndex: number): VoxelArray {
-  const rows = num(ds.Rows)
-  const cols = num(ds.Columns)
-  const bits = num(ds.BitsAllocated)
-  const signed = num(ds.PixelRepresentation, 0) === 1
-  const spp = num(ds.SamplesPerPixel, 1)
-  if (spp !== 1) {
-    throw new DsdError(
-      'DICOM_UNSUPPORTED_PIXELS',
-      `${file}: SamplesPerPixel is ${spp} (colour); only greyscale series can be imported — pick a greyscale series`,
-      { file, samplesPerPixel: spp },
-    )
-  }
+function framePixels(ds: Ds, px: PixelModule, frameIndex: number): VoxelArray {
   const pd = ds.PixelData
-  const parts: ArrayBuffer[] = Array.isArray(pd) ? pd : pd ? [pd] : []
-  if (!parts.length) {
-    throw new DsdError(
-      'DICOM_NO_PIXELS',
-      `${file}: the file has no PixelData; it is not an image — pick an image series`,
-      {
-        file,
-      },
-    )
-  }
+  const parts: ArrayBuffer[] = Array.isArray(pd) ? pd : [pd]
   let whole: Uint8Array
   if (parts.length === 1) whole = new Uint8Array(parts[0])
   else {
-    const total = parts.reduce((s, p) => s + p.byteLength, 0)
-    whole = new Uint8Array(total)
+    whole = new Uint8Array(px.bytes)
     let o = 0
     for (const p of parts) {
       whole.set(new Uint8Array(p), o)
       o += p.byteLength
     }
+    ds.PixelData = [whole.buffer]
   }
-  const n = rows * cols
-  const bytesPer = bits / 8
-  if (![8, 16, 32].includes(bits)) {
-    throw new DsdError(
-      'DICOM_UNSUPPORTED_PIXELS',
-      `${file}: BitsAllocated is ${bits}; only 8, 16 and 32-bit greyscale pixels can be imported`,
-      { file, bitsAllocated: bits },
-    )
-  }
-  const start = frameIndex * n * bytesPer
-  if (whole.length < start + n * bytesPer) {
-    throw new DsdError(
-      'DICOM_TRUNCATED',
-      `${file}: frame ${frameIndex + 1} needs ${n * bytesPer} bytes of ${rows}×${cols} ${bits}-bit pixels but PixelData has only ${Math.max(0, whole.length - start)}; the file is truncated — re-export it`,
-      { file, frame: frameIndex + 1 },
-    )
-  }
-  const copy = whole.slice(start, start + n * bytesPer)
-  if (bits === 8) return signed ? new Int8Array(copy.buffer) : copy
-  if (bits === 16) return signed ? new Int16Array(copy.buffer) : new Uint16Array(copy.buffer)
+  const n = px.rows * px.columns * (px.bitsAllocated / 8)
+  const copy = whole.slice(frameIndex * n, (frameIndex + 1) * n)
+  const signed = px.signed
+  if (px.bitsAllocated === 8) return signed ? new Int8Array(copy.buffer) : copy
+  if (px.bitsAllocated === 16)
+    return signed ? new Int16Array(copy.buffer) : new Uint16Array(copy.buffer)
   return signed ? new Int32Array(copy.buffer) : new Uint32Array(copy.buffer)
 }
 
@@ -217,21 +219,43 @@ export async function readDicomSeries(
       { dir: scan.dir },
     )
   }
-  return readSeriesFiles(scan.dir, series, opts.flipRows ?? true)
+  if (scan.unreadable.length) {
+    const list =
+      scan.unreadable.slice(0, 3).join(', ') +
+      (scan.unreadable.length > 3 ? `, … (${scan.unreadable.length} files)` : '')
+    throw new DsdError(
+      'DICOM_UNREADABLE_FILE',
+      `${scan.dir}: ${list} cannot be read as DICOM (no "DICM" marker: truncated, empty or damaged), so a slice of the series may be missing; restore the file(s) from the source, or move them out of the folder if they are not part of the series`,
+      { dir: scan.dir, files: scan.unreadable },
+    )
+  }
+  return readSeriesFiles(scan.dir, series, opts.flipRows ?? true, opts.maxBytes ?? MAX_VOLUME_BYTES)
 }
 
 async function readSeriesFiles(
   where: string,
   series: DicomSeriesInfo,
   flipRows: boolean,
+  maxBytes: number,
 ): Promise<DicomVolume> {
   const parsed: { file: string; ds: Ds; frames: Frame[] }[] = []
+  let voxels = 0
   for (const file of series.files) {
     const { ds, syntax } = parseDicom(file, await readFile(file), false)
     checkSyntax(file, syntax)
-    const frames = framesOf(file, ds)
+    const px = checkPixelModule(file, ds, [8, 16, 32], maxBytes)
+    // the volume is at most float32: refuse a series that would exceed the limit
+    voxels += px.rows * px.columns * px.frames
+    if (voxels * 4 > maxBytes) {
+      throw new DsdError(
+        'DICOM_TOO_LARGE',
+        `${where}: series ${series.seriesInstanceUID} holds more than ${Math.floor(maxBytes / 4).toLocaleString('en-US')} voxels (the ${maxBytes.toLocaleString('en-US')}-byte limit) by ${file}; crop or downsample it first, or pick the series by folder`,
+        { dir: where, maxBytes },
+      )
+    }
+    const frames = framesOf(file, ds, px.frames)
     // keep only each frame's pixels, not the parsed file (memory: ~1 copy of the series)
-    for (const f of frames) f.pixels = framePixels(file, ds, f.frameIndex)
+    for (const f of frames) f.pixels = framePixels(ds, px, f.frameIndex)
     delete ds.PixelData
     parsed.push({ file, ds, frames })
   }
@@ -308,11 +332,8 @@ async function readSeriesFiles(
     const pl = withPos[nz - 1].f.position
     kcol = [0, 1, 2].map((a) => (pl[a] - p0[a]) / (nz - 1))
   } else {
-    const t = Number.isFinite(withPos[0].f.spacingBetween)
-      ? withPos[0].f.spacingBetween
-      : Number.isFinite(withPos[0].f.thickness)
-        ? withPos[0].f.thickness
-        : 1
+    const f0 = withPos[0].f
+    const t = f0.spacingBetween > 0 ? f0.spacingBetween : f0.thickness > 0 ? f0.thickness : 1
     kcol = n.map((v) => v * t)
   }
   const lps: Mat4 = [
