@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { AuditReport, CommandParams, DatasetSummary, SplitSummary } from '../contract'
 import { auditDataset as runAudit, type AuditFinding, type AuditResult } from '../data/audit'
-import { readVolumeFile, readVolumeHeader } from '../data/case-io'
+import { readVolume, readVolumeHeader } from '../data/volume-io'
 import {
   LABEL_PRESETS,
   identityLabelMap,
@@ -156,7 +156,7 @@ export class DatasetService {
         if (c.label) {
           const { sha256, bytes } = await sha256File(c.label)
           label = { path: c.label, rel: relPath(layout.root, c.label), bytes, sha256 }
-          const vol = await readVolumeFile(c.label)
+          const vol = await readVolume(c.label)
           labelGeometry = geometryOf(vol)
           labelValues = [...labelHistogram(vol.data).keys()]
           const g0 = geoms[0]
@@ -460,8 +460,8 @@ export class DatasetService {
     const sources = [...c.images.map((f) => f.sha256), c.label?.sha256 ?? '']
     const hit = await readCacheEntry(this.workspace, id, key, caseId, sources)
     if (hit) return hit
-    const images = await Promise.all(c.images.map((f) => readVolumeFile(f.path)))
-    const label = c.label ? await readVolumeFile(c.label.path) : null
+    const images = await Promise.all(c.images.map((f) => readVolume(f.path)))
+    const label = c.label ? await readVolume(c.label.path) : null
     // The files must still be the imported ones.
     for (const [f, v] of [
       ...c.images.map((f, i) => [f, images[i]] as const),

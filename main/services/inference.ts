@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { readVolumeFile } from '../data/case-io'
+import { readVolume } from '../data/volume-io'
 import { classCount, type LabelMap } from '../data/labels'
 import { writeNifti } from '../data/nifti'
 import {
@@ -527,21 +527,10 @@ function isDicomDir(p: string): boolean {
 }
 
 async function readFileCase(job: CaseJob): Promise<{ images: Volume[]; label: Volume | null }> {
+  // NIfTI, NRRD or a DICOM series folder (a mask may be stored as an image series)
   const images: Volume[] = []
-  for (const p of job.images) {
-    if (isDicomDir(p)) {
-      const { readDicomSeries } = await import('../data/dicom')
-      images.push(await readDicomSeries(p))
-    } else images.push(await readVolumeFile(p))
-  }
-  let label: Volume | null = null
-  if (job.label) {
-    if (isDicomDir(job.label)) {
-      // A mask stored as an image series (values 0/1/…) on the image's grid.
-      const { readDicomSeries } = await import('../data/dicom')
-      label = await readDicomSeries(job.label)
-    } else label = await readVolumeFile(job.label)
-  }
+  for (const p of job.images) images.push(await readVolume(p))
+  const label = job.label ? await readVolume(job.label) : null
   return { images, label }
 }
 
