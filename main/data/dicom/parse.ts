@@ -85,6 +85,7 @@ interface Parsed {
 }
 
 export function parseDicom(file: string, buf: Buffer, headerOnly: boolean): Parsed {
+  checkComplete(file, buf)
   const ab = toArrayBuffer(buf)
   const untilTag = headerOnly ? '7FE00010' : null
   let dd: DicomDictLike
@@ -103,48 +104,150 @@ export function parseDicom(file: string, buf: Buffer, headerOnly: boolean): Pars
     }
   }
   const syntax = String(dd.meta['00020010']?.Value?.[0] ?? '')
+  keepMalformedNumbers(dd.dict)
   const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dd.dict)
-  if (!headerOnly) checkPixelDataComplete(file, buf, ds)
   return { ds, syntax }
 }
 
 /**
- * dcmjs pads a PixelData element cut short by the end of the file, so check the length
- * field of the top-level (7FE0,0010) element against the file size ourselves. Candidates are
- * the tag bytes followed by an explicit OB/OW/OF/UN header, or (implicit VR) by a length equal
- * to the size Rows × Columns × frames × bits implies.
+ * dcmjs turns a DS/IS value that is not a number (e.g. "abc") into null, which would read as
+ * "absent" and silently fall back to a default. Put the raw text back so the field checks see
+ * it and name it.
  */
-function checkPixelDataComplete(file: string, buf: Uint8Array, ds: Ds): void {
-  const frames = Math.max(1, num(ds.NumberOfFrames, 1))
-  const bitsAlloc = num(ds.BitsAllocated, 16)
-  const expected = Math.ceil(
-    (num(ds.Rows, 0) * num(ds.Columns, 0) * frames * num(ds.SamplesPerPixel, 1) * bitsAlloc) / 8,
-  )
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
-  const vrs = new Set(['OB', 'OW', 'OF', 'OD', 'UN'])
-  let found: { at: number; hdr: number; len: number } | undefined
-  for (let at = 132; at + 8 <= buf.length; at++) {
-    if (buf[at] !== 0xe0 || buf[at + 1] !== 0x7f || buf[at + 2] !== 0x10 || buf[at + 3] !== 0x00)
-      continue
-    const vr = String.fromCharCode(buf[at + 4], buf[at + 5])
-    if (vrs.has(vr) && buf[at + 6] === 0 && buf[at + 7] === 0 && at + 12 <= buf.length) {
-      found = { at, hdr: 12, len: dv.getUint32(at + 8, true) }
-    } else {
-      const len = dv.getUint32(at + 4, true)
-      if (len === expected || len === expected + 1 || len === 0xffffffff)
-        found = { at, hdr: 8, len }
+function keepMalformedNumbers(dict: Record<string, unknown>): void {
+  for (const el of Object.values(dict)) {
+    const e = el as { vr?: string; Value?: unknown[]; _rawValue?: unknown[] }
+    if (!e || typeof e !== 'object' || !Array.isArray(e.Value)) continue
+    if (e.vr === 'SQ') {
+      for (const item of e.Value)
+        if (item && typeof item === 'object') keepMalformedNumbers(item as Record<string, unknown>)
+    } else if ((e.vr === 'DS' || e.vr === 'IS') && Array.isArray(e._rawValue)) {
+      const raw = e._rawValue
+      e.Value = e.Value.map((v, i) => {
+        const text = typeof raw[i] === 'string' ? (raw[i] as string).trim() : ''
+        return (v === null || (typeof v === 'number' && Number.isNaN(v))) && text !== '' ? text : v
+      })
     }
-    if (found && found.at === at) at += found.hdr + (found.len === 0xffffffff ? 0 : found.len) - 1
   }
-  if (!found || found.len === 0xffffffff) return // none, or encapsulated
-  const have = buf.length - found.at - found.hdr
-  if (found.len > have) {
-    throw new DsdError(
+}
+
+/** VRs whose explicit-VR header has 2 reserved bytes and a 4-byte length. */
+const LONG_VRS = new Set([
+  'OB',
+  'OD',
+  'OF',
+  'OL',
+  'OV',
+  'OW',
+  'SQ',
+  'SV',
+  'UC',
+  'UN',
+  'UR',
+  'UT',
+  'UV',
+])
+const UNDEFINED = 0xffffffff
+
+/**
+ * Walk the element structure of a little-endian file and check that every element's declared
+ * length fits in the file. dcmjs reads a value cut short by the end of the file as if it were
+ * complete (a truncated header silently loses its later fields, a truncated PixelData is
+ * padded), so truncation is detected here. Files in syntaxes that cannot be walked (deflated,
+ * big endian) are left to dcmjs.
+ */
+function checkComplete(file: string, buf: Uint8Array): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength)
+  const n = buf.length
+  const tagName = (g: number, e: number) =>
+    `(${g.toString(16).padStart(4, '0').toUpperCase()},${e.toString(16).padStart(4, '0').toUpperCase()})`
+  const cut = (g: number, e: number, need: number, have: number): DsdError => {
+    const pixel = g === 0x7fe0 && e === 0x0010
+    return new DsdError(
       'DICOM_TRUNCATED',
-      `${file}: PixelData needs ${found.len.toLocaleString('en-US')} bytes but the file ends after ${have.toLocaleString('en-US')}; the file is truncated — re-export or re-copy it`,
-      { file, expectedBytes: found.len, actualBytes: have },
+      pixel
+        ? `${file}: PixelData needs ${need.toLocaleString('en-US')} bytes but the file ends after ${Math.max(0, have).toLocaleString('en-US')}; the file is truncated — re-export or re-copy it`
+        : `${file}: element ${tagName(g, e)} needs ${need.toLocaleString('en-US')} bytes but the file ends after ${Math.max(0, have).toLocaleString('en-US')}; the file is truncated — re-export or re-copy it`,
+      { file, tag: tagName(g, e), expectedBytes: need, actualBytes: Math.max(0, have) },
     )
   }
+  /** Walk elements from `pos` up to `end` (or a delimiter when `end` is undefined). */
+  const walk = (
+    pos: number,
+    end: number | undefined,
+    explicitVr: boolean,
+    depth: number,
+  ): number => {
+    if (depth > 32)
+      throw new DsdError(
+        'DICOM_CORRUPT',
+        `${file}: sequences nested more than 32 deep; the file is damaged — re-export it`,
+        { file },
+      )
+    while (end === undefined || pos < end) {
+      if (end === undefined && pos >= n) throw cut(0xfffe, 0xe0dd, 8, 0)
+      if (pos + 8 > n)
+        throw cut(
+          pos + 4 <= n ? dv.getUint16(pos, true) : 0,
+          pos + 4 <= n ? dv.getUint16(pos + 2, true) : 0,
+          8,
+          n - pos,
+        )
+      const g = dv.getUint16(pos, true)
+      const e = dv.getUint16(pos + 2, true)
+      if (g === 0xfffe) {
+        const len = dv.getUint32(pos + 4, true)
+        pos += 8
+        if (e === 0xe00d || e === 0xe0dd) return pos // item / sequence delimiter
+        if (len === UNDEFINED) pos = walk(pos, undefined, explicitVr, depth + 1)
+        else if (pos + len > n) throw cut(g, e, len, n - pos)
+        else pos += len
+        continue
+      }
+      let len: number
+      let hdr: number
+      let vr = ''
+      if (explicitVr && g !== 0xfffe) {
+        vr = String.fromCharCode(buf[pos + 4], buf[pos + 5])
+        if (LONG_VRS.has(vr)) {
+          if (pos + 12 > n) throw cut(g, e, 12, n - pos)
+          len = dv.getUint32(pos + 8, true)
+          hdr = 12
+        } else {
+          len = dv.getUint16(pos + 6, true)
+          hdr = 8
+        }
+      } else {
+        len = dv.getUint32(pos + 4, true)
+        hdr = 8
+      }
+      pos += hdr
+      // SQ or encapsulated pixels; an undefined-length UN holds implicit-VR elements
+      if (len === UNDEFINED) pos = walk(pos, undefined, explicitVr && vr !== 'UN', depth + 1)
+      else if (pos + len > n) throw cut(g, e, len, n - pos)
+      else pos += len
+    }
+    return pos
+  }
+  // the file meta group (always explicit VR little endian): its elements run while the group
+  // is 0002; TransferSyntaxUID (0002,0010) says how the dataset is encoded
+  let pos = 132
+  let syntax = ''
+  while (pos + 8 <= n && dv.getUint16(pos, true) === 0x0002) {
+    const e = dv.getUint16(pos + 2, true)
+    const vr = String.fromCharCode(buf[pos + 4], buf[pos + 5])
+    const long = LONG_VRS.has(vr)
+    if (long && pos + 12 > n) throw cut(0x0002, e, 12, n - pos)
+    const len = long ? dv.getUint32(pos + 8, true) : dv.getUint16(pos + 6, true)
+    const at = pos + (long ? 12 : 8)
+    if (at + len > n) throw cut(0x0002, e, len, n - at)
+    if (e === 0x0010 && len <= 64)
+      syntax = String.fromCharCode(...buf.subarray(at, at + len)).replace(/[\0 ]+$/, '')
+    pos = at + len
+  }
+  // deflated and big-endian datasets cannot be walked here
+  if (syntax === '1.2.840.10008.1.2.1.99' || syntax === '1.2.840.10008.1.2.2') return
+  walk(pos, n, syntax !== '1.2.840.10008.1.2', 0)
 }
 
 /** A header field that is present but wrong: names the file, the field and the fix. */

@@ -167,6 +167,14 @@ export function pickSeries(scan: DicomScan, uid: string | undefined): DicomSerie
   }
   const images = scan.series.filter((s) => s.isImage)
   if (images.length === 1) return images[0]
+  const flat = scan.series.find((s) => !s.isSeg && s.rows !== undefined)
+  if (images.length === 0 && flat) {
+    throw new DsdError(
+      'DICOM_NO_GEOMETRY',
+      `${flat.files[0]}: has pixels but no ImagePositionPatient/ImageOrientationPatient, so it cannot be placed in 3D; this is not a volume series (a screenshot, a localizer or a secondary capture?) — pick another series`,
+      { file: flat.files[0], dir: scan.dir },
+    )
+  }
   if (images.length === 0) {
     throw new DsdError(
       'DICOM_NO_SERIES',

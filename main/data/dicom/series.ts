@@ -324,6 +324,20 @@ async function readSeriesFiles(
       { dir: where, mean, gap: gaps[bad] },
     )
   }
+  // SpacingBetweenSlices says how far apart the slices should be: positions a whole multiple
+  // of it apart mean slices are missing (the only sign of it in a series of two).
+  const sbs = withPos.map((w) => w.f.spacingBetween)
+  if (nz > 1 && sbs.every((v) => v > 0) && Math.max(...sbs) - Math.min(...sbs) <= 1e-3 * sbs[0]) {
+    const ratio = mean / sbs[0]
+    if (ratio > 1.5 && Math.abs(ratio - Math.round(ratio)) < 0.05) {
+      const missing = (Math.round(ratio) - 1) * (nz - 1)
+      throw new DsdError(
+        'DICOM_MISSING_SLICES',
+        `${where}: slices are ${mean.toFixed(4)} mm apart but SpacingBetweenSlices is ${sbs[0]} mm, so about ${missing} slice(s) are missing between ${withPos[0].f.file} and ${withPos[nz - 1].f.file}; restore the missing files from the source and read the series again`,
+        { dir: where, mean, spacingBetweenSlices: sbs[0], missing },
+      )
+    }
+  }
   // affine in LPS on DICOM's own grid (column, row, slice)
   const [dr, dc] = sp0 // between rows (along c), between columns (along r)
   const p0 = withPos[0].f.position
