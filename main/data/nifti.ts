@@ -6,10 +6,9 @@
  * the centre). Data is converted with typed-array views; scl_slope/scl_inter are applied when
  * they change values (slope 0 or NaN means "no scaling").
  */
-import { rename, rm, writeFile } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
 import { gzip } from 'node:zlib'
 import { promisify } from 'node:util'
+import { atomicWriteFile } from '../atomic-file'
 import { DsdError } from '../errors'
 import { ByteStream, StreamError } from './byte-stream'
 import { MAX_VOLUME_BYTES, type DataType, type Mat4, type Vec3, type Volume, type VoxelArray } from './volume'
@@ -1079,25 +1078,5 @@ export async function writeNifti(
   const raw = encodeNifti(volume, opts, path)
   const doGzip = opts.gzip ?? /\.gz$/i.test(path)
   const bytes = doGzip ? await gzipAsync(raw, { level: opts.gzipLevel ?? 6 }) : raw
-  await writeAtomic(path, bytes)
-}
-
-/** Write bytes to `path` via a temp file in the same folder and a rename. */
-export async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(
-    dirname(path),
-    `.${basename(path)}.${process.pid}.${Date.now().toString(36)}.tmp`,
-  )
-  try {
-    await writeFile(tmp, bytes)
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => {})
-    const code = (err as { code?: string }).code
-    throw new DsdError(
-      'IO_ERROR',
-      `${path}: cannot write the file (${(err as Error).message})${code === 'ENOENT' ? '; the folder does not exist — create it first' : ''}`,
-      { file: path, code },
-    )
-  }
+  await atomicWriteFile(path, bytes, { mkdir: false })
 }

@@ -45,7 +45,7 @@ import {
 import { tf } from '../engine/tf'
 import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
-import { atomicWriteJson } from '../workspace/atomic'
+import { atomicWriteJson, readJsonFile } from '../workspace/atomic'
 import { readManifest, type DatasetManifest } from '../workspace/datasets'
 import { DatasetService } from './datasets'
 import { runFiles, type RunConfig } from '../workspace/run-layout'
@@ -943,26 +943,7 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
 /** Read and check a predictions folder's `predictions.json`. */
 export async function readPredictionsManifest(dir: string): Promise<PredictionsManifest> {
   const file = join(dir, 'predictions.json')
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch {
-    throw new DsdError(
-      'PREDICTIONS_NOT_FOUND',
-      `${file}: missing; this folder holds no predictions — run \`dsd predict\` first`,
-      { file },
-    )
-  }
-  let m: PredictionsManifest
-  try {
-    m = JSON.parse(text) as PredictionsManifest
-  } catch {
-    throw new DsdError(
-      'PREDICTIONS_CORRUPT',
-      `${file}: not valid JSON; run \`dsd predict\` again`,
-      { file },
-    )
-  }
+  const m = (await readJsonFile(file, 'PREDICTIONS_NOT_FOUND', 'run `dsd predict` (again)', 'PREDICTIONS_CORRUPT')) as PredictionsManifest
   if (m?.format !== 'dsd-predictions' || !Array.isArray(m.cases)) {
     throw new DsdError(
       'PREDICTIONS_CORRUPT',

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PreparedCase, PreprocessSettings } from '../data/preprocess'
-import { atomicWriteFile, atomicWriteJson } from './atomic'
+import { atomicWriteFile, atomicWriteJson, readJsonFile } from './atomic'
 import { cacheDir } from './datasets'
 
 interface CacheMeta {
@@ -74,7 +74,7 @@ export async function readCacheEntry(
   let meta: CacheMeta
   let bin: Buffer
   try {
-    meta = JSON.parse(await readFile(base + '.json', 'utf8')) as CacheMeta
+    meta = (await readJsonFile(base + '.json')) as CacheMeta
     bin = await readFile(base + '.bin')
   } catch {
     return null

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { isSafeId, SafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
-import { atomicWriteJson } from './atomic'
+import { atomicWriteJson, readJsonFile } from './atomic'
 import { runDir, runFiles, type EpochLog, type RunConfig, type RunState } from './run-layout'
 
 export const RunConfigSchema = z
@@ -49,17 +49,7 @@ export const RunConfigSchema = z
   .strict()
 
 async function readJson<T>(path: string, what: string): Promise<T> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch {
-    throw new DsdError('RUN_FILE_MISSING', `${path}: ${what} is missing; the run folder is incomplete.`, { file: path })
-  }
-  try {
-    return JSON.parse(text) as T
-  } catch {
-    throw new DsdError('RUN_FILE_CORRUPT', `${path}: ${what} is not valid JSON; restore it or delete the run.`, { file: path })
-  }
+  return (await readJsonFile(path, 'RUN_FILE_MISSING', `${what} belongs in the run folder: restore it or delete the run`, 'RUN_FILE_CORRUPT')) as T
 }
 
 export function validateRunConfig(config: unknown, where = 'run config'): RunConfig {

@@ -2,8 +2,8 @@
  * Label map on an image series' grid → DICOM SEG (BINARY or FRACTIONAL) referencing the source
  * images by SOPInstanceUID.
  */
+import { atomicWriteFile } from '../../atomic-file'
 import { DsdError } from '../../errors'
-import { writeAtomic } from '../nifti'
 import type { Volume } from '../volume'
 import { dcmjs, norm, SEG_SOP_CLASS, unit, type Ds } from './parse'
 import type { DicomVolume } from './series'
@@ -311,7 +311,7 @@ export async function writeDicomSeg(
   const dict = new dcmjs.data.DicomDict(M.denaturalizeDataset(meta))
   dict.dict = M.denaturalizeDataset(ds)
   const out = new Uint8Array(dict.write())
-  await writeAtomic(path, out)
+  await atomicWriteFile(path, out, { mkdir: false })
   return {
     seriesInstanceUID: seriesUID,
     sopInstanceUID: sopUID,
