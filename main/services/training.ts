@@ -41,6 +41,7 @@ export function runId(prefix: string, variant: Variant, fold: number): string {
 /** Create the run folders of a form (refuses existing ids). Returns them in queue order. */
 export async function createRuns(workspace: string, form: RunForm): Promise<RunConfig[]> {
   const datasets = createDatasetService(workspace)
+  await datasets.assertReadable(form.datasetId) // DATASET_UNREADABLE_CASES names them
   const { split } = await datasets.getSplit(form.datasetId, form.split)
   const folds = form.folds ?? split.folds.map((_, i) => i)
   for (const f of folds) {

@@ -4,11 +4,12 @@
  */
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { z } from 'zod'
 import { isSafeId, SafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
 import { atomicWriteJson, readJsonFile } from './atomic'
+import { createEntry } from './entries'
 import { runDir, runFiles, type EpochLog, type RunConfig, type RunState } from './run-layout'
 
 export const RunConfigSchema = z
@@ -77,11 +78,10 @@ export function validateRunConfig(config: unknown, where = 'run config'): RunCon
 export async function createRun(workspace: string, config: RunConfig): Promise<RunConfig> {
   const cfg = validateRunConfig(config)
   const files = runFiles(workspace, cfg.id)
-  if (existsSync(files.config)) {
-    throw new DsdError('RUN_EXISTS', `Run ${cfg.id} already exists (${files.dir}); pick another id or resume it.`, { runId: cfg.id })
-  }
-  await atomicWriteJson(files.config, cfg)
-  await writeRunState(workspace, cfg.id, {
+  const exists = () =>
+    new DsdError('RUN_EXISTS', `Run ${cfg.id} already exists (${files.dir}); pick another id or resume it.`, { runId: cfg.id })
+  if (existsSync(files.config)) throw exists()
+  const state: RunState = {
     status: 'queued',
     epoch: 0,
     epochs: cfg.epochs,
@@ -89,6 +89,13 @@ export async function createRun(workspace: string, config: RunConfig): Promise<R
     bestMeanDice: null,
     message: 'queued',
     updatedAt: new Date().toISOString(),
+  }
+  // config and state appear together: the run folder is built in staging and renamed into place
+  await createEntry(dirname(files.dir), cfg.id, async (dir) => {
+    await atomicWriteJson(join(dir, basename(files.config)), cfg)
+    await atomicWriteJson(join(dir, basename(files.state)), state)
+  }, 'run').catch((err: DsdError) => {
+    throw err.code === 'ENTRY_EXISTS' ? exists() : err
   })
   return cfg
 }
