@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isSafeId } from '../contract/ids'
 import type { PreparedCase, PreprocessSettings } from '../data/preprocess'
 import { atomicWriteFile, atomicWriteJson, readJsonFile } from './atomic'
 import { cacheDir } from './datasets'
@@ -27,8 +28,13 @@ interface CacheMeta {
   binSha256: string
 }
 
+/** The entry's path; a case id that is not a safe file name is replaced by its hash. */
 const entryBase = (ws: string, datasetId: string, key: string, caseId: string) =>
-  join(cacheDir(ws, datasetId), key, caseId)
+  join(
+    cacheDir(ws, datasetId),
+    key,
+    isSafeId(caseId) ? caseId : `case-${createHash('sha256').update(caseId).digest('hex').slice(0, 24)}`,
+  )
 
 /** Store a prepared case. */
 export async function writeCacheEntry(
