@@ -5,6 +5,7 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises'
 import { extname, join, resolve } from 'node:path'
 import { DsdError } from '../../errors'
+import { MAX_VOLUME_BYTES } from '../volume'
 import { isPart10, num, parseDicom, SEG_SOP_CLASS, str } from './parse'
 
 /** One series found in a folder. */
@@ -75,12 +76,12 @@ async function ensureDir(dir: string): Promise<void> {
 }
 
 /** The first 132 bytes of a file (fewer when it is shorter). */
-async function fileHead(file: string): Promise<Uint8Array> {
+async function fileHead(file: string): Promise<{ head: Uint8Array; size: number }> {
   const fh = await open(file, 'r')
   try {
     const b = Buffer.alloc(132)
     const { bytesRead } = await fh.read(b, 0, 132, 0)
-    return b.subarray(0, bytesRead)
+    return { head: b.subarray(0, bytesRead), size: (await fh.stat()).size }
   } finally {
     await fh.close()
   }
@@ -96,7 +97,11 @@ function shouldBeDicom(file: string, head: Uint8Array): boolean {
 }
 
 /** Group the DICOM files under `dir` by SeriesInstanceUID (headers only, no pixel data). */
-export async function scanDicomFolder(dir: string, recursive = true): Promise<DicomScan> {
+export async function scanDicomFolder(
+  dir: string,
+  recursive = true,
+  maxBytes = MAX_VOLUME_BYTES,
+): Promise<DicomScan> {
   dir = resolve(dir)
   await ensureDir(dir)
   const files = await listFiles(dir, recursive)
@@ -105,7 +110,15 @@ export async function scanDicomFolder(dir: string, recursive = true): Promise<Di
   const unreadable: string[] = []
   for (const file of files) {
     // look at the 132-byte preamble first: other files (NIfTI, notes, …) are never read whole
-    const head = await fileHead(file)
+    const { head, size } = await fileHead(file)
+    if (isPart10(head) && size > maxBytes + Math.min(64 << 20, maxBytes)) {
+      // read whole by dcmjs: refuse before loading a file no volume within the limit needs
+      throw new DsdError(
+        'DICOM_TOO_LARGE',
+        `${file}: ${size.toLocaleString('en-US')} bytes, more than the ${maxBytes.toLocaleString('en-US')}-byte volume limit allows for one file; split or downsample the series first`,
+        { file, bytes: size, maxBytes },
+      )
+    }
     if (!isPart10(head)) {
       skipped.push(file)
       if (shouldBeDicom(file, head)) unreadable.push(file)

@@ -210,7 +210,7 @@ export async function readDicomSeries(
   dir: string,
   opts: ReadDicomSeriesOptions = {},
 ): Promise<DicomVolume> {
-  const scan = await scanDicomFolder(dir, opts.recursive ?? true)
+  const scan = await scanDicomFolder(dir, opts.recursive ?? true, opts.maxBytes ?? MAX_VOLUME_BYTES)
   const series = pickSeries(scan, opts.seriesUID)
   if (series.isSeg) {
     throw new DsdError(

@@ -603,6 +603,9 @@ describe('fuzz: DICOM', () => {
     expect(result.ok ? 'read' : result.error.code).toMatch(/^DICOM_(TOO_LARGE|TRUNCATED)$/)
     expect(performance.now() - t0).toBeLessThan(3000)
     expect(peak).toBeLessThan(32 << 20)
+    // a file larger than any volume within the limit could need is refused before it is read
+    const small = await attempt('limit', t1, DICOM_CODES, () => readDicomSeries(t1, { maxBytes: 50_000 }))
+    expect(small.ok ? 'read' : small.error.code).toBe('DICOM_TOO_LARGE')
   })
 
   it('tally', () => {
