@@ -1,12 +1,9 @@
 /** Shapes shared by several parts of the contract. */
 import { z } from 'zod'
+import { SafeId } from './ids'
 
-/** An id that names a file or folder in the workspace (dataset, split, run). */
-export const id = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
+/** An id that names a file or folder in the workspace (dataset, split, run): main/contract/ids.ts. */
+export const id = SafeId
 
 /** The compute backends, fastest first (main/engine/backends.ts probes them). */
 export const BackendName = z.enum(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'])

@@ -16,7 +16,9 @@ import { createDatasetService } from './datasets'
  * before the first folder is written, so a refused form writes nothing.
  */
 export async function createRuns(workspace: string, form: RunFormInput): Promise<RunConfig[]> {
-  const { split } = await createDatasetService(workspace).getSplit(form.datasetId, form.split)
+  const datasets = createDatasetService(workspace)
+  await datasets.assertReadable(form.datasetId) // DATASET_UNREADABLE_CASES names them
+  const { split } = await datasets.getSplit(form.datasetId, form.split)
   const configs = runConfigs(form, split.folds.length).map((c) => validateRunConfig(c, `run ${c.id}`))
   for (const c of configs) {
     if (existsSync(runFiles(workspace, c.id).config)) {

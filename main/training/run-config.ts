@@ -5,6 +5,7 @@
  * engine's model presets; a named variant records its fixed weights, which the trainer then uses
  * as they are.
  */
+import { toSafeId } from '../contract/ids'
 import {
   RUN_DEFAULTS,
   RUN_PRESETS,
@@ -25,7 +26,7 @@ export const NAMES_AGREE: [Same<Exclude<Variant, 'custom'>, AblationName>, Same<
 
 /** A run's folder name: `<prefix>-<variant>-fold<k>`. */
 export function runId(prefix: string, variant: Variant, fold: number): string {
-  return `${prefix}-${variant}-fold${fold}`.replace(/[^A-Za-z0-9._-]/g, '_')
+  return toSafeId(`${prefix}-${variant}-fold${fold}`)
 }
 
 /** Parse a form (filling the contract's defaults); RUN_CONFIG_INVALID names each problem. */

@@ -4,26 +4,16 @@
  */
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { DsdError } from '../errors'
-import { atomicWriteJson } from './atomic'
+import { basename, dirname, join } from 'node:path'
+import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import { EpochLog, RunConfig, RunState } from '../contract/runs'
+import { DsdError } from '../errors'
+import { atomicWriteJson, readJsonFile } from './atomic'
+import { createEntry } from './entries'
 import { runDir, runFiles } from './run-layout'
 
-const idPattern = /^[A-Za-z0-9._-]{1,128}$/
-
-async function readJson<T>(path: string, what: string): Promise<T> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch {
-    throw new DsdError('RUN_FILE_MISSING', `${path}: ${what} is missing; the run folder is incomplete.`, { file: path })
-  }
-  try {
-    return JSON.parse(text) as T
-  } catch {
-    throw new DsdError('RUN_FILE_CORRUPT', `${path}: ${what} is not valid JSON; restore it or delete the run.`, { file: path })
-  }
+async function readJson<T = unknown>(path: string, what: string): Promise<T> {
+  return (await readJsonFile(path, 'RUN_FILE_MISSING', `${what} belongs in the run folder: restore it or delete the run`, 'RUN_FILE_CORRUPT')) as T
 }
 
 /** Check a run config against the contract's schema; RUN_CONFIG_INVALID names each problem. */
@@ -43,11 +33,10 @@ export function validateRunConfig(config: unknown, where = 'run config'): RunCon
 export async function createRun(workspace: string, config: RunConfig): Promise<RunConfig> {
   const cfg = validateRunConfig(config)
   const files = runFiles(workspace, cfg.id)
-  if (existsSync(files.config)) {
-    throw new DsdError('RUN_EXISTS', `Run ${cfg.id} already exists (${files.dir}); pick another id or resume it.`, { runId: cfg.id })
-  }
-  await atomicWriteJson(files.config, cfg)
-  await writeRunState(workspace, cfg.id, {
+  const exists = () =>
+    new DsdError('RUN_EXISTS', `Run ${cfg.id} already exists (${files.dir}); pick another id or resume it.`, { runId: cfg.id })
+  if (existsSync(files.config)) throw exists()
+  const state: RunState = {
     status: 'queued',
     epoch: 0,
     epochs: cfg.epochs,
@@ -55,12 +44,19 @@ export async function createRun(workspace: string, config: RunConfig): Promise<R
     bestMeanDice: null,
     message: 'queued',
     updatedAt: new Date().toISOString(),
+  }
+  // config and state appear together: the run folder is built in staging and renamed into place
+  await createEntry(dirname(files.dir), cfg.id, async (dir) => {
+    await atomicWriteJson(join(dir, basename(files.config)), cfg)
+    await atomicWriteJson(join(dir, basename(files.state)), state)
+  }, 'run').catch((err: DsdError) => {
+    throw err.code === 'ENTRY_EXISTS' ? exists() : err
   })
   return cfg
 }
 
 export async function readRunConfig(workspace: string, runId: string): Promise<RunConfig> {
-  if (!idPattern.test(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id.`, { runId })
+  if (!isSafeId(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id (${SAFE_ID_RULE}).`, { runId })
   const file = runFiles(workspace, runId).config
   if (!existsSync(runDir(workspace, runId))) {
     throw new DsdError('RUN_NOT_FOUND', `No run "${runId}" in ${join(workspace, 'runs')}.`, { runId })
