@@ -291,11 +291,28 @@ export class UnetBasicBlock {
   }
 }
 
+/** A decoder step: transposed conv `x → up`, then a conv block on `[up, skip]` (channels). */
+abstract class UpBlock {
+  abstract readonly transpConv: ConvTranspose
+  abstract readonly convBlock: { readonly count: number; apply(p: ParamLookup, x: T5): T5 }
+
+  get count(): number {
+    return this.transpConv.count + this.convBlock.count
+  }
+
+  apply(p: ParamLookup, x: T5, skip: T5): T5 {
+    return tf.tidy(() => {
+      const up = this.transpConv.apply(p, x)
+      return this.convBlock.apply(p, ops.concatLast([up, skip]) as T5)
+    })
+  }
+}
+
 /**
  * MONAI `UnetUpBlock` (DynUNet decoder): 2×2×2 stride-2 transposed conv without bias,
  * concatenation `[up, skip]` on channels, then a `UnetBasicBlock(2·out → out)`.
  */
-export class UnetUpBlock {
+export class UnetUpBlock extends UpBlock {
   readonly transpConv: ConvTranspose
   readonly convBlock: UnetBasicBlock
 
@@ -307,6 +324,7 @@ export class UnetUpBlock {
     group: ParamGroup = 'backbone',
     opts: BlockOptions = {},
   ) {
+    super()
     this.transpConv = new ConvTranspose(
       mb,
       `${name}.transp_conv`,
@@ -327,16 +345,6 @@ export class UnetUpBlock {
     )
   }
 
-  get count(): number {
-    return this.transpConv.count + this.convBlock.count
-  }
-
-  apply(p: ParamLookup, x: T5, skip: T5): T5 {
-    return tf.tidy(() => {
-      const up = this.transpConv.apply(p, x)
-      return this.convBlock.apply(p, ops.concatLast([up, skip]) as T5)
-    })
-  }
 }
 
 /** MONAI `UnetOutBlock`: a 1×1×1 convolution with bias (no norm, no activation). */
@@ -445,7 +453,7 @@ export class UnetrPrUpBlock {
  * MONAI `UnetrUpBlock` with `res_block=True` (UNETR `decoder2..5`): 2×2×2 stride-2 transposed
  * conv without bias, concatenation `[up, skip]`, then `UnetResBlock(2·out → out)`.
  */
-export class UnetrUpBlock {
+export class UnetrUpBlock extends UpBlock {
   readonly transpConv: ConvTranspose
   readonly convBlock: UnetResBlock
 
@@ -455,6 +463,7 @@ export class UnetrUpBlock {
     readonly inChannels: number,
     readonly outChannels: number,
   ) {
+    super()
     this.transpConv = new ConvTranspose(
       mb,
       `${name}.transp_conv`,
@@ -467,16 +476,6 @@ export class UnetrUpBlock {
     this.convBlock = new UnetResBlock(mb, `${name}.conv_block`, 2 * outChannels, outChannels, 1)
   }
 
-  get count(): number {
-    return this.transpConv.count + this.convBlock.count
-  }
-
-  apply(p: ParamLookup, x: T5, skip: T5): T5 {
-    return tf.tidy(() => {
-      const up = this.transpConv.apply(p, x)
-      return this.convBlock.apply(p, ops.concatLast([up, skip]) as T5)
-    })
-  }
 }
 
 /**
