@@ -374,24 +374,9 @@ export class UnetOutBlock {
  * MONAI `UnetrBasicBlock` with `res_block=True` (UNETR `encoder1`): a `UnetResBlock` with a
  * 3³ kernel and stride 1.
  */
-export class UnetrBasicBlock {
-  readonly layer: UnetResBlock
-
-  constructor(
-    mb: ModelBuilder,
-    readonly name: string,
-    inChannels: number,
-    outChannels: number,
-  ) {
-    this.layer = new UnetResBlock(mb, name, inChannels, outChannels, 1)
-  }
-
-  get count(): number {
-    return this.layer.count
-  }
-
-  apply(p: ParamLookup, x: T5): T5 {
-    return this.layer.apply(p, x)
+export class UnetrBasicBlock extends UnetResBlock {
+  constructor(mb: ModelBuilder, name: string, inChannels: number, outChannels: number) {
+    super(mb, name, inChannels, outChannels, 1)
   }
 }
 
