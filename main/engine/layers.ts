@@ -217,53 +217,11 @@ export interface BlockOptions {
   slope?: number
 }
 
-/**
- * MONAI `UnetResBlock`: conv3³(stride) → IN → LReLU → conv3³ → IN, plus a 1×1×1 conv(stride)
- * → IN on the residual path when the channels or the stride change; add; LReLU.
- */
-export class UnetResBlock {
+/** conv3³(stride) and conv3³ with a LeakyReLU slope: what MONAI's two U-Net blocks share. */
+abstract class TwoConvBlock {
   readonly conv1: Conv
   readonly conv2: Conv
-  readonly conv3: Conv | null
-  private readonly slope: number
-
-  constructor(
-    mb: ModelBuilder,
-    readonly name: string,
-    readonly inChannels: number,
-    readonly outChannels: number,
-    readonly stride: number,
-    group: ParamGroup = 'backbone',
-    opts: BlockOptions = {},
-  ) {
-    this.slope = opts.slope ?? 0.01
-    this.conv1 = new Conv(mb, `${name}.conv1`, inChannels, outChannels, 3, stride, false, group)
-    this.conv2 = new Conv(mb, `${name}.conv2`, outChannels, outChannels, 3, 1, false, group)
-    const downsample = inChannels !== outChannels || stride !== 1
-    this.conv3 = downsample
-      ? new Conv(mb, `${name}.conv3`, inChannels, outChannels, 1, stride, false, group)
-      : null
-  }
-
-  get count(): number {
-    return this.conv1.count + this.conv2.count + (this.conv3?.count ?? 0)
-  }
-
-  apply(p: ParamLookup, x: T5): T5 {
-    return tf.tidy(() => {
-      let h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
-      h = ops.instanceNorm(this.conv2.apply(p, h))
-      const res = this.conv3 ? ops.instanceNorm(this.conv3.apply(p, x)) : x
-      return ops.addLeakyRelu(h, res, this.slope)
-    })
-  }
-}
-
-/** MONAI `UnetBasicBlock`: conv3³(stride) → IN → LReLU → conv3³ → IN → LReLU. */
-export class UnetBasicBlock {
-  readonly conv1: Conv
-  readonly conv2: Conv
-  private readonly slope: number
+  protected readonly slope: number
 
   constructor(
     mb: ModelBuilder,
@@ -283,6 +241,48 @@ export class UnetBasicBlock {
     return this.conv1.count + this.conv2.count
   }
 
+  abstract apply(p: ParamLookup, x: T5): T5
+}
+
+/**
+ * MONAI `UnetResBlock`: conv3³(stride) → IN → LReLU → conv3³ → IN, plus a 1×1×1 conv(stride)
+ * → IN on the residual path when the channels or the stride change; add; LReLU.
+ */
+export class UnetResBlock extends TwoConvBlock {
+  readonly conv3: Conv | null
+
+  constructor(
+    mb: ModelBuilder,
+    name: string,
+    inChannels: number,
+    outChannels: number,
+    stride: number,
+    group: ParamGroup = 'backbone',
+    opts: BlockOptions = {},
+  ) {
+    super(mb, name, inChannels, outChannels, stride, group, opts)
+    const downsample = inChannels !== outChannels || stride !== 1
+    this.conv3 = downsample
+      ? new Conv(mb, `${name}.conv3`, inChannels, outChannels, 1, stride, false, group)
+      : null
+  }
+
+  override get count(): number {
+    return super.count + (this.conv3?.count ?? 0)
+  }
+
+  apply(p: ParamLookup, x: T5): T5 {
+    return tf.tidy(() => {
+      let h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
+      h = ops.instanceNorm(this.conv2.apply(p, h))
+      const res = this.conv3 ? ops.instanceNorm(this.conv3.apply(p, x)) : x
+      return ops.addLeakyRelu(h, res, this.slope)
+    })
+  }
+}
+
+/** MONAI `UnetBasicBlock`: conv3³(stride) → IN → LReLU → conv3³ → IN → LReLU. */
+export class UnetBasicBlock extends TwoConvBlock {
   apply(p: ParamLookup, x: T5): T5 {
     return tf.tidy(() => {
       const h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
