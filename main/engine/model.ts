@@ -96,19 +96,19 @@ export const PRESETS: Record<Backbone, Record<string, Preset>> = {
       patch: 128,
       filters: [16, 32, 64, 128, 256],
     },
-    quick: {
-      description: 'Quick start on a CPU: filters 8-16-32-64-128, 32³, 1 in, 3 classes (docs/quickstart-recipe.md)',
-      inChannels: 1,
-      numClasses: 3,
-      patch: 32,
-      filters: [8, 16, 32, 64, 128],
-    },
     small: {
       description: 'CPU-friendly: filters 4-8-16-32-64, 32³, 1 in, 3 classes (hippocampus crops)',
       inChannels: 1,
       numClasses: 3,
       patch: 32,
       filters: [4, 8, 16, 32, 64],
+    },
+    quick: {
+      description: 'Quick start on a CPU: filters 8-16-32-64-128, 32³, 1 in, 3 classes (docs/quickstart-recipe.md)',
+      inChannels: 1,
+      numClasses: 3,
+      patch: 32,
+      filters: [8, 16, 32, 64, 128],
     },
   },
   unetr: {
