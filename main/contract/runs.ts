@@ -18,8 +18,11 @@ export type Variant = z.infer<typeof Variant>
 export const Backbone = z.enum(['dynunet', 'unetr'])
 export type Backbone = z.infer<typeof Backbone>
 
-/** Model presets (main/engine/presets.ts): `small` for CPUs, the paper's `mmwhs` and `brats`. */
-export const ModelPreset = z.enum(['small', 'mmwhs', 'brats'])
+/**
+ * Model presets (main/engine/presets.ts): `small` and `quick` (DynUNet only) for CPUs, the
+ * paper's `mmwhs` and `brats`.
+ */
+export const ModelPreset = z.enum(['small', 'quick', 'mmwhs', 'brats'])
 export type ModelPreset = z.infer<typeof ModelPreset>
 
 /** `auto` picks from the backend ladder, as the About page shows. */
@@ -81,6 +84,8 @@ export const RUN_PRESETS: Record<
   { preprocess: PreprocessPreset; augment: AugmentPreset; epochs: Record<Backbone, number> }
 > = {
   small: { preprocess: 'mri', augment: 'mmwhs', epochs: { dynunet: 50, unetr: 50 } },
+  // docs/quickstart-recipe.md: no augmentation, 10 epochs (× 30 steps); DynUNet only.
+  quick: { preprocess: 'mri', augment: 'none', epochs: { dynunet: 10, unetr: 10 } },
   mmwhs: { preprocess: 'mmwhs', augment: 'mmwhs', epochs: { dynunet: 300, unetr: 600 } },
   brats: { preprocess: 'brats', augment: 'brats', epochs: { dynunet: 300, unetr: 325 } },
 }
@@ -218,8 +223,8 @@ export const RunFormDefaults = z.object({
   presets: z.record(
     ModelPreset,
     z.object({
-      /** The model preset's description per backbone. */
-      description: z.record(Backbone, z.string()),
+      /** The model preset's description per backbone (absent: that backbone has no such preset). */
+      description: z.partialRecord(Backbone, z.string()),
       /** Patch side in voxels (cubic). */
       patch: z.number().int(),
       preprocess: PreprocessPreset,

@@ -12,7 +12,7 @@ import { ModelBuilder, sizeOf, type Init, type LayerRow, type ParamSpec } from '
 import { OUTPUT_NAMES, SelfDistilDynUNet, type OutputName, type TrainOutputs } from './dynunet'
 import { SelfDistilUNETR, defaultTaps } from './unetr'
 import { Rng } from './random'
-import { PRESETS, type ArchitectureSizes, type Backbone, type Preset } from './presets'
+import { modelPreset, PRESETS, type ArchitectureSizes, type Backbone } from './presets'
 
 export { OUTPUT_NAMES, PRESETS, type Backbone, type OutputName, type TrainOutputs }
 
@@ -66,7 +66,7 @@ export function resolveConfig(config: ModelConfig): ResolvedModelConfig {
     })
   }
   const presetName = config.preset ?? 'small'
-  const preset = (PRESETS[backbone] as Partial<Record<string, Preset>>)[presetName]
+  const preset = modelPreset(backbone, presetName)
   if (!preset) {
     bad(
       `model config: unknown ${backbone} preset "${presetName}"; choose one of ${Object.keys(PRESETS[backbone]).join(', ')}`,

@@ -33,11 +33,14 @@ export interface Preset extends ArchitectureSizes {
   patch: number
 }
 
-/** Model preset names: `small` for CPUs, the paper's `mmwhs` and `brats`. */
-export type PresetName = 'small' | 'mmwhs' | 'brats'
+/**
+ * Model preset names: `small` and `quick` for CPUs (`quick`: DynUNet only,
+ * docs/quickstart-recipe.md), the paper's `mmwhs` and `brats`.
+ */
+export type PresetName = 'small' | 'quick' | 'mmwhs' | 'brats'
 
 /** Presets per backbone (spec §1, §4, §6). */
-export const PRESETS: Record<Backbone, Record<PresetName, Preset>> = {
+export const PRESETS = {
   dynunet: {
     mmwhs: {
       description: 'MMWHS CT (spec): filters 32-64-128-256-320, 96³, 1 in, 8 classes',
@@ -59,6 +62,13 @@ export const PRESETS: Record<Backbone, Record<PresetName, Preset>> = {
       numClasses: 3,
       patch: 32,
       filters: [4, 8, 16, 32, 64],
+    },
+    quick: {
+      description: 'Quick start on a CPU: filters 8-16-32-64-128, 32³, 1 in, 3 classes (docs/quickstart-recipe.md)',
+      inChannels: 1,
+      numClasses: 3,
+      patch: 32,
+      filters: [8, 16, 32, 64, 128],
     },
   },
   unetr: {
@@ -96,6 +106,11 @@ export const PRESETS: Record<Backbone, Record<PresetName, Preset>> = {
       mlp: 384,
     },
   },
+} satisfies Record<Backbone, Partial<Record<PresetName, Preset>>>
+
+/** The preset `name` of a backbone, or undefined when that backbone has none of that name. */
+export function modelPreset(backbone: Backbone, name: string): Preset | undefined {
+  return (PRESETS[backbone] as Partial<Record<string, Preset>>)[name]
 }
 
 /**

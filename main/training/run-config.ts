@@ -17,7 +17,7 @@ import {
   type Variant,
 } from '../contract/runs'
 import { PREPROCESS_PRESETS, type PreprocessSettings } from '../data/preprocess'
-import { ABLATIONS, PRESETS, type AblationName, type PresetName } from '../engine/presets'
+import { ABLATIONS, modelPreset, PRESETS, type AblationName, type PresetName } from '../engine/presets'
 import { DsdError } from '../errors'
 
 // Checked when compiling: the contract's variant and preset names are the engine's.
@@ -56,7 +56,12 @@ export function runConfigs(input: RunFormInput, foldCount: number): RunConfig[] 
     }
   }
   const preset = RUN_PRESETS[form.preset]
-  const side = PRESETS[form.backbone][form.preset].patch
+  const model = modelPreset(form.backbone, form.preset)
+  if (!model) {
+    const names = Object.keys(PRESETS[form.backbone]).join(', ')
+    throw new DsdError('RUN_CONFIG_INVALID', `run form: the ${form.backbone} backbone has no "${form.preset}" preset; choose one of ${names}`, { issues: [{ path: ['preset'], message: `the ${form.backbone} backbone has no "${form.preset}" preset; choose one of ${names}` }] })
+  }
+  const side = model.patch
   const epochs = form.epochs ?? preset.epochs[form.backbone]
   const prefix = form.name ?? `${form.datasetId}-${form.backbone}-${form.preset}`
   const out: RunConfig[] = []
@@ -101,7 +106,12 @@ export function runFormDefaults(): RunFormDefaults {
       return [
         key,
         {
-          description: { dynunet: PRESETS.dynunet[key].description, unetr: PRESETS.unetr[key].description },
+          description: Object.fromEntries(
+            (['dynunet', 'unetr'] as const).flatMap((b) => {
+              const m = modelPreset(b, key)
+              return m ? [[b, m.description]] : []
+            }),
+          ),
           patch: PRESETS.dynunet[key].patch,
           preprocess: p.preprocess,
           augment: p.augment,

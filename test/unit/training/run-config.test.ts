@@ -45,6 +45,12 @@ describe('run forms become configs in one place', () => {
     expect(mm.preprocessing).toEqual({ preset: 'mmwhs' })
     const [br] = runConfigs({ ...base, folds: [0], preset: 'brats' }, 5)
     expect([br.model.patch[0], br.epochs, br.augment]).toEqual([128, 300, 'brats'])
+    // The quick-start preset (DynUNet only): no augmentation, 10 epochs.
+    const [q] = runConfigs({ ...base, folds: [0], preset: 'quick' }, 5)
+    expect([q.model.preset, q.model.patch[0], q.epochs, q.augment]).toEqual(['quick', 32, 10, 'none'])
+    expect(() => runConfigs({ ...base, folds: [0], preset: 'quick', backbone: 'unetr' }, 5)).toThrow(
+      /the unetr backbone has no "quick" preset; choose one of mmwhs, brats, small/,
+    )
   })
 
   it('records the fixed weights of named variants and the given ones of custom, folds outermost', () => {
@@ -77,6 +83,7 @@ describe('run forms become configs in one place', () => {
     expect(d.defaults.batch).toBe(RUN_DEFAULTS.batch)
     expect(d.presets.small).toMatchObject({ patch: PRESETS.dynunet.small.patch, epochs: RUN_PRESETS.small.epochs })
     expect(d.presets.mmwhs.epochs).toEqual({ dynunet: 300, unetr: 600 })
+    expect(Object.keys(d.presets.quick.description)).toEqual(['dynunet'])
     expect(d.variants.SDE).toEqual(ABLATIONS.SDE)
   })
 })
