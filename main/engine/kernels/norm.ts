@@ -8,7 +8,8 @@
  * accumulated in float64, so results equal the tf-op version to float32 rounding.
  */
 import { tf } from '../tf'
-import { values } from './dispatch'
+import { useWasmKernels, values } from './dispatch'
+import { instanceNormBackward, instanceNormForward, NORM_MAX_CHANNELS } from './cpu/norm'
 
 type T5 = tf.Tensor5D
 
@@ -19,6 +20,7 @@ type T5 = tf.Tensor5D
 export function instanceNormActFused(x: T5, eps: number, slope: number | null): T5 {
   const [b, d, h, w, c] = x.shape
   const s = d * h * w
+  if (useWasmKernels() && c <= NORM_MAX_CHANNELS) return instanceNormActWasm(x, eps, slope)
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
     const xhat = new Float32Array(xv.length)
@@ -90,6 +92,23 @@ export function instanceNormActFused(x: T5, eps: number, slope: number | null): 
         }
         return [tf.tensor5d(dx, [b, d, h, w, c])]
       },
+    }
+  })
+  return f(x) as T5
+}
+
+/** {@link instanceNormActFused} on the WebAssembly kernels (kernels/cpu/norm.ts), every core. */
+function instanceNormActWasm(x: T5, eps: number, slope: number | null): T5 {
+  const [b, d, h, w, c] = x.shape
+  const s = d * h * w
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xv = values(args[0] as tf.Tensor)
+    const { y, stats } = instanceNormForward(xv, b, s, c, eps, slope)
+    return {
+      value: tf.tensor5d(y, [b, d, h, w, c]),
+      gradFunc: (dy: tf.Tensor) => [
+        tf.tensor5d(instanceNormBackward(xv, values(dy), stats, b, s, c, slope), [b, d, h, w, c]),
+      ],
     }
   })
   return f(x) as T5

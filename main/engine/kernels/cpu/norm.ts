@@ -1,0 +1,142 @@
+/**
+ * Instance normalisation (+ LeakyReLU) of channels-last `[B, S, C]` data on the WebAssembly
+ * kernels: statistics by fixed chunks of voxels (float32 within a chunk of ≤ 512 voxels,
+ * float64 across chunks, summed in chunk order), elementwise passes on every core.
+ */
+import { withArena, type CpuRuntime, type Ptr } from './runtime'
+
+const OP_NORM_SUM = 10
+const OP_NORM_SQ = 11
+const OP_NORM_APPLY = 12
+const OP_NORM_BSTATS = 13
+const OP_NORM_BAPPLY = 14
+const CHUNK = 512
+/** Channel limit of the kernels' per-chunk accumulators. */
+export const NORM_MAX_CHANNELS = 4096
+
+/** Saved statistics of a forward pass (per sample and channel). */
+export interface NormStats {
+  mean: Float32Array
+  rstd: Float32Array
+}
+
+interface NormArgs {
+  x: Ptr
+  dy?: Ptr
+  batch: number
+  s: number
+  c: number
+  mean?: Ptr
+  rstd?: Ptr
+  mg?: Ptr
+  mgx?: Ptr
+  slope?: Ptr
+  partial?: Ptr
+  out?: Ptr
+}
+
+function runNorm(rt: CpuRuntime, op: number, a: NormArgs): number {
+  const chunks = Math.ceil(a.s / CHUNK)
+  const ntasks = a.batch * chunks
+  rt.run(
+    op,
+    [
+      a.x,
+      a.dy ?? 0,
+      a.batch,
+      a.s,
+      a.c,
+      CHUNK,
+      a.mean ?? 0,
+      a.rstd ?? 0,
+      a.mg ?? 0,
+      a.mgx ?? 0,
+      a.slope ?? 0,
+      a.partial ?? 0,
+      a.out ?? 0,
+    ],
+    ntasks,
+    a.batch * a.s * a.c >= 1 << 15,
+  )
+  return chunks
+}
+
+/** Per (b, c): Σ over chunks of partial[b][chunk][half·C + c] / s, in chunk order. */
+function combine(
+  rt: CpuRuntime,
+  partial: Ptr,
+  batch: number,
+  chunks: number,
+  c: number,
+  half: 0 | 1,
+  s: number,
+): Float64Array {
+  const P = rt.f64(partial, batch * chunks * 2 * c)
+  const out = new Float64Array(batch * c)
+  for (let b = 0; b < batch; b++) {
+    for (let k = 0; k < chunks; k++) {
+      const o = (b * chunks + k) * 2 * c + half * c
+      for (let ch = 0; ch < c; ch++) out[b * c + ch]! += P[o + ch]!
+    }
+  }
+  for (let i = 0; i < out.length; i++) out[i] = out[i]! / s
+  return out
+}
+
+/** y = act(instanceNorm(x)) for x `[batch, s, c]`; `slope` null: no activation. */
+export function instanceNormForward(
+  x: Float32Array,
+  batch: number,
+  s: number,
+  c: number,
+  eps: number,
+  slope: number | null,
+): { y: Float32Array; stats: NormStats } {
+  if (c > NORM_MAX_CHANNELS)
+    throw new Error(`instance norm: ${c} channels exceed ${NORM_MAX_CHANNELS}`)
+  return withArena((rt) => {
+    const xp = rt.put(x)
+    const chunks = Math.ceil(s / CHUNK)
+    const partial = rt.alloc(batch * chunks * 2 * c * 8)
+    runNorm(rt, OP_NORM_SUM, { x: xp, batch, s, c, partial })
+    const mean = Float32Array.from(combine(rt, partial, batch, chunks, c, 0, s))
+    const meanP = rt.put(mean)
+    runNorm(rt, OP_NORM_SQ, { x: xp, batch, s, c, mean: meanP, partial })
+    const v = combine(rt, partial, batch, chunks, c, 0, s)
+    const rstd = new Float32Array(batch * c)
+    for (let i = 0; i < rstd.length; i++) rstd[i] = 1 / Math.sqrt(v[i]! + eps)
+    const rstdP = rt.put(rstd)
+    const slopeP = slope === null ? 0 : rt.put(Float32Array.of(slope))
+    const out = rt.alloc(x.length * 4)
+    runNorm(rt, OP_NORM_APPLY, { x: xp, batch, s, c, mean: meanP, rstd: rstdP, slope: slopeP, out })
+    return { y: rt.read(out, x.length), stats: { mean, rstd } }
+  })
+}
+
+/** dx of {@link instanceNormForward} given x, dy and the forward's statistics. */
+export function instanceNormBackward(
+  x: Float32Array,
+  dy: Float32Array,
+  stats: NormStats,
+  batch: number,
+  s: number,
+  c: number,
+  slope: number | null,
+): Float32Array {
+  return withArena((rt) => {
+    const xp = rt.put(x)
+    const dyp = rt.put(dy)
+    const meanP = rt.put(stats.mean)
+    const rstdP = rt.put(stats.rstd)
+    const slopeP = slope === null ? 0 : rt.put(Float32Array.of(slope))
+    const chunks = Math.ceil(s / CHUNK)
+    const partial = rt.alloc(batch * chunks * 2 * c * 8)
+    const base = { x: xp, dy: dyp, batch, s, c, mean: meanP, rstd: rstdP, slope: slopeP }
+    runNorm(rt, OP_NORM_BSTATS, { ...base, partial })
+    const mg = rt.put(Float32Array.from(combine(rt, partial, batch, chunks, c, 0, s)))
+    const mgx = rt.put(Float32Array.from(combine(rt, partial, batch, chunks, c, 1, s)))
+    const out = rt.alloc(x.length * 4)
+    runNorm(rt, OP_NORM_BAPPLY, { ...base, mg, mgx, out })
+    return rt.read(out, x.length)
+  })
+}
