@@ -8,7 +8,7 @@ a sliding-window prediction of a raw float32 volume (MONAI semantics: overlap 0.
 blending, softmax output) — the same work `dsd bench` and the engine's slidingWindowInference do.
 
 Usage: torch_dynunet.py --filters 4,8,16,32,64 --classes 3 --patch 32 --batch 2 --steps 3 --warmup 1
-                        [--no-train] [--no-infer] [--volume FILE.f32 --shape D,H,W --sw-runs N]
+                        [--threads N] [--no-train] [--no-infer] [--volume FILE.f32 --shape D,H,W --sw-runs N]
 """
 import argparse
 import json
@@ -177,8 +177,9 @@ def main():
     ap.add_argument('--volume')
     ap.add_argument('--shape')
     ap.add_argument('--sw-runs', type=int, default=3)
+    ap.add_argument('--threads', type=int, default=os.cpu_count() or 1)
     a = ap.parse_args()
-    torch.set_num_threads(os.cpu_count() or 1)  # Debian's build defaults to one thread here
+    torch.set_num_threads(a.threads)  # Debian's build defaults to one thread
     torch.manual_seed(0)
     f = [int(v) for v in a.filters.split(',')]
     net = DynUNet(a.in_channels, a.classes, f)

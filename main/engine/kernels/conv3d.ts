@@ -7,7 +7,6 @@
  *   convT2Fused:   y = convT(x, W, 2×2×2, s 2) (+ b)
  */
 import { tf } from '../tf'
-import { columnSums } from './bias'
 import { values } from './dispatch'
 import {
   conv3dFilterGrad,
@@ -17,6 +16,7 @@ import {
   convT2FilterGrad,
   convT2Forward,
   convT2InputGrad,
+  columnSumsWasm,
   type ConvGeometry,
   type ConvT2Geometry,
   type V3,
@@ -72,7 +72,7 @@ export function conv3dFused(
           tf.tensor5d(conv3dInputGrad(g2, wv, g), xShape),
           tf.tensor5d(conv3dFilterGrad(xv, g2, g), wShape),
         ]
-        if (bias) grads.push(tf.tensor1d(columnSums(g2, g2.length / CO, CO)))
+        if (bias) grads.push(tf.tensor1d(columnSumsWasm(g2, CO)))
         return grads
       },
     }
@@ -108,7 +108,7 @@ export function convT2Fused(x: T5, filter: T5, bias?: tf.Tensor1D | null): T5 {
           tf.tensor5d(convT2InputGrad(g2, wv, g), xShape),
           tf.tensor5d(convT2FilterGrad(xv, g2, g), wShape),
         ]
-        if (bias) grads.push(tf.tensor1d(columnSums(g2, g2.length / CO, CO)))
+        if (bias) grads.push(tf.tensor1d(columnSumsWasm(g2, CO)))
         return grads
       },
     }

@@ -143,7 +143,7 @@ function diceCEWasm(logits: tf.Tensor, labels: Int32Array): tf.Scalar {
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
     const total = xv.length / k
-    const { psum, inter, gsum, ce } = diceForward(xv, labels, b, k)
+    const { psum, inter, gsum, ce, probs } = diceForward(xv, labels, b, k)
     let dice = 0
     const denom = new Float64Array(b * k)
     for (let i = 0; i < b * k; i++) {
@@ -160,7 +160,7 @@ function diceCEWasm(logits: tf.Tensor, labels: Int32Array): tf.Scalar {
           a[i] = (2 * inter[i]! + SMOOTH) / (denom[i]! * denom[i]!)
           gd[i] = 2 / denom[i]!
         }
-        const dx = diceBackward(xv, labels, b, k, up / (b * k), up / total, a, gd)
+        const dx = diceBackward(probs, labels, b, k, up / (b * k), up / total, a, gd)
         return [tf.tensor(dx, shape)]
       },
     }
@@ -187,12 +187,13 @@ export function klDistillFused(
       const sv = values(args[0] as tf.Tensor)
       const tv = values(args[1] as tf.Tensor)
       const total = tv.length / k
-      const loss = (klForward(sv, tv, k, invT) / total) * t2
+      const fwd = klForward(sv, tv, k, invT)
+      const loss = (fwd.sum / total) * t2
       return {
         value: tf.scalar(loss),
         gradFunc: (dy: tf.Tensor) => {
           const c = (dy.dataSync()[0]! * t2 * invT) / total
-          const { ds, dt } = klBackward(sv, tv, k, invT, c)
+          const { ds, dt } = klBackward(fwd, k, c)
           return [tf.tensor(ds, sShape), tf.tensor(dt, tShape)]
         },
       }

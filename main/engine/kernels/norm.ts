@@ -9,7 +9,14 @@
  */
 import { tf } from '../tf'
 import { useWasmKernels, values } from './dispatch'
-import { instanceNormBackward, instanceNormForward, NORM_MAX_CHANNELS } from './cpu/norm'
+import {
+  addLeakyForward,
+  instanceNormBackward,
+  instanceNormForward,
+  leakyForward,
+  leakyGrad,
+  NORM_MAX_CHANNELS,
+} from './cpu/norm'
 
 type T5 = tf.Tensor5D
 
@@ -120,6 +127,16 @@ function instanceNormActWasm(x: T5, eps: number, slope: number | null): T5 {
  */
 export function leakyReluFused<R extends tf.Tensor>(x: R, slope: number): R {
   const shape = x.shape
+  if (useWasmKernels() && slope >= 0) {
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const y = leakyForward(values(args[0] as tf.Tensor), slope)
+      return {
+        value: tf.tensor(y, shape),
+        gradFunc: (dy: tf.Tensor) => [tf.tensor(leakyGrad(y, values(dy), slope), shape)],
+      }
+    })
+    return f(x) as R
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
     const y = new Float32Array(xv.length)
@@ -145,6 +162,19 @@ export function leakyReluFused<R extends tf.Tensor>(x: R, slope: number): R {
  */
 export function addLeakyReluFused<R extends tf.Tensor>(a: R, bT: tf.Tensor, slope: number): R {
   const shape = a.shape
+  if (useWasmKernels() && slope >= 0) {
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const y = addLeakyForward(values(args[0] as tf.Tensor), values(args[1] as tf.Tensor), slope)
+      return {
+        value: tf.tensor(y, shape),
+        gradFunc: (dy: tf.Tensor) => {
+          const dx = tf.tensor(leakyGrad(y, values(dy), slope), shape)
+          return [dx, tf.clone(dx)]
+        },
+      }
+    })
+    return f(a, bT) as R
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const av = values(args[0] as tf.Tensor)
     const bv = values(args[1] as tf.Tensor)

@@ -20,91 +20,75 @@
 #include <wasm_simd128.h>
 
 #define EXPORT(name) __attribute__((export_name(#name)))
-#define MR 4
-#define NR 8
+#define ALWAYS_INLINE __attribute__((always_inline)) static inline
 #define MAXT 27
+/* im2col tiles are used when a tile row (taps × channels) has at most this many floats */
+#define COL_MAX 640
 
 typedef float f32;
 
 /* ------------------------------------------------------------------------------------------ */
-/* Indirect convolution descriptor (all int32 fields; pointers are wasm32 addresses).          */
+/* Direct convolution descriptor (all int32 fields; pointers are wasm32 addresses).            */
 /*                                                                                            */
-/* The work is a grid of points j = (b, jd, jh, jw) with batch × gd × gh × gw points.          */
-/* Point j writes output row  out + idx(b, f + step·j) · n  (n channels, padded to NR in B).   */
-/* Tap t reads the A row at  coord = alpha·j + beta[t]  (per axis) of A [batch, ad, ah, aw, kc] */
-/* or the zero row when the coordinate is outside A.                                           */
-/* B is packed as [ceil(n / NR)][T][kc][NR].                                                  */
+/* The work is a grid of points j = (b, jd, jh, jw) with batch × gd × gh × gw points. A is     */
+/* stored zero-padded, [batch, ad, ah, aw, kc], so that every tap of every point is inside:    */
+/* point j reads the rows  A(b, alpha·j + lo) + off[t]  (off: per-tap offsets in floats).      */
+/* Output tap o writes the row at  f + step·j + obeta[o]  of out [batch, od, oh, ow, n]: one   */
+/* output tap normally, eight for the 2×2×2 transposed conv. B is packed as                   */
+/* [otaps][ceil(n / nr)][taps][kc][nr]; output blocks (otap, n-block) are numbered            */
+/* otap·ceil(n / nr) + block. A tile is up to R consecutive points of one W-row.              */
 typedef struct {
   int32_t batch, gd, gh, gw;
   f32 *out;
   int32_t od, oh, ow, n;
   int32_t fd, fh, fw;
   int32_t sd, sh, sw;
+  int32_t otaps;
+  const int32_t *obeta; /* [otaps][3] */
   const f32 *a;
   int32_t ad, ah, aw, kc;
   int32_t ald, alh, alw;
+  int32_t lod, loh, low;
   int32_t taps;
-  const int32_t *beta; /* [taps][3] */
+  const int32_t *off; /* [taps] */
   const f32 *b;
-  const f32 *zero;
-  int32_t rows_per_task; /* grid points per task (multiple of MR) */
-  int32_t nb_per_task;   /* NR-blocks of n per task */
+  int32_t rows_per_task; /* grid points per task */
+  int32_t nb_per_task;   /* output blocks per task */
   const f32 *bias;       /* [n] or 0 */
   int32_t accumulate;    /* 1: add to the existing output */
+  int32_t nr;            /* 4 or 8 output channels per block (tile of 8 or 4 points) */
 } IConv;
 
-static inline v128_t madd(v128_t acc, v128_t a, v128_t b) {
+ALWAYS_INLINE v128_t madd(v128_t acc, v128_t a, v128_t b) {
   return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
 }
 
-/* MR × NR micro-kernel over T taps × kc channels; a: [T][MR] row pointers, c: MR row pointers. */
-static void ukernel(int32_t T, int32_t kc, const f32 *const *a, const f32 *b, f32 *const *c,
-                    int32_t nvalid, int32_t accumulate, const f32 *bias) {
-  v128_t c00 = wasm_f32x4_const_splat(0.f), c01 = c00, c10 = c00, c11 = c00;
-  v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-  for (int32_t t = 0; t < T; t++) {
-    const f32 *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3];
-    a += MR;
-    for (int32_t k = 0; k < kc; k++) {
-      const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);
-      b += NR;
-      const v128_t v0 = wasm_v128_load32_splat(a0 + k);
-      const v128_t v1 = wasm_v128_load32_splat(a1 + k);
-      const v128_t v2 = wasm_v128_load32_splat(a2 + k);
-      const v128_t v3 = wasm_v128_load32_splat(a3 + k);
-      c00 = madd(c00, v0, b0);
-      c01 = madd(c01, v0, b1);
-      c10 = madd(c10, v1, b0);
-      c11 = madd(c11, v1, b1);
-      c20 = madd(c20, v2, b0);
-      c21 = madd(c21, v2, b1);
-      c30 = madd(c30, v3, b0);
-      c31 = madd(c31, v3, b1);
-    }
-  }
-  v128_t acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+/* Store an R × (4·NV) accumulator tile to rows c0 + r·ldc (r < rows, nvalid columns). */
+ALWAYS_INLINE void store_tile(const int R, const int NV, v128_t acc[][2], f32 *c0, int32_t ldc,
+                              int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {
   if (bias) {
-    f32 bb[NR];
-    for (int32_t i = 0; i < NR; i++) bb[i] = i < nvalid ? bias[i] : 0.f;
-    const v128_t bv0 = wasm_v128_load(bb), bv1 = wasm_v128_load(bb + 4);
-    for (int32_t r = 0; r < MR; r++) {
-      acc[r][0] = wasm_f32x4_add(acc[r][0], bv0);
-      acc[r][1] = wasm_f32x4_add(acc[r][1], bv1);
-    }
+    f32 bb[8] __attribute__((aligned(16)));
+    for (int32_t i = 0; i < 4 * NV; i++) bb[i] = i < nvalid ? bias[i] : 0.f;
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++)
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_add(acc[r][v], wasm_v128_load(bb + 4 * v));
   }
-  for (int32_t r = 0; r < MR; r++) {
-    f32 *cr = c[r];
-    if (nvalid == NR) {
-      if (accumulate) {
-        acc[r][0] = wasm_f32x4_add(acc[r][0], wasm_v128_load(cr));
-        acc[r][1] = wasm_f32x4_add(acc[r][1], wasm_v128_load(cr + 4));
+#pragma clang loop unroll(full)
+  for (int r = 0; r < R; r++) {
+    if (r >= rows) break;
+    f32 *cr = c0 + r * ldc;
+    if (nvalid == 4 * NV) {
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; v++) {
+        v128_t x = acc[r][v];
+        if (accumulate) x = wasm_f32x4_add(x, wasm_v128_load(cr + 4 * v));
+        wasm_v128_store(cr + 4 * v, x);
       }
-      wasm_v128_store(cr, acc[r][0]);
-      wasm_v128_store(cr + 4, acc[r][1]);
     } else {
-      f32 tmp[NR];
-      wasm_v128_store(tmp, acc[r][0]);
-      wasm_v128_store(tmp + 4, acc[r][1]);
+      f32 tmp[8] __attribute__((aligned(16)));
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; v++) wasm_v128_store(tmp + 4 * v, acc[r][v]);
       if (accumulate)
         for (int32_t i = 0; i < nvalid; i++) cr[i] += tmp[i];
       else
@@ -113,9 +97,106 @@ static void ukernel(int32_t T, int32_t kc, const f32 *const *a, const f32 *b, f3
   }
 }
 
-static void iconv_task(const IConv *p, int32_t task) {
+/*
+ * Micro-kernel: R points (rows a0 + r·S) × 4·NV output channels, over T taps (offsets off[t])
+ * and kc channels. KC > 0 is kc known at compile time (channel loop unrolled, addresses are
+ * immediate offsets); KC = 0 loops over a runtime kc.
+ */
+ALWAYS_INLINE void kernel_rows(const int R, const int NV, const int KC, int32_t T,
+                               const int32_t *off, const f32 *a0, int32_t S, int32_t kc,
+                               const f32 *b, f32 *c0, int32_t ldc, int32_t rows, int32_t nvalid,
+                               int32_t accumulate, const f32 *bias) {
+  v128_t acc[8][2];
+#pragma clang loop unroll(full)
+  for (int r = 0; r < R; r++)
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_const_splat(0.f);
+  for (int32_t t = 0; t < T; t++) {
+    const f32 *q[8];
+    const f32 *pt = a0 + off[t];
+#pragma clang loop unroll(full)
+    for (int r = 0; r < R; r++) q[r] = pt + r * S;
+    if (KC > 0) {
+#pragma clang loop unroll(full)
+      for (int k = 0; k < KC; k++) {
+        v128_t bv[2];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + 4 * v);
+        b += 4 * NV;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+          const v128_t x = wasm_v128_load32_splat(q[r] + k);
+#pragma clang loop unroll(full)
+          for (int v = 0; v < NV; v++) acc[r][v] = madd(acc[r][v], x, bv[v]);
+        }
+      }
+    } else {
+      for (int32_t k = 0; k < kc; k++) {
+        v128_t bv[2];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + 4 * v);
+        b += 4 * NV;
+#pragma clang loop unroll(full)
+        for (int r = 0; r < R; r++) {
+          const v128_t x = wasm_v128_load32_splat(q[r] + k);
+#pragma clang loop unroll(full)
+          for (int v = 0; v < NV; v++) acc[r][v] = madd(acc[r][v], x, bv[v]);
+        }
+      }
+    }
+  }
+  store_tile(R, NV, acc, c0, ldc, rows, nvalid, accumulate, bias);
+}
+
+typedef void (*RowKernel)(int32_t T, const int32_t *off, const f32 *a0, int32_t S, int32_t kc,
+                          const f32 *b, f32 *c0, int32_t ldc, int32_t rows, int32_t nvalid,
+                          int32_t accumulate, const f32 *bias);
+
+#define ROW_KERNEL(R, NV, KC)                                                                     \
+  __attribute__((noinline)) static void rows_##R##x##NV##_##KC(                                 \
+      int32_t T, const int32_t *off, const f32 *a0, int32_t S, int32_t kc, const f32 *b, f32 *c0, \
+      int32_t ldc, int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {          \
+    kernel_rows(R, NV, KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);       \
+  }
+ROW_KERNEL(8, 1, 0)
+ROW_KERNEL(8, 1, 1)
+ROW_KERNEL(8, 1, 2)
+ROW_KERNEL(8, 1, 3)
+ROW_KERNEL(8, 1, 4)
+ROW_KERNEL(8, 1, 8)
+ROW_KERNEL(4, 2, 0)
+ROW_KERNEL(4, 2, 1)
+ROW_KERNEL(4, 2, 2)
+ROW_KERNEL(4, 2, 3)
+ROW_KERNEL(4, 2, 4)
+ROW_KERNEL(4, 2, 8)
+
+static RowKernel row_kernel(int32_t nr, int32_t kc) {
+  if (nr == 4) {
+    switch (kc) {
+      case 1: return rows_8x1_1;
+      case 2: return rows_8x1_2;
+      case 3: return rows_8x1_3;
+      case 4: return rows_8x1_4;
+      case 8: return rows_8x1_8;
+      default: return rows_8x1_0;
+    }
+  }
+  switch (kc) {
+    case 1: return rows_4x2_1;
+    case 2: return rows_4x2_2;
+    case 3: return rows_4x2_3;
+    case 4: return rows_4x2_4;
+    case 8: return rows_4x2_8;
+    default: return rows_4x2_0;
+  }
+}
+
+__attribute__((noinline)) static void iconv_task(const IConv *p, int32_t task) {
+  const int32_t nr = p->nr, R = nr == 8 ? 4 : 8;
   const int32_t M = p->batch * p->gd * p->gh * p->gw;
-  const int32_t nblocks = (p->n + NR - 1) / NR;
+  const int32_t nbo = (p->n + nr - 1) / nr; /* blocks per output tap */
+  const int32_t nblocks = nbo * p->otaps;
   const int32_t ntn = (nblocks + p->nb_per_task - 1) / p->nb_per_task;
   const int32_t mt = task / ntn, nt = task % ntn;
   const int32_t m_begin = mt * p->rows_per_task;
@@ -124,169 +205,184 @@ static void iconv_task(const IConv *p, int32_t task) {
   const int32_t nb_begin = nt * p->nb_per_task;
   int32_t nb_end = nb_begin + p->nb_per_task;
   if (nb_end > nblocks) nb_end = nblocks;
-  const int32_t T = p->taps;
-  const f32 *aptr[MAXT * MR];
-  f32 *cptr[MR];
-  f32 dummy[NR] __attribute__((aligned(16)));
-  /* decode the first point */
+  const int32_t T = p->taps, kc = p->kc;
+  const RowKernel kern = row_kernel(nr, kc);
+  const int32_t S = p->alw * kc, ldc = p->sw * p->n;
+  const int64_t bstride = (int64_t)T * kc * nr;
   int32_t m = m_begin;
   int32_t jw = m % p->gw, q = m / p->gw;
   int32_t jh = q % p->gh;
   q /= p->gh;
   int32_t jd = q % p->gd, b = q / p->gd;
-  const int32_t plane = p->ah * p->aw, vol = p->ad * plane;
-  for (; m < m_end; m += MR) {
-    const int32_t rows = m_end - m < MR ? m_end - m : MR;
-    for (int32_t r = 0; r < MR; r++) {
-      if (r < rows) {
-        const int32_t od = p->fd + p->sd * jd, oh = p->fh + p->sh * jh, ow = p->fw + p->sw * jw;
-        cptr[r] = p->out + ((int64_t)((b * p->od + od) * p->oh + oh) * p->ow + ow) * p->n;
-        const int32_t cd = p->ald * jd, ch = p->alh * jh, cw = p->alw * jw;
-        const f32 *abase = p->a + (int64_t)b * vol * p->kc;
-        for (int32_t t = 0; t < T; t++) {
-          const int32_t id = cd + p->beta[3 * t], ih = ch + p->beta[3 * t + 1],
-                        iw = cw + p->beta[3 * t + 2];
-          const int ok = (uint32_t)id < (uint32_t)p->ad && (uint32_t)ih < (uint32_t)p->ah &&
-                         (uint32_t)iw < (uint32_t)p->aw;
-          aptr[t * MR + r] = ok ? abase + (int64_t)(id * plane + ih * p->aw + iw) * p->kc : p->zero;
-        }
-        if (++jw == p->gw) {
-          jw = 0;
-          if (++jh == p->gh) {
-            jh = 0;
-            if (++jd == p->gd) {
-              jd = 0;
-              b++;
-            }
-          }
-        }
-      } else {
-        cptr[r] = dummy;
-        for (int32_t t = 0; t < T; t++) aptr[t * MR + r] = p->zero;
-      }
+  while (m < m_end) {
+    int32_t rows = p->gw - jw;
+    if (rows > R) rows = R;
+    if (rows > m_end - m) rows = m_end - m;
+    const f32 *a0 =
+        p->a + ((int64_t)((b * p->ad + p->ald * jd + p->lod) * p->ah + p->alh * jh + p->loh) * p->aw +
+                p->alw * jw + p->low) * kc;
+    const int32_t od = p->fd + p->sd * jd, oh = p->fh + p->sh * jh, ow = p->fw + p->sw * jw;
+    for (int32_t blk = nb_begin; blk < nb_end; blk++) {
+      const int32_t o = blk / nbo, n0 = (blk % nbo) * nr;
+      const int32_t nvalid = p->n - n0 < nr ? p->n - n0 : nr;
+      f32 *c0 = p->out +
+                ((int64_t)((b * p->od + od + p->obeta[3 * o]) * p->oh + oh + p->obeta[3 * o + 1]) * p->ow +
+                 ow + p->obeta[3 * o + 2]) * p->n + n0;
+      kern(T, p->off, a0, S, kc, p->b + blk * bstride, c0, ldc, rows, nvalid, p->accumulate,
+           p->bias ? p->bias + n0 : 0);
     }
-    for (int32_t nb = nb_begin; nb < nb_end; nb++) {
-      const int32_t n0 = nb * NR;
-      const int32_t nvalid = p->n - n0 < NR ? p->n - n0 : NR;
-      f32 *c[MR];
-      for (int32_t r = 0; r < MR; r++) c[r] = r < rows ? cptr[r] + n0 : dummy;
-      ukernel(T, p->kc, aptr, p->b + (int64_t)nb * T * p->kc * NR, c, nvalid, p->accumulate,
-              p->bias ? p->bias + n0 : 0);
-    }
-  }
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Weight gradient: out[t][pc][qc] = Σ_j P_t(j)[·] ⊗ Q(j)[·] over the grid j (batch included). */
-/* Q(j) = q + m·qc with m the linear grid index; P_t(j) is the P row at alpha·j + beta[t]     */
-/* (skipped outside P). Tasks = (chunk, tap); each writes partial[chunk][t][pcp][qcp], with    */
-/* pcp = pc rounded up to MR and qcp = qc rounded up to NR. wgrad_reduce sums the chunks.      */
-typedef struct {
-  int32_t batch, gd, gh, gw;
-  const f32 *p;
-  int32_t pd, ph, pw, pc;
-  int32_t ald, alh, alw;
-  int32_t taps;
-  const int32_t *beta;
-  const f32 *q;
-  int32_t qc;
-  f32 *partial;
-  int32_t chunk; /* grid points per chunk */
-} WGrad;
-
-#define WCHUNK_MAX 4096
-
-static void wgrad_task(const WGrad *w, int32_t task) {
-  const int32_t T = w->taps;
-  const int32_t chunk = task / T, t = task % T;
-  const int32_t M = w->batch * w->gd * w->gh * w->gw;
-  const int32_t m_begin = chunk * w->chunk;
-  int32_t m_end = m_begin + w->chunk;
-  if (m_end > M) m_end = M;
-  const int32_t pcp = (w->pc + MR - 1) / MR * MR, qcp = (w->qc + NR - 1) / NR * NR;
-  f32 *outp = w->partial + ((int64_t)chunk * T + t) * pcp * qcp;
-  const f32 *pp[WCHUNK_MAX];
-  const f32 *qq[WCHUNK_MAX];
-  int32_t np = 0;
-  int32_t m = m_begin;
-  int32_t jw = m % w->gw, q = m / w->gw;
-  int32_t jh = q % w->gh;
-  q /= w->gh;
-  int32_t jd = q % w->gd, b = q / w->gd;
-  const int32_t plane = w->ph * w->pw, vol = w->pd * plane;
-  const int32_t bd = w->beta[3 * t], bh = w->beta[3 * t + 1], bw = w->beta[3 * t + 2];
-  for (; m < m_end; m++) {
-    const int32_t id = w->ald * jd + bd, ih = w->alh * jh + bh, iw = w->alw * jw + bw;
-    if ((uint32_t)id < (uint32_t)w->pd && (uint32_t)ih < (uint32_t)w->ph &&
-        (uint32_t)iw < (uint32_t)w->pw) {
-      pp[np] = w->p + ((int64_t)b * vol + id * plane + ih * w->pw + iw) * w->pc;
-      qq[np] = w->q + (int64_t)m * w->qc;
-      np++;
-    }
-    if (++jw == w->gw) {
+    m += rows;
+    jw += rows;
+    if (jw == p->gw) {
       jw = 0;
-      if (++jh == w->gh) {
+      if (++jh == p->gh) {
         jh = 0;
-        if (++jd == w->gd) {
+        if (++jd == p->gd) {
           jd = 0;
           b++;
         }
       }
     }
   }
-  for (int32_t p0 = 0; p0 < pcp; p0 += MR) {
-    for (int32_t q0 = 0; q0 < qcp; q0 += NR) {
-      v128_t c00 = wasm_f32x4_const_splat(0.f), c01 = c00, c10 = c00, c11 = c00;
-      v128_t c20 = c00, c21 = c00, c30 = c00, c31 = c00;
-      for (int32_t i = 0; i < np; i++) {
-        const f32 *pr = pp[i] + p0, *qr = qq[i] + q0;
-        const v128_t b0 = wasm_v128_load(qr), b1 = wasm_v128_load(qr + 4);
-        const v128_t v0 = wasm_v128_load32_splat(pr);
-        const v128_t v1 = wasm_v128_load32_splat(pr + 1);
-        const v128_t v2 = wasm_v128_load32_splat(pr + 2);
-        const v128_t v3 = wasm_v128_load32_splat(pr + 3);
-        c00 = madd(c00, v0, b0);
-        c01 = madd(c01, v0, b1);
-        c10 = madd(c10, v1, b0);
-        c11 = madd(c11, v1, b1);
-        c20 = madd(c20, v2, b0);
-        c21 = madd(c21, v2, b1);
-        c30 = madd(c30, v3, b0);
-        c31 = madd(c31, v3, b1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Weight gradient: out[t][pc][qc] = Σ_j P_t(j)[·] ⊗ Q(j)[·] over the grid j (batch included). */
+/* Q(j) = q + m·qc with m the linear grid index; P is stored zero-padded like A above, and     */
+/* P_t(j) = P(b, alpha·j + lo) + off[t]. Tasks = (chunk, tap group of `group` taps). A task    */
+/* gathers, for WSUB points at a time, the group's P rows side by side (an im2col strip) and   */
+/* accumulates strip^T · Q into partial[chunk][g][row][qcp] (rows padded to rp = group·pc      */
+/* rounded up to the tile height, qcp = qc rounded up to nr).                                  */
+typedef struct {
+  int32_t batch, gd, gh, gw;
+  const f32 *p;
+  int32_t pd, ph, pw, pc;
+  int32_t ald, alh, alw;
+  int32_t lod, loh, low;
+  int32_t taps;
+  const int32_t *off;
+  const f32 *q;
+  int32_t qc;
+  f32 *partial;
+  int32_t chunk; /* grid points per chunk */
+  int32_t group; /* taps per task */
+  int32_t nr;    /* 4 or 8 */
+} WGrad;
+
+#define WSUB 32
+#define WSTRIP 1024
+
+ALWAYS_INLINE void wgrad_block(const int MRc, const int NV, int32_t np, const f32 *strip,
+                               int32_t ls, int32_t p0, const f32 *const *qq, int32_t q0, f32 *out,
+                               int32_t ldo) {
+  v128_t acc[8][2];
+#pragma clang loop unroll(full)
+  for (int r = 0; r < MRc; r++)
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) acc[r][v] = wasm_v128_load(out + r * ldo + 4 * v);
+  for (int32_t i = 0; i < np; i++) {
+    const f32 *pr = strip + i * ls + p0, *qr = qq[i] + q0;
+    v128_t bv[2];
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(qr + 4 * v);
+#pragma clang loop unroll(full)
+    for (int r = 0; r < MRc; r++) {
+      const v128_t x = wasm_v128_load32_splat(pr + r);
+#pragma clang loop unroll(full)
+      for (int v = 0; v < NV; v++) acc[r][v] = madd(acc[r][v], x, bv[v]);
+    }
+  }
+#pragma clang loop unroll(full)
+  for (int r = 0; r < MRc; r++)
+#pragma clang loop unroll(full)
+    for (int v = 0; v < NV; v++) wasm_v128_store(out + r * ldo + 4 * v, acc[r][v]);
+}
+
+__attribute__((noinline)) static void wgrad_task(const WGrad *w, int32_t task) {
+  const int32_t T = w->taps, G = w->group, pc = w->pc;
+  const int32_t ngroups = (T + G - 1) / G;
+  const int32_t chunk = task / ngroups, g = task % ngroups;
+  const int32_t t0 = g * G, t1 = t0 + G < T ? t0 + G : T;
+  const int32_t nr = w->nr, mr = nr == 8 ? 4 : 8;
+  const int32_t rp = (G * pc + mr - 1) / mr * mr, qcp = (w->qc + nr - 1) / nr * nr;
+  const int32_t ls = (t1 - t0) * pc; /* strip row length */
+  const int32_t M = w->batch * w->gd * w->gh * w->gw;
+  const int32_t m_begin = chunk * w->chunk;
+  int32_t m_end = m_begin + w->chunk;
+  if (m_end > M) m_end = M;
+  f32 *outp = w->partial + ((int64_t)chunk * ngroups + g) * rp * qcp;
+  for (int32_t i = 0; i < rp * qcp; i++) outp[i] = 0.f;
+  f32 strip[WSUB * WSTRIP + 8] __attribute__((aligned(16)));
+  const f32 *qq[WSUB];
+  int32_t m = m_begin;
+  int32_t jw = m % w->gw, q = m / w->gw;
+  int32_t jh = q % w->gh;
+  q /= w->gh;
+  int32_t jd = q % w->gd, b = q / w->gd;
+  while (m < m_end) {
+    int32_t np = 0;
+    for (; np < WSUB && m < m_end; np++, m++) {
+      f32 *dst = strip + np * ls;
+      const f32 *base =
+          w->p + ((int64_t)((b * w->pd + w->ald * jd + w->lod) * w->ph + w->alh * jh + w->loh) * w->pw +
+                  w->alw * jw + w->low) * pc;
+      if ((pc & 3) == 0) {
+        for (int32_t t = t0; t < t1; t++, dst += pc) {
+          const f32 *src = base + w->off[t];
+          for (int32_t i = 0; i < pc; i += 4) wasm_v128_store(dst + i, wasm_v128_load(src + i));
+        }
+      } else {
+        for (int32_t t = t0; t < t1; t++, dst += pc) {
+          const f32 *src = base + w->off[t];
+          for (int32_t i = 0; i < pc; i++) dst[i] = src[i];
+        }
       }
-      f32 *o = outp + (int64_t)p0 * qcp + q0;
-      wasm_v128_store(o, c00);
-      wasm_v128_store(o + 4, c01);
-      wasm_v128_store(o + qcp, c10);
-      wasm_v128_store(o + qcp + 4, c11);
-      wasm_v128_store(o + 2 * qcp, c20);
-      wasm_v128_store(o + 2 * qcp + 4, c21);
-      wasm_v128_store(o + 3 * qcp, c30);
-      wasm_v128_store(o + 3 * qcp + 4, c31);
+      qq[np] = w->q + (int64_t)m * w->qc;
+      if (++jw == w->gw) {
+        jw = 0;
+        if (++jh == w->gh) {
+          jh = 0;
+          if (++jd == w->gd) {
+            jd = 0;
+            b++;
+          }
+        }
+      }
+    }
+    for (int32_t p0 = 0; p0 < ls; p0 += mr) {
+      for (int32_t q0 = 0; q0 < qcp; q0 += nr) {
+        f32 *o = outp + (int64_t)p0 * qcp + q0;
+        if (nr == 8)
+          wgrad_block(4, 2, np, strip, ls, p0, qq, q0, o, qcp);
+        else
+          wgrad_block(8, 1, np, strip, ls, p0, qq, q0, o, qcp);
+      }
     }
   }
 }
 
-/* out[t][pc][qc] = Σ_chunk partial[chunk][t][pcp][qcp], summed in chunk order in float64.   */
-/* Tasks split the T·pc rows.                                                                 */
+/* out[t][pc][qc] = Σ_chunk partial[chunk][group g][row][q], summed in chunk order in float64. */
+/* Tasks split the T·pc output rows.                                                          */
 typedef struct {
   const f32 *partial;
   f32 *out;
   int32_t chunks, taps, pc, qc;
   int32_t rows_per_task;
+  int32_t group, rp, qcp;
 } WReduce;
 
-static void wreduce_task(const WReduce *r, int32_t task) {
-  const int32_t pcp = (r->pc + MR - 1) / MR * MR, qcp = (r->qc + NR - 1) / NR * NR;
+__attribute__((noinline)) static void wreduce_task(const WReduce *r, int32_t task) {
   const int32_t rows = r->taps * r->pc;
+  const int32_t ngroups = (r->taps + r->group - 1) / r->group;
   const int32_t begin = task * r->rows_per_task;
   int32_t end = begin + r->rows_per_task;
   if (end > rows) end = rows;
-  const int64_t cstride = (int64_t)r->taps * pcp * qcp;
+  const int64_t cstride = (int64_t)ngroups * r->rp * r->qcp;
   double acc[512];
   for (int32_t row = begin; row < end; row++) {
     const int32_t t = row / r->pc, pi = row % r->pc;
-    const f32 *src = r->partial + ((int64_t)t * pcp + pi) * qcp;
+    const int32_t g = t / r->group, local = (t - g * r->group) * r->pc + pi;
+    const f32 *src = r->partial + ((int64_t)g * r->rp + local) * r->qcp;
     f32 *dst = r->out + (int64_t)row * r->qc;
     for (int32_t q0 = 0; q0 < r->qc; q0 += 512) {
       const int32_t len = r->qc - q0 < 512 ? r->qc - q0 : 512;
@@ -301,17 +397,17 @@ static void wreduce_task(const WReduce *r, int32_t task) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* B packing: dst[nb][t][k][NR] = src[toff[t] + k·sk + n·sn] (0 beyond n).                    */
+/* B packing: dst[nb][t][k][nr] = src[toff[t] + k·sk + n·sn] (0 beyond n).                    */
 EXPORT(pack_b)
 void pack_b(f32 *dst, const f32 *src, int32_t T, const int32_t *toff, int32_t K, int32_t N,
-            int32_t sk, int32_t sn) {
-  const int32_t nblocks = (N + NR - 1) / NR;
+            int32_t sk, int32_t sn, int32_t nr) {
+  const int32_t nblocks = (N + nr - 1) / nr;
   for (int32_t nb = 0; nb < nblocks; nb++) {
     for (int32_t t = 0; t < T; t++) {
       const f32 *s = src + toff[t];
       for (int32_t k = 0; k < K; k++) {
-        for (int32_t i = 0; i < NR; i++) {
-          const int32_t n = nb * NR + i;
+        for (int32_t i = 0; i < nr; i++) {
+          const int32_t n = nb * nr + i;
           *dst++ = n < N ? s[(int64_t)k * sk + (int64_t)n * sn] : 0.f;
         }
       }
@@ -345,7 +441,7 @@ static void norm_range(const Norm *p, int32_t task, int32_t *b, int32_t *r0, int
 }
 
 /* mode 0: Σx; 1: Σ(x − mean)²; 2: Σg and Σg·x̂ (backward, g = dy·act'(x̂)). */
-static void norm_stats_task(const Norm *p, int32_t task, int mode) {
+__attribute__((noinline)) static void norm_stats_task(const Norm *p, int32_t task, int mode) {
   int32_t b, r0, r1, k;
   norm_range(p, task, &b, &r0, &r1, &k);
   const int32_t C = p->c;
@@ -384,7 +480,7 @@ static void norm_stats_task(const Norm *p, int32_t task, int mode) {
 }
 
 /* mode 0: out = act((x − mean)·rstd); 1: out = rstd·(g − mg − x̂·mgx). */
-static void norm_apply_task(const Norm *p, int32_t task, int mode) {
+__attribute__((noinline)) static void norm_apply_task(const Norm *p, int32_t task, int mode) {
   int32_t b, r0, r1, k;
   norm_range(p, task, &b, &r0, &r1, &k);
   const int32_t C = p->c;
@@ -415,71 +511,7 @@ static void norm_apply_task(const Norm *p, int32_t task, int mode) {
 
 /* ------------------------------------------------------------------------------------------ */
 /* Loss terms on logits [B][N][K] (channels-last rows of K classes).                           */
-static inline f32 fexp(f32 x) {
-  if (x < -87.33f) return 0.f;
-  if (x > 88.72f) x = 88.72f;
-  const f32 k = __builtin_nearbyintf(x * 1.44269504088896341f);
-  const f32 r = x - k * 0.693359375f + k * 2.12194440e-4f;
-  f32 q = 1.9875691500e-4f;
-  q = q * r + 1.3981999507e-3f;
-  q = q * r + 8.3334519073e-3f;
-  q = q * r + 4.1665795894e-2f;
-  q = q * r + 1.6666665459e-1f;
-  q = q * r + 5.0000001201e-1f;
-  const f32 y = q * r * r + r + 1.f;
-  union {
-    int32_t i;
-    f32 f;
-  } u;
-  u.i = ((int32_t)k + 127) << 23;
-  return y * u.f;
-}
-
-/* natural log for x ≥ 1e-30 (Cephes logf) */
-static inline f32 flog(f32 x) {
-  union {
-    f32 f;
-    int32_t i;
-  } u = {x};
-  int32_t e = ((u.i >> 23) & 0xff) - 126;
-  u.i = (u.i & 0x807fffff) | 0x3f000000;
-  f32 m = u.f;
-  if (m < 0.707106781186547524f) {
-    e -= 1;
-    m = m + m - 1.f;
-  } else {
-    m = m - 1.f;
-  }
-  const f32 z = m * m;
-  f32 y = 7.0376836292e-2f;
-  y = y * m - 1.1514610310e-1f;
-  y = y * m + 1.1676998740e-1f;
-  y = y * m - 1.2420140846e-1f;
-  y = y * m + 1.4249322787e-1f;
-  y = y * m - 1.6668057665e-1f;
-  y = y * m + 2.0000714765e-1f;
-  y = y * m - 2.4999993993e-1f;
-  y = y * m + 3.3333331174e-1f;
-  y = y * m * z;
-  y += (f32)e * -2.12194440e-4f;
-  y -= 0.5f * z;
-  return m + y + (f32)e * 0.693359375f;
-}
-
 #define KMAX 256
-
-/* log-softmax of row x[0..k) · scale into out (max-shifted) */
-static inline void log_softmax(const f32 *x, int32_t k, f32 scale, f32 *out) {
-  f32 m = -3.4e38f;
-  for (int32_t j = 0; j < k; j++) {
-    out[j] = x[j] * scale;
-    if (out[j] > m) m = out[j];
-  }
-  f32 se = 0.f;
-  for (int32_t j = 0; j < k; j++) se += fexp(out[j] - m);
-  const f32 lse = m + flog(se);
-  for (int32_t j = 0; j < k; j++) out[j] -= lse;
-}
 
 /* 4-lane versions: four voxels at a time, classes gathered from the channels-last rows. */
 static inline v128_t vexp(v128_t x) {
@@ -549,14 +581,24 @@ static inline void log_softmax4(const f32 *x, int32_t K, f32 scale, v128_t *out)
   for (int32_t j = 0; j < K; j++) out[j] = wasm_f32x4_sub(out[j], lse);
 }
 
+/*
+ * Loss descriptor. Ops (row = one voxel's K values):
+ *   LSM       x → out1 = log-softmax(x·scale), out2 = its exp        (the teacher's, cached)
+ *   DICE_FWD  x = logits → out1 = softmax; partial = [Σp (K), Σp·g (K), Σg (K), Σ −log p_label]
+ *   DICE_BWD  x = softmax (from DICE_FWD) → out1 = dL/dlogits
+ *   KL_FWD    x = student logits, t = teacher log-probs, pt = teacher probs
+ *             → out1 = student log-probs; partial = Σ_v Σ_j pt (lt − lq)
+ *   KL_BWD    x = student log-probs (from KL_FWD), t, pt → out1 = dL/ds, out2 = dL/dt
+ */
 typedef struct {
-  const f32 *x;       /* logits (Dice) / student (KL) */
-  const f32 *t;       /* teacher (KL) */
-  const int32_t *lab; /* labels (Dice) */
+  const f32 *x;
+  const f32 *t;
+  const f32 *pt;
+  const int32_t *lab;
   int32_t batch, n, k, chunk;
-  const double *params; /* Dice bwd: [cDice, cCe, then B×K a, B×K gd]; KL: [invT, c] */
+  const double *params; /* LSM/KL: [scale = 1/τ, c]; DICE_BWD: [cDice, cCe, B×K a, B×K gd] */
   double *partial;
-  f32 *dx, *dt;
+  f32 *out1, *out2;
 } Loss;
 
 static void loss_range(const Loss *p, int32_t task, int32_t *b, int32_t *v0, int32_t *v1) {
@@ -568,178 +610,276 @@ static void loss_range(const Loss *p, int32_t task, int32_t *b, int32_t *v0, int
   *v1 = *v0 + p->chunk < end ? *v0 + p->chunk : end;
 }
 
-static inline v128_t label_mask(const int32_t *lab, int32_t j) {
-  return wasm_i32x4_eq(wasm_v128_load(lab), wasm_i32x4_splat(j));
-}
-
 static inline double hsum(v128_t v) {
   return (double)wasm_f32x4_extract_lane(v, 0) + (double)wasm_f32x4_extract_lane(v, 1) +
          (double)wasm_f32x4_extract_lane(v, 2) + (double)wasm_f32x4_extract_lane(v, 3);
 }
 
-/* partial[task] = [Σp (K), Σp·g (K), Σg (K), Σ −log p_label] */
-static void dice_fwd_task(const Loss *p, int32_t task) {
+/* label masks of four voxels: lanes where lab == j, and where 0 ≤ lab < K */
+static inline v128_t label_eq(v128_t labs, int32_t j) {
+  return wasm_i32x4_eq(labs, wasm_i32x4_splat(j));
+}
+
+/* the remaining 0–3 voxels of a range, through a zero-padded 4-voxel buffer */
+#define TAIL_LOAD(dst, src, K, count)                                                            \
+  do {                                                                                         \
+    for (int32_t _i = 0; _i < 4 * (K); _i++) (dst)[_i] = _i < (count) * (K) ? (src)[_i] : 0.f; \
+  } while (0)
+
+__attribute__((noinline)) static void lsm_task(const Loss *p, int32_t task) {
   int32_t b, v0, v1;
   loss_range(p, task, &b, &v0, &v1);
   const int32_t K = p->k;
-  double ps[KMAX], in[KMAX], gs[KMAX], ce = 0;
-  v128_t vps[KMAX], vin[KMAX], vgs[KMAX], row4[KMAX];
-  v128_t vce = wasm_f32x4_splat(0.f);
-  f32 row[KMAX];
-  for (int32_t j = 0; j < K; j++) {
-    ps[j] = in[j] = gs[j] = 0;
-    vps[j] = vin[j] = vgs[j] = wasm_f32x4_splat(0.f);
-  }
-  int32_t v = v0;
-  for (; v + 4 <= v1; v += 4) {
-    log_softmax4(p->x + (int64_t)v * K, K, 1.f, row4);
+  const f32 scale = (f32)p->params[0];
+  v128_t row[KMAX];
+  f32 buf[4 * KMAX], o1[4 * KMAX], o2[4 * KMAX];
+  for (int32_t v = v0; v < v1; v += 4) {
+    const int32_t cnt = v1 - v < 4 ? v1 - v : 4;
+    const f32 *x = p->x + (int64_t)v * K;
+    f32 *l = p->out1 + (int64_t)v * K, *e = p->out2 + (int64_t)v * K;
+    if (cnt < 4) {
+      TAIL_LOAD(buf, x, K, cnt);
+      x = buf;
+      l = o1;
+      e = o2;
+    }
+    log_softmax4(x, K, scale, row);
     for (int32_t j = 0; j < K; j++) {
-      const v128_t mask = label_mask(p->lab + v, j);
-      const v128_t pj = vexp(row4[j]);
+      scatter4(l + j, K, row[j]);
+      scatter4(e + j, K, vexp(row[j]));
+    }
+    if (cnt < 4) {
+      for (int32_t i = 0; i < cnt * K; i++) {
+        p->out1[(int64_t)v * K + i] = o1[i];
+        p->out2[(int64_t)v * K + i] = o2[i];
+      }
+    }
+  }
+}
+
+__attribute__((noinline)) static void dice_fwd_task(const Loss *p, int32_t task) {
+  int32_t b, v0, v1;
+  loss_range(p, task, &b, &v0, &v1);
+  const int32_t K = p->k;
+  v128_t vps[KMAX], vin[KMAX], vgs[KMAX], row[KMAX];
+  v128_t vce = wasm_f32x4_splat(0.f);
+  f32 buf[4 * KMAX], o1[4 * KMAX];
+  int32_t lbuf[4];
+  for (int32_t j = 0; j < K; j++) vps[j] = vin[j] = vgs[j] = wasm_f32x4_splat(0.f);
+  for (int32_t v = v0; v < v1; v += 4) {
+    const int32_t cnt = v1 - v < 4 ? v1 - v : 4;
+    const f32 *x = p->x + (int64_t)v * K;
+    const int32_t *lab = p->lab + v;
+    f32 *po = p->out1 + (int64_t)v * K;
+    v128_t valid = wasm_i32x4_splat(-1);
+    if (cnt < 4) {
+      TAIL_LOAD(buf, x, K, cnt);
+      for (int32_t i = 0; i < 4; i++) lbuf[i] = i < cnt ? lab[i] : -1;
+      x = buf;
+      lab = lbuf;
+      po = o1;
+      valid = wasm_i32x4_lt(wasm_i32x4_make(0, 1, 2, 3), wasm_i32x4_splat(cnt));
+    }
+    log_softmax4(x, K, 1.f, row);
+    const v128_t labs = wasm_v128_load(lab);
+    for (int32_t j = 0; j < K; j++) {
+      const v128_t mask = label_eq(labs, j);
+      const v128_t pj = wasm_v128_and(vexp(row[j]), valid);
+      scatter4(po + j, K, pj);
       vps[j] = wasm_f32x4_add(vps[j], pj);
       vin[j] = wasm_f32x4_add(vin[j], wasm_v128_and(pj, mask));
       vgs[j] = wasm_f32x4_add(vgs[j], wasm_v128_and(wasm_f32x4_splat(1.f), mask));
-      vce = wasm_f32x4_sub(vce, wasm_v128_and(row4[j], mask));
+      vce = wasm_f32x4_sub(vce, wasm_v128_and(row[j], mask));
     }
-  }
-  for (; v < v1; v++) {
-    log_softmax(p->x + (int64_t)v * K, K, 1.f, row);
-    const int32_t lab = p->lab[v];
-    for (int32_t j = 0; j < K; j++) ps[j] += fexp(row[j]);
-    if ((uint32_t)lab < (uint32_t)K) {
-      in[lab] += fexp(row[lab]);
-      gs[lab] += 1;
-      ce -= row[lab];
-    }
+    if (cnt < 4)
+      for (int32_t i = 0; i < cnt * K; i++) p->out1[(int64_t)v * K + i] = o1[i];
   }
   double *o = p->partial + (int64_t)task * (3 * K + 1);
   for (int32_t j = 0; j < K; j++) {
-    o[j] = ps[j] + hsum(vps[j]);
-    o[K + j] = in[j] + hsum(vin[j]);
-    o[2 * K + j] = gs[j] + hsum(vgs[j]);
+    o[j] = hsum(vps[j]);
+    o[K + j] = hsum(vin[j]);
+    o[2 * K + j] = hsum(vgs[j]);
   }
-  o[3 * K] = ce + hsum(vce);
+  o[3 * K] = hsum(vce);
 }
 
-static void dice_bwd_task(const Loss *p, int32_t task) {
+__attribute__((noinline)) static void dice_bwd_task(const Loss *p, int32_t task) {
   int32_t b, v0, v1;
   loss_range(p, task, &b, &v0, &v1);
   const int32_t K = p->k;
-  const double cd = p->params[0], cc = p->params[1];
   const double *a = p->params + 2 + b * K, *gd = p->params + 2 + p->batch * K + b * K;
-  f32 row[KMAX];
-  double pr[KMAX], gp[KMAX];
-  v128_t row4[KMAX], g4[KMAX], va[KMAX], vgd[KMAX];
+  v128_t pr[KMAX], g4[KMAX], va[KMAX], vgd[KMAX];
+  f32 buf[4 * KMAX], o1[4 * KMAX];
+  int32_t lbuf[4];
   for (int32_t j = 0; j < K; j++) {
     va[j] = wasm_f32x4_splat((f32)a[j]);
     vgd[j] = wasm_f32x4_splat((f32)gd[j]);
   }
-  const v128_t vcd = wasm_f32x4_splat((f32)cd), vcc = wasm_f32x4_splat((f32)cc);
-  int32_t v = v0;
-  for (; v + 4 <= v1; v += 4) {
-    log_softmax4(p->x + (int64_t)v * K, K, 1.f, row4);
-    const v128_t labs = wasm_v128_load(p->lab + v);
+  const v128_t vcd = wasm_f32x4_splat((f32)p->params[0]), vcc = wasm_f32x4_splat((f32)p->params[1]);
+  for (int32_t v = v0; v < v1; v += 4) {
+    const int32_t cnt = v1 - v < 4 ? v1 - v : 4;
+    const f32 *x = p->x + (int64_t)v * K;
+    const int32_t *lab = p->lab + v;
+    f32 *dx = p->out1 + (int64_t)v * K;
+    if (cnt < 4) {
+      TAIL_LOAD(buf, x, K, cnt);
+      for (int32_t i = 0; i < 4; i++) lbuf[i] = i < cnt ? lab[i] : -1;
+      x = buf;
+      lab = lbuf;
+      dx = o1;
+    }
+    const v128_t labs = wasm_v128_load(lab);
     const v128_t hit = wasm_v128_and(wasm_i32x4_ge(labs, wasm_i32x4_splat(0)),
                                      wasm_i32x4_lt(labs, wasm_i32x4_splat(K)));
     v128_t dot = wasm_f32x4_splat(0.f);
     for (int32_t j = 0; j < K; j++) {
-      const v128_t mask = wasm_i32x4_eq(labs, wasm_i32x4_splat(j));
-      row4[j] = vexp(row4[j]); /* now p_j */
-      g4[j] = wasm_f32x4_sub(va[j], wasm_v128_and(vgd[j], mask));
-      dot = wasm_f32x4_add(dot, wasm_f32x4_mul(row4[j], g4[j]));
+      pr[j] = gather4(x + j, K);
+      g4[j] = wasm_f32x4_sub(va[j], wasm_v128_and(vgd[j], label_eq(labs, j)));
+      dot = wasm_f32x4_add(dot, wasm_f32x4_mul(pr[j], g4[j]));
     }
-    f32 *o = p->dx + (int64_t)v * K;
     for (int32_t j = 0; j < K; j++) {
-      const v128_t mask = wasm_i32x4_eq(labs, wasm_i32x4_splat(j));
-      const v128_t pj = row4[j];
-      const v128_t ceg = wasm_f32x4_sub(wasm_v128_and(pj, hit), wasm_v128_and(wasm_f32x4_splat(1.f), mask));
-      const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(vcd, pj), wasm_f32x4_sub(g4[j], dot)),
+      const v128_t ceg = wasm_f32x4_sub(wasm_v128_and(pr[j], hit),
+                                        wasm_v128_and(wasm_f32x4_splat(1.f), label_eq(labs, j)));
+      const v128_t d = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_mul(vcd, pr[j]), wasm_f32x4_sub(g4[j], dot)),
                                       wasm_f32x4_mul(vcc, ceg));
-      scatter4(o + j, K, d);
+      scatter4(dx + j, K, d);
     }
-  }
-  for (; v < v1; v++) {
-    log_softmax(p->x + (int64_t)v * K, K, 1.f, row);
-    const int32_t lab = p->lab[v];
-    const int hit = (uint32_t)lab < (uint32_t)K;
-    double dot = 0;
-    for (int32_t j = 0; j < K; j++) {
-      pr[j] = fexp(row[j]);
-      gp[j] = a[j] - (hit && j == lab ? gd[j] : 0);
-      dot += pr[j] * gp[j];
-    }
-    f32 *o = p->dx + (int64_t)v * K;
-    for (int32_t j = 0; j < K; j++) {
-      const double ceg = pr[j] * (hit ? 1 : 0) - (hit && j == lab ? 1 : 0);
-      o[j] = (f32)(cd * pr[j] * (gp[j] - dot) + cc * ceg);
-    }
+    if (cnt < 4)
+      for (int32_t i = 0; i < cnt * K; i++) p->out1[(int64_t)v * K + i] = o1[i];
   }
 }
 
-/* partial[task] = Σ_v Σ_j p_t (log p_t − log q) */
-static void kl_fwd_task(const Loss *p, int32_t task) {
+__attribute__((noinline)) static void kl_fwd_task(const Loss *p, int32_t task) {
   int32_t b, v0, v1;
   loss_range(p, task, &b, &v0, &v1);
   const int32_t K = p->k;
-  const f32 invT = (f32)p->params[0];
-  f32 lt[KMAX], lq[KMAX];
-  v128_t lt4[KMAX], lq4[KMAX];
-  double sum = 0;
+  const f32 scale = (f32)p->params[0];
+  v128_t lq[KMAX];
+  f32 bx[4 * KMAX], bt[4 * KMAX], bp[4 * KMAX], o1[4 * KMAX];
   v128_t vsum = wasm_f32x4_splat(0.f);
-  int32_t v = v0;
-  for (; v + 4 <= v1; v += 4) {
-    log_softmax4(p->t + (int64_t)v * K, K, invT, lt4);
-    log_softmax4(p->x + (int64_t)v * K, K, invT, lq4);
-    for (int32_t j = 0; j < K; j++)
-      vsum = wasm_f32x4_add(vsum, wasm_f32x4_mul(vexp(lt4[j]), wasm_f32x4_sub(lt4[j], lq4[j])));
+  for (int32_t v = v0; v < v1; v += 4) {
+    const int32_t cnt = v1 - v < 4 ? v1 - v : 4;
+    const f32 *x = p->x + (int64_t)v * K, *t = p->t + (int64_t)v * K, *pt = p->pt + (int64_t)v * K;
+    f32 *lo = p->out1 + (int64_t)v * K;
+    if (cnt < 4) {
+      TAIL_LOAD(bx, x, K, cnt);
+      TAIL_LOAD(bt, t, K, cnt);
+      TAIL_LOAD(bp, pt, K, cnt); /* pt = 0 on the padding lanes: they add nothing */
+      x = bx;
+      t = bt;
+      pt = bp;
+      lo = o1;
+    }
+    log_softmax4(x, K, scale, lq);
+    for (int32_t j = 0; j < K; j++) {
+      scatter4(lo + j, K, lq[j]);
+      vsum = wasm_f32x4_add(vsum, wasm_f32x4_mul(gather4(pt + j, K),
+                                                 wasm_f32x4_sub(gather4(t + j, K), lq[j])));
+    }
+    if (cnt < 4)
+      for (int32_t i = 0; i < cnt * K; i++) p->out1[(int64_t)v * K + i] = o1[i];
   }
-  for (; v < v1; v++) {
-    log_softmax(p->t + (int64_t)v * K, K, invT, lt);
-    log_softmax(p->x + (int64_t)v * K, K, invT, lq);
-    f32 kl = 0;
-    for (int32_t j = 0; j < K; j++) kl += fexp(lt[j]) * (lt[j] - lq[j]);
-    sum += kl;
-  }
-  p->partial[task] = sum + hsum(vsum);
+  p->partial[task] = hsum(vsum);
 }
 
-static void kl_bwd_task(const Loss *p, int32_t task) {
+__attribute__((noinline)) static void kl_bwd_task(const Loss *p, int32_t task) {
   int32_t b, v0, v1;
   loss_range(p, task, &b, &v0, &v1);
   const int32_t K = p->k;
-  const f32 invT = (f32)p->params[0];
-  const double c = p->params[1];
-  const v128_t vc = wasm_f32x4_splat((f32)c);
-  f32 lt[KMAX], lq[KMAX];
-  v128_t lt4[KMAX], lq4[KMAX], pt4[KMAX];
-  int32_t v = v0;
-  for (; v + 4 <= v1; v += 4) {
-    log_softmax4(p->t + (int64_t)v * K, K, invT, lt4);
-    log_softmax4(p->x + (int64_t)v * K, K, invT, lq4);
+  const v128_t vc = wasm_f32x4_splat((f32)p->params[1]);
+  v128_t lq[KMAX], lt[KMAX], pt[KMAX];
+  f32 bx[4 * KMAX], bt[4 * KMAX], bp[4 * KMAX], o1[4 * KMAX], o2[4 * KMAX];
+  for (int32_t v = v0; v < v1; v += 4) {
+    const int32_t cnt = v1 - v < 4 ? v1 - v : 4;
+    const f32 *x = p->x + (int64_t)v * K, *t = p->t + (int64_t)v * K, *ptp = p->pt + (int64_t)v * K;
+    f32 *ds = p->out1 + (int64_t)v * K, *dt = p->out2 + (int64_t)v * K;
+    if (cnt < 4) {
+      TAIL_LOAD(bx, x, K, cnt);
+      TAIL_LOAD(bt, t, K, cnt);
+      TAIL_LOAD(bp, ptp, K, cnt);
+      x = bx;
+      t = bt;
+      ptp = bp;
+      ds = o1;
+      dt = o2;
+    }
     v128_t kl = wasm_f32x4_splat(0.f);
     for (int32_t j = 0; j < K; j++) {
-      pt4[j] = vexp(lt4[j]);
-      kl = wasm_f32x4_add(kl, wasm_f32x4_mul(pt4[j], wasm_f32x4_sub(lt4[j], lq4[j])));
+      lq[j] = gather4(x + j, K);
+      lt[j] = gather4(t + j, K);
+      pt[j] = gather4(ptp + j, K);
+      kl = wasm_f32x4_add(kl, wasm_f32x4_mul(pt[j], wasm_f32x4_sub(lt[j], lq[j])));
     }
-    f32 *ds = p->dx + (int64_t)v * K, *dt = p->dt + (int64_t)v * K;
     for (int32_t j = 0; j < K; j++) {
-      scatter4(ds + j, K, wasm_f32x4_mul(vc, wasm_f32x4_sub(vexp(lq4[j]), pt4[j])));
-      const v128_t d = wasm_f32x4_sub(wasm_f32x4_sub(lt4[j], lq4[j]), kl);
-      scatter4(dt + j, K, wasm_f32x4_mul(wasm_f32x4_mul(vc, pt4[j]), d));
+      scatter4(ds + j, K, wasm_f32x4_mul(vc, wasm_f32x4_sub(vexp(lq[j]), pt[j])));
+      const v128_t d = wasm_f32x4_sub(wasm_f32x4_sub(lt[j], lq[j]), kl);
+      scatter4(dt + j, K, wasm_f32x4_mul(wasm_f32x4_mul(vc, pt[j]), d));
+    }
+    if (cnt < 4) {
+      for (int32_t i = 0; i < cnt * K; i++) {
+        p->out1[(int64_t)v * K + i] = o1[i];
+        p->out2[(int64_t)v * K + i] = o2[i];
+      }
     }
   }
-  for (; v < v1; v++) {
-    log_softmax(p->t + (int64_t)v * K, K, invT, lt);
-    log_softmax(p->x + (int64_t)v * K, K, invT, lq);
-    f32 kl = 0;
-    for (int32_t j = 0; j < K; j++) kl += fexp(lt[j]) * (lt[j] - lq[j]);
-    f32 *ds = p->dx + (int64_t)v * K, *dt = p->dt + (int64_t)v * K;
-    for (int32_t j = 0; j < K; j++) {
-      const f32 pt = fexp(lt[j]);
-      ds[j] = (f32)(c * (fexp(lq[j]) - pt));
-      dt[j] = (f32)(c * pt * (lt[j] - lq[j] - kl));
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Elementwise: y = leaky(x), y = leaky(a + b), and the gradient dx = y > 0 ? g : g·slope      */
+/* (slope ≥ 0, so y > 0 exactly where the input was > 0). Tasks are chunks of `chunk` floats.  */
+typedef struct {
+  const f32 *a, *b;
+  f32 *out;
+  int32_t n, chunk;
+  f32 slope;
+} Elem;
+
+__attribute__((noinline)) static void elem_task(const Elem *e, int32_t task, int mode) {
+  const int32_t i0 = task * e->chunk;
+  const int32_t i1 = i0 + e->chunk < e->n ? i0 + e->chunk : e->n;
+  const v128_t sl = wasm_f32x4_splat(e->slope), zero = wasm_f32x4_splat(0.f);
+  int32_t i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    v128_t x = wasm_v128_load(e->a + i);
+    if (mode == 1) x = wasm_f32x4_add(x, wasm_v128_load(e->b + i));
+    v128_t y;
+    if (mode == 2) {
+      const v128_t g = wasm_v128_load(e->b + i);
+      y = wasm_v128_bitselect(g, wasm_f32x4_mul(g, sl), wasm_f32x4_gt(x, zero));
+    } else {
+      y = wasm_v128_bitselect(x, wasm_f32x4_mul(x, sl), wasm_f32x4_gt(x, zero));
+    }
+    wasm_v128_store(e->out + i, y);
+  }
+  for (; i < i1; i++) {
+    f32 x = e->a[i];
+    if (mode == 1) x += e->b[i];
+    if (mode == 2) {
+      const f32 g = e->b[i];
+      e->out[i] = x > 0.f ? g : g * e->slope;
+    } else {
+      e->out[i] = x > 0.f ? x : x * e->slope;
     }
   }
+}
+
+/* Column sums of q [rows][c] by chunks of `chunk` rows: partial[task][c] (float64). */
+typedef struct {
+  const f32 *q;
+  int32_t rows, c, chunk;
+  double *partial;
+} ColSum;
+
+__attribute__((noinline)) static void colsum_task(const ColSum *s, int32_t task) {
+  const int32_t r0 = task * s->chunk;
+  const int32_t r1 = r0 + s->chunk < s->rows ? r0 + s->chunk : s->rows;
+  f32 acc[NORM_CMAX];
+  for (int32_t c = 0; c < s->c; c++) acc[c] = 0.f;
+  const f32 *q = s->q + (int64_t)r0 * s->c;
+  for (int32_t r = r0; r < r1; r++, q += s->c)
+    for (int32_t c = 0; c < s->c; c++) acc[c] += q[c];
+  double *o = s->partial + (int64_t)task * s->c;
+  for (int32_t c = 0; c < s->c; c++) o[c] = acc[c];
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -753,53 +893,39 @@ enum {
   OP_NORM_APPLY = 12,
   OP_NORM_BSTATS = 13,
   OP_NORM_BAPPLY = 14,
+  OP_LSM = 19,
   OP_DICE_FWD = 20,
   OP_DICE_BWD = 21,
   OP_KL_FWD = 22,
   OP_KL_BWD = 23,
+  OP_LEAKY = 30,
+  OP_ADD_LEAKY = 31,
+  OP_LEAKY_GRAD = 32,
+  OP_COLSUM = 33,
 };
 
 EXPORT(run_task)
 void run_task(const int32_t *job, int32_t task) {
+  const void *d = job + 1;
   switch (job[0]) {
-    case OP_ICONV:
-      iconv_task((const IConv *)(job + 1), task);
-      break;
-    case OP_WGRAD:
-      wgrad_task((const WGrad *)(job + 1), task);
-      break;
-    case OP_WREDUCE:
-      wreduce_task((const WReduce *)(job + 1), task);
-      break;
-    case OP_NORM_SUM:
-      norm_stats_task((const Norm *)(job + 1), task, 0);
-      break;
-    case OP_NORM_SQ:
-      norm_stats_task((const Norm *)(job + 1), task, 1);
-      break;
-    case OP_NORM_BSTATS:
-      norm_stats_task((const Norm *)(job + 1), task, 2);
-      break;
-    case OP_NORM_APPLY:
-      norm_apply_task((const Norm *)(job + 1), task, 0);
-      break;
-    case OP_NORM_BAPPLY:
-      norm_apply_task((const Norm *)(job + 1), task, 1);
-      break;
-    case OP_DICE_FWD:
-      dice_fwd_task((const Loss *)(job + 1), task);
-      break;
-    case OP_DICE_BWD:
-      dice_bwd_task((const Loss *)(job + 1), task);
-      break;
-    case OP_KL_FWD:
-      kl_fwd_task((const Loss *)(job + 1), task);
-      break;
-    case OP_KL_BWD:
-      kl_bwd_task((const Loss *)(job + 1), task);
-      break;
-    default:
-      __builtin_trap();
+    case OP_ICONV: iconv_task(d, task); break;
+    case OP_WGRAD: wgrad_task(d, task); break;
+    case OP_WREDUCE: wreduce_task(d, task); break;
+    case OP_NORM_SUM: norm_stats_task(d, task, 0); break;
+    case OP_NORM_SQ: norm_stats_task(d, task, 1); break;
+    case OP_NORM_BSTATS: norm_stats_task(d, task, 2); break;
+    case OP_NORM_APPLY: norm_apply_task(d, task, 0); break;
+    case OP_NORM_BAPPLY: norm_apply_task(d, task, 1); break;
+    case OP_LSM: lsm_task(d, task); break;
+    case OP_DICE_FWD: dice_fwd_task(d, task); break;
+    case OP_DICE_BWD: dice_bwd_task(d, task); break;
+    case OP_KL_FWD: kl_fwd_task(d, task); break;
+    case OP_KL_BWD: kl_bwd_task(d, task); break;
+    case OP_LEAKY: elem_task(d, task, 0); break;
+    case OP_ADD_LEAKY: elem_task(d, task, 1); break;
+    case OP_LEAKY_GRAD: elem_task(d, task, 2); break;
+    case OP_COLSUM: colsum_task(d, task); break;
+    default: __builtin_trap();
   }
 }
 

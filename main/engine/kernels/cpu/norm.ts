@@ -140,3 +140,43 @@ export function instanceNormBackward(
     return rt.read(out, x.length)
   })
 }
+
+const OP_LEAKY = 30
+const OP_ADD_LEAKY = 31
+const OP_LEAKY_GRAD = 32
+const ELEM_CHUNK = 1 << 16
+
+function f32bits(v: number): number {
+  return new Int32Array(Float32Array.of(v).buffer)[0]!
+}
+
+function elem(op: number, a: Float32Array, b: Float32Array | null, slope: number): Float32Array {
+  return withArena((rt) => {
+    const n = a.length
+    const ap = rt.put(a)
+    const bp = b ? rt.put(b) : 0
+    const out = rt.alloc(n * 4)
+    rt.run(
+      op,
+      [ap, bp, out, n, ELEM_CHUNK, f32bits(slope)],
+      Math.ceil(n / ELEM_CHUNK),
+      n >= 1 << 15,
+    )
+    return rt.read(out, n)
+  })
+}
+
+/** LeakyReLU(x) with `slope` ≥ 0. */
+export function leakyForward(x: Float32Array, slope: number): Float32Array {
+  return elem(OP_LEAKY, x, null, slope)
+}
+
+/** LeakyReLU(a + b) with `slope` ≥ 0 (the residual join). */
+export function addLeakyForward(a: Float32Array, b: Float32Array, slope: number): Float32Array {
+  return elem(OP_ADD_LEAKY, a, b, slope)
+}
+
+/** Gradient of a LeakyReLU (`slope` ≥ 0) from its output `y`: g where y > 0, else g·slope. */
+export function leakyGrad(y: Float32Array, g: Float32Array, slope: number): Float32Array {
+  return elem(OP_LEAKY_GRAD, y, g, slope)
+}

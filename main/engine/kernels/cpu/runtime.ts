@@ -49,6 +49,7 @@ interface KernelExports {
     n: number,
     sk: number,
     sn: number,
+    nr: number,
   ): void
   set_stack_pointer(sp: number): void
   __heap_base: { value: number }
