@@ -1,11 +1,66 @@
 /**
- * Concatenation along the last (channel) axis in one typed-array pass, with a gradient that
- * splits the rows back in one pass. TF.js's own gradient of `concat` is a `slice` per input,
- * which on the CPU backend takes a generic per-element path for column slices (it was the
- * largest single cost of a small-network step on the `wasm` backend).
+ * Concatenation along the last (channel) axis and its gradient (the split back), as row
+ * copies in WebAssembly on every core. TF.js's own gradient of `concat` is a `slice` per
+ * input, which on the CPU backend takes a generic per-element path for column slices, and a
+ * JavaScript element loop costs ~10× a wasm copy here.
  */
 import { tf } from '../../tf'
 import { values } from '../dispatch'
+import { withArena, type CpuRuntime, type Ptr } from './runtime'
+
+const OP_COPY = 34
+const ROWS_PER_TASK = 4096
+
+/** Copy `rows` rows of width `w` from `src` (row stride ws, offset os) to `dst` (wd, od), all in the arena. */
+function copyRowsJob(
+  rt: CpuRuntime,
+  src: Ptr,
+  dst: Ptr,
+  rows: number,
+  w: number,
+  ws: number,
+  os: number,
+  wd: number,
+  od: number,
+) {
+  return {
+    job: rt.job(OP_COPY, [src, dst, rows, w, ws, os, wd, od, ROWS_PER_TASK]),
+    ntasks: Math.ceil(rows / ROWS_PER_TASK),
+  }
+}
+
+/** `[rows, Σw]` from row-major parts `[rows, w_i]`. */
+function concatRows(parts: Float32Array[], widths: number[], rows: number): Float32Array {
+  const total = widths.reduce((a, b) => a + b, 0)
+  return withArena((rt) => {
+    const dst = rt.alloc(rows * total * 4)
+    let off = 0
+    const jobs = parts.map((v, i) => {
+      const job = copyRowsJob(rt, rt.put(v), dst, rows, widths[i]!, widths[i]!, 0, total, off)
+      off += widths[i]!
+      return job
+    })
+    rt.runMany(jobs, rows * total >= 1 << 17)
+    return rt.read(dst, rows * total)
+  })
+}
+
+/** The parts `[rows, w_i]` of a row-major `[rows, Σw]` array. */
+function splitRows(g: Float32Array, widths: number[], rows: number): Float32Array[] {
+  const total = widths.reduce((a, b) => a + b, 0)
+  return withArena((rt) => {
+    const src = rt.put(g)
+    let off = 0
+    const dsts = widths.map((w) => rt.alloc(rows * w * 4))
+    const jobs = widths.map((w, i) => {
+      const job = copyRowsJob(rt, src, dsts[i]!, rows, w, total, off, w, 0)
+      off += w
+      return job
+    })
+    rt.runMany(jobs, rows * total >= 1 << 17)
+    return dsts.map((d, i) => rt.read(d, rows * widths[i]!))
+  })
+}
 
 /** `concat(xs, -1)` for tensors that share every axis but the last; differentiable. */
 export function concatLastFused(xs: tf.Tensor[]): tf.Tensor {
@@ -19,32 +74,11 @@ export function concatLastFused(xs: tf.Tensor[]): tf.Tensor {
     }
   }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const out = new Float32Array(rows * total)
-    let off = 0
-    for (let i = 0; i < xs.length; i++) {
-      const v = values(args[i] as tf.Tensor)
-      const c = widths[i]!
-      for (let r = 0, src = 0, dst = off; r < rows; r++, dst += total) {
-        for (let ch = 0; ch < c; ch++, src++) out[dst + ch] = v[src]!
-      }
-      off += c
-    }
+    const parts = xs.map((_, i) => values(args[i] as tf.Tensor))
     return {
-      value: tf.tensor(out, [...lead, total]),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = values(dy)
-        const grads: tf.Tensor[] = []
-        let o = 0
-        for (const c of widths) {
-          const part = new Float32Array(rows * c)
-          for (let r = 0, dst = 0, src = o; r < rows; r++, src += total) {
-            for (let ch = 0; ch < c; ch++, dst++) part[dst] = g[src + ch]!
-          }
-          grads.push(tf.tensor(part, [...lead, c]))
-          o += c
-        }
-        return grads
-      },
+      value: tf.tensor(concatRows(parts, widths, rows), [...lead, total]),
+      gradFunc: (dy: tf.Tensor) =>
+        splitRows(values(dy), widths, rows).map((g, i) => tf.tensor(g, [...lead, widths[i]!])),
     }
   })
   return f(...xs)

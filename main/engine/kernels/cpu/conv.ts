@@ -145,7 +145,7 @@ function tapOffsets(a: Padded, beta: number[][]): number[] {
 function iconvTiles(rt: CpuRuntime, M: number, nblocks: number, macsPerPoint: number, mr: number) {
   const work = M * macsPerPoint
   const threads = rt.threads
-  if (threads <= 1 || work < 1 << 18) return { rows: roundUp(Math.max(M, 1), mr), nb: nblocks }
+  if (threads <= 1 || work < 1 << 21) return { rows: roundUp(Math.max(M, 1), mr), nb: nblocks }
   // enough tasks for load balancing on a shared machine, each still a few hundred µs of work
   const want = Math.min(Math.max(Math.ceil(work / (1 << 20)), 4 * threads), 32 * threads)
   let nb = nblocks
@@ -162,10 +162,11 @@ function roundUp(n: number, m: number): number {
   return Math.ceil(n / m) * m
 }
 
-function runIConv(rt: CpuRuntime, j: IConvJob): void {
+/** Write the descriptor of an indirect-conv job into the arena; null when it has no work. */
+function iconvJob(rt: CpuRuntime, j: IConvJob): { job: Ptr; ntasks: number } | null {
   const T = j.beta.length
   const M = j.batch * j.grid[0] * j.grid[1] * j.grid[2]
-  if (M === 0 || T === 0) return
+  if (M === 0 || T === 0) return null
   const obeta = j.obeta ?? [[0, 0, 0]]
   const kc = j.a.channels
   const mr = j.nr === 8 ? 4 : 8
@@ -173,7 +174,7 @@ function runIConv(rt: CpuRuntime, j: IConvJob): void {
   const { rows, nb } = iconvTiles(rt, M, nblocks, T * kc * j.n * obeta.length, mr)
   const offPtr = rt.putInt(tapOffsets(j.a, j.beta))
   const obetaPtr = rt.putInt(obeta.flat())
-  const fields = [
+  const job = rt.job(OP_ICONV, [
     j.batch,
     ...j.grid,
     j.out,
@@ -196,17 +197,30 @@ function runIConv(rt: CpuRuntime, j: IConvJob): void {
     j.bias ?? 0,
     j.accumulate ? 1 : 0,
     j.nr,
-  ]
-  const ntasks = Math.ceil(M / rows) * Math.ceil(nblocks / nb)
+  ])
+  return { job, ntasks: Math.ceil(M / rows) * Math.ceil(nblocks / nb) }
+}
+
+/** Run independent indirect-conv jobs as one parallel job. */
+function runIConvs(rt: CpuRuntime, jobs: IConvJob[]): void {
+  const built = jobs.map((j) => iconvJob(rt, j)).filter((j) => j !== null)
   const t0 = performance.now()
-  rt.run(OP_ICONV, fields, ntasks)
+  rt.runMany(built)
   if (DETAIL) {
-    const key = `iconv kc${kc} n${j.n} T${T} o${obeta.length} M${M} a${j.alpha.join('')}`
+    const j = jobs[0]!
+    const key = `iconv kc${j.a.channels} n${j.n} T${j.beta.length} ×${jobs.length} o${(j.obeta ?? [0]).length} M${j.batch * j.grid[0] * j.grid[1] * j.grid[2]} a${j.alpha.join('')}`
     const d = (DETAIL[key] ??= { calls: 0, ms: 0, gflop: 0 })
     d.calls++
     d.ms += performance.now() - t0
-    d.gflop += (2 * M * T * kc * j.n * obeta.length) / 1e9
+    for (const x of jobs) {
+      const M = x.batch * x.grid[0] * x.grid[1] * x.grid[2]
+      d.gflop += (2 * M * x.beta.length * x.a.channels * x.n * (x.obeta ?? [0]).length) / 1e9
+    }
   }
+}
+
+function runIConv(rt: CpuRuntime, j: IConvJob): void {
+  runIConvs(rt, [j])
 }
 
 /** Per-shape timings when DSD_CPU_STATS=detail (profiling aid). */
@@ -304,7 +318,7 @@ function runWGrad(rt: CpuRuntime, j: WGradJob): Float32Array {
       nr,
     ],
     chunks * ngroups,
-    M * T * j.pc * j.qc >= 1 << 18,
+    M * T * j.pc * j.qc >= 1 << 21,
   )
   if (DETAIL) {
     const key = `wgrad pc${j.pc} qc${j.qc} T${T} M${M}`
@@ -420,10 +434,10 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, g: ConvGeomet
     // voxels that no tap reaches (e.g. a 1×1×1 kernel at stride 2) get a zero gradient
     if (covered < g.in[0] * g.in[1] * g.in[2]) rt.F32.fill(0, dx >> 2, (dx >> 2) + n)
     const nr = blockWidth(ci)
-    for (const c of classes) {
-      const mark = rt.mark()
-      const b = packB(rt, wp, [c.ks.map((k) => tapIndex(g.kernel, k) * ci * co)], co, ci, 1, co, nr)
-      runIConv(rt, {
+    // the classes write disjoint voxels: one parallel job for all of them
+    runIConvs(
+      rt,
+      classes.map((c) => ({
         batch: g.batch,
         grid: c.grid,
         out: dx,
@@ -432,13 +446,12 @@ export function conv3dInputGrad(dy: Float32Array, w: Float32Array, g: ConvGeomet
         first: c.first,
         step: s,
         a,
-        alpha: [1, 1, 1],
+        alpha: [1, 1, 1] as V3,
         beta: c.beta,
-        b,
+        b: packB(rt, wp, [c.ks.map((k) => tapIndex(g.kernel, k) * ci * co)], co, ci, 1, co, nr),
         nr,
-      })
-      rt.reset(mark)
-    }
+      })),
+    )
     return rt.read(dx, n)
   })
 }
@@ -584,7 +597,7 @@ export function columnSumsWasm(q: Float32Array, c: number): Float32Array {
   return withArena((rt) => {
     const chunks = Math.ceil(rows / COLSUM_CHUNK)
     const partial = rt.alloc(chunks * c * 8)
-    rt.run(OP_COLSUM, [rt.put(q), rows, c, COLSUM_CHUNK, partial], chunks, q.length >= 1 << 15)
+    rt.run(OP_COLSUM, [rt.put(q), rows, c, COLSUM_CHUNK, partial], chunks, q.length >= 1 << 17)
     const P = rt.f64(partial, chunks * c)
     const acc = new Float64Array(c)
     for (let k = 0; k < chunks; k++) for (let j = 0; j < c; j++) acc[j]! += P[k * c + j]!

@@ -59,10 +59,6 @@ typedef struct {
   int32_t nr;            /* 4 or 8 output channels per block (tile of 8 or 4 points) */
 } IConv;
 
-ALWAYS_INLINE v128_t madd(v128_t acc, v128_t a, v128_t b) {
-  return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
-}
-
 /* Store an R × (4·NV) accumulator tile to rows c0 + r·ldc (r < rows, nvalid columns). */
 ALWAYS_INLINE void store_tile(const int R, const int NV, v128_t acc[][2], f32 *c0, int32_t ldc,
                               int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {
@@ -98,54 +94,90 @@ ALWAYS_INLINE void store_tile(const int R, const int NV, v128_t acc[][2], f32 *c
 }
 
 /*
- * Micro-kernel: R points (rows a0 + r·S) × 4·NV output channels, over T taps (offsets off[t])
- * and kc channels. KC > 0 is kc known at compile time (channel loop unrolled, addresses are
- * immediate offsets); KC = 0 loops over a runtime kc.
+ * Micro-kernels: R points (rows a0 + r·S) × 4·NV output channels, over T taps (offsets off[t])
+ * and kc channels; (R, NV) = (4, 2) or (8, 1). KC > 0 is kc known at compile time (channel
+ * loop unrolled, addresses are immediate offsets); KC = 0 loops over a runtime kc. The
+ * accumulators are plain locals: an array here would live in linear memory, where clang must
+ * assume the input pointers alias it and store it back on every iteration.
  */
+#define MADD(c, x, b) c = wasm_f32x4_add(c, wasm_f32x4_mul(x, b))
+
+ALWAYS_INLINE void kernel_4x2(const int KC, int32_t T, const int32_t *off, const f32 *a0,
+                              int32_t S, int32_t kc, const f32 *b, f32 *c0, int32_t ldc,
+                              int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {
+  v128_t c00 = wasm_f32x4_const_splat(0.f), c01 = c00, c10 = c00, c11 = c00, c20 = c00,
+         c21 = c00, c30 = c00, c31 = c00;
+  for (int32_t t = 0; t < T; t++) {
+    const f32 *q0 = a0 + off[t], *q1 = q0 + S, *q2 = q1 + S, *q3 = q2 + S;
+#define STEP_4x2(k)                                                                             \
+  {                                                                                              \
+    const v128_t b0 = wasm_v128_load(b), b1 = wasm_v128_load(b + 4);                            \
+    b += 8;                                                                                      \
+    v128_t x = wasm_v128_load32_splat(q0 + (k));                                                 \
+    MADD(c00, x, b0);                                                                            \
+    MADD(c01, x, b1);                                                                            \
+    x = wasm_v128_load32_splat(q1 + (k));                                                        \
+    MADD(c10, x, b0);                                                                            \
+    MADD(c11, x, b1);                                                                            \
+    x = wasm_v128_load32_splat(q2 + (k));                                                        \
+    MADD(c20, x, b0);                                                                            \
+    MADD(c21, x, b1);                                                                            \
+    x = wasm_v128_load32_splat(q3 + (k));                                                        \
+    MADD(c30, x, b0);                                                                            \
+    MADD(c31, x, b1);                                                                            \
+  }
+    if (KC > 0) {
+#pragma clang loop unroll(full)
+      for (int32_t k = 0; k < KC; k++) STEP_4x2(k)
+    } else {
+      for (int32_t k = 0; k < kc; k++) STEP_4x2(k)
+    }
+  }
+  v128_t acc[8][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}};
+  store_tile(4, 2, acc, c0, ldc, rows, nvalid, accumulate, bias);
+}
+
+ALWAYS_INLINE void kernel_8x1(const int KC, int32_t T, const int32_t *off, const f32 *a0,
+                              int32_t S, int32_t kc, const f32 *b, f32 *c0, int32_t ldc,
+                              int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {
+  v128_t c0v = wasm_f32x4_const_splat(0.f), c1v = c0v, c2v = c0v, c3v = c0v, c4v = c0v,
+         c5v = c0v, c6v = c0v, c7v = c0v;
+  for (int32_t t = 0; t < T; t++) {
+    const f32 *q0 = a0 + off[t], *q1 = q0 + S, *q2 = q1 + S, *q3 = q2 + S, *q4 = q3 + S,
+              *q5 = q4 + S, *q6 = q5 + S, *q7 = q6 + S;
+#define STEP_8x1(k)                                                                             \
+  {                                                                                              \
+    const v128_t b0 = wasm_v128_load(b);                                                         \
+    b += 4;                                                                                      \
+    MADD(c0v, wasm_v128_load32_splat(q0 + (k)), b0);                                             \
+    MADD(c1v, wasm_v128_load32_splat(q1 + (k)), b0);                                             \
+    MADD(c2v, wasm_v128_load32_splat(q2 + (k)), b0);                                             \
+    MADD(c3v, wasm_v128_load32_splat(q3 + (k)), b0);                                             \
+    MADD(c4v, wasm_v128_load32_splat(q4 + (k)), b0);                                             \
+    MADD(c5v, wasm_v128_load32_splat(q5 + (k)), b0);                                             \
+    MADD(c6v, wasm_v128_load32_splat(q6 + (k)), b0);                                             \
+    MADD(c7v, wasm_v128_load32_splat(q7 + (k)), b0);                                             \
+  }
+    if (KC > 0) {
+#pragma clang loop unroll(full)
+      for (int32_t k = 0; k < KC; k++) STEP_8x1(k)
+    } else {
+      for (int32_t k = 0; k < kc; k++) STEP_8x1(k)
+    }
+  }
+  v128_t acc[8][2] = {{c0v}, {c1v}, {c2v}, {c3v}, {c4v}, {c5v}, {c6v}, {c7v}};
+  store_tile(8, 1, acc, c0, ldc, rows, nvalid, accumulate, bias);
+}
+
 ALWAYS_INLINE void kernel_rows(const int R, const int NV, const int KC, int32_t T,
                                const int32_t *off, const f32 *a0, int32_t S, int32_t kc,
                                const f32 *b, f32 *c0, int32_t ldc, int32_t rows, int32_t nvalid,
                                int32_t accumulate, const f32 *bias) {
-  v128_t acc[8][2];
-#pragma clang loop unroll(full)
-  for (int r = 0; r < R; r++)
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) acc[r][v] = wasm_f32x4_const_splat(0.f);
-  for (int32_t t = 0; t < T; t++) {
-    const f32 *q[8];
-    const f32 *pt = a0 + off[t];
-#pragma clang loop unroll(full)
-    for (int r = 0; r < R; r++) q[r] = pt + r * S;
-    if (KC > 0) {
-#pragma clang loop unroll(full)
-      for (int k = 0; k < KC; k++) {
-        v128_t bv[2];
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + 4 * v);
-        b += 4 * NV;
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-          const v128_t x = wasm_v128_load32_splat(q[r] + k);
-#pragma clang loop unroll(full)
-          for (int v = 0; v < NV; v++) acc[r][v] = madd(acc[r][v], x, bv[v]);
-        }
-      }
-    } else {
-      for (int32_t k = 0; k < kc; k++) {
-        v128_t bv[2];
-#pragma clang loop unroll(full)
-        for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(b + 4 * v);
-        b += 4 * NV;
-#pragma clang loop unroll(full)
-        for (int r = 0; r < R; r++) {
-          const v128_t x = wasm_v128_load32_splat(q[r] + k);
-#pragma clang loop unroll(full)
-          for (int v = 0; v < NV; v++) acc[r][v] = madd(acc[r][v], x, bv[v]);
-        }
-      }
-    }
-  }
-  store_tile(R, NV, acc, c0, ldc, rows, nvalid, accumulate, bias);
+  (void)NV;
+  if (R == 4)
+    kernel_4x2(KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);
+  else
+    kernel_8x1(KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);
 }
 
 typedef void (*RowKernel)(int32_t T, const int32_t *off, const f32 *a0, int32_t S, int32_t kc,
@@ -272,30 +304,67 @@ typedef struct {
 #define WSUB 32
 #define WSTRIP 1024
 
+/* acc (in out, row stride ldo) += Σ_i strip[i][p0 + r] · Q_i[q0 ..] for an MRc × 4·NV block */
 ALWAYS_INLINE void wgrad_block(const int MRc, const int NV, int32_t np, const f32 *strip,
                                int32_t ls, int32_t p0, const f32 *const *qq, int32_t q0, f32 *out,
                                int32_t ldo) {
-  v128_t acc[8][2];
-#pragma clang loop unroll(full)
-  for (int r = 0; r < MRc; r++)
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) acc[r][v] = wasm_v128_load(out + r * ldo + 4 * v);
-  for (int32_t i = 0; i < np; i++) {
-    const f32 *pr = strip + i * ls + p0, *qr = qq[i] + q0;
-    v128_t bv[2];
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) bv[v] = wasm_v128_load(qr + 4 * v);
-#pragma clang loop unroll(full)
-    for (int r = 0; r < MRc; r++) {
-      const v128_t x = wasm_v128_load32_splat(pr + r);
-#pragma clang loop unroll(full)
-      for (int v = 0; v < NV; v++) acc[r][v] = madd(acc[r][v], x, bv[v]);
+  if (MRc == 4) {
+    v128_t c00 = wasm_v128_load(out), c01 = wasm_v128_load(out + 4);
+    v128_t c10 = wasm_v128_load(out + ldo), c11 = wasm_v128_load(out + ldo + 4);
+    v128_t c20 = wasm_v128_load(out + 2 * ldo), c21 = wasm_v128_load(out + 2 * ldo + 4);
+    v128_t c30 = wasm_v128_load(out + 3 * ldo), c31 = wasm_v128_load(out + 3 * ldo + 4);
+    const f32 *pr = strip + p0;
+    for (int32_t i = 0; i < np; i++, pr += ls) {
+      const f32 *qr = qq[i] + q0;
+      const v128_t b0 = wasm_v128_load(qr), b1 = wasm_v128_load(qr + 4);
+      v128_t x = wasm_v128_load32_splat(pr);
+      MADD(c00, x, b0);
+      MADD(c01, x, b1);
+      x = wasm_v128_load32_splat(pr + 1);
+      MADD(c10, x, b0);
+      MADD(c11, x, b1);
+      x = wasm_v128_load32_splat(pr + 2);
+      MADD(c20, x, b0);
+      MADD(c21, x, b1);
+      x = wasm_v128_load32_splat(pr + 3);
+      MADD(c30, x, b0);
+      MADD(c31, x, b1);
     }
+    wasm_v128_store(out, c00);
+    wasm_v128_store(out + 4, c01);
+    wasm_v128_store(out + ldo, c10);
+    wasm_v128_store(out + ldo + 4, c11);
+    wasm_v128_store(out + 2 * ldo, c20);
+    wasm_v128_store(out + 2 * ldo + 4, c21);
+    wasm_v128_store(out + 3 * ldo, c30);
+    wasm_v128_store(out + 3 * ldo + 4, c31);
+  } else {
+    v128_t c0v = wasm_v128_load(out), c1v = wasm_v128_load(out + ldo);
+    v128_t c2v = wasm_v128_load(out + 2 * ldo), c3v = wasm_v128_load(out + 3 * ldo);
+    v128_t c4v = wasm_v128_load(out + 4 * ldo), c5v = wasm_v128_load(out + 5 * ldo);
+    v128_t c6v = wasm_v128_load(out + 6 * ldo), c7v = wasm_v128_load(out + 7 * ldo);
+    const f32 *pr = strip + p0;
+    for (int32_t i = 0; i < np; i++, pr += ls) {
+      const v128_t b0 = wasm_v128_load(qq[i] + q0);
+      MADD(c0v, wasm_v128_load32_splat(pr), b0);
+      MADD(c1v, wasm_v128_load32_splat(pr + 1), b0);
+      MADD(c2v, wasm_v128_load32_splat(pr + 2), b0);
+      MADD(c3v, wasm_v128_load32_splat(pr + 3), b0);
+      MADD(c4v, wasm_v128_load32_splat(pr + 4), b0);
+      MADD(c5v, wasm_v128_load32_splat(pr + 5), b0);
+      MADD(c6v, wasm_v128_load32_splat(pr + 6), b0);
+      MADD(c7v, wasm_v128_load32_splat(pr + 7), b0);
+    }
+    wasm_v128_store(out, c0v);
+    wasm_v128_store(out + ldo, c1v);
+    wasm_v128_store(out + 2 * ldo, c2v);
+    wasm_v128_store(out + 3 * ldo, c3v);
+    wasm_v128_store(out + 4 * ldo, c4v);
+    wasm_v128_store(out + 5 * ldo, c5v);
+    wasm_v128_store(out + 6 * ldo, c6v);
+    wasm_v128_store(out + 7 * ldo, c7v);
   }
-#pragma clang loop unroll(full)
-  for (int r = 0; r < MRc; r++)
-#pragma clang loop unroll(full)
-    for (int v = 0; v < NV; v++) wasm_v128_store(out + r * ldo + 4 * v, acc[r][v]);
+  (void)NV;
 }
 
 __attribute__((noinline)) static void wgrad_task(const WGrad *w, int32_t task) {
@@ -440,7 +509,7 @@ static void norm_range(const Norm *p, int32_t task, int32_t *b, int32_t *r0, int
   *r1 = *r0 + p->chunk < p->s ? *r0 + p->chunk : p->s;
 }
 
-/* mode 0: Σx; 1: Σ(x − mean)²; 2: Σg and Σg·x̂ (backward, g = dy·act'(x̂)). */
+/* mode 0: Σx and Σ(x − chunk mean)²; 2: Σg and Σg·x̂ (backward, g = dy·act'(x̂)). */
 __attribute__((noinline)) static void norm_stats_task(const Norm *p, int32_t task, int mode) {
   int32_t b, r0, r1, k;
   norm_range(p, task, &b, &r0, &r1, &k);
@@ -451,13 +520,17 @@ __attribute__((noinline)) static void norm_stats_task(const Norm *p, int32_t tas
   const f32 *x = p->x + ((int64_t)b * p->s + r0) * C;
   const f32 *mean = p->mean ? p->mean + b * C : 0, *rstd = p->rstd ? p->rstd + b * C : 0;
   if (mode == 0) {
+    /* chunk sum, then the squared deviations from the chunk mean (the chunk is in cache) */
     for (int32_t r = r0; r < r1; r++, x += C)
       for (int32_t c = 0; c < C; c++) acc0[c] += x[c];
-  } else if (mode == 1) {
+    const f32 inv = 1.f / (f32)(r1 - r0);
+    f32 cm[NORM_CMAX];
+    for (int32_t c = 0; c < C; c++) cm[c] = acc0[c] * inv;
+    x = p->x + ((int64_t)b * p->s + r0) * C;
     for (int32_t r = r0; r < r1; r++, x += C)
       for (int32_t c = 0; c < C; c++) {
-        const f32 v = x[c] - mean[c];
-        acc0[c] += v * v;
+        const f32 v = x[c] - cm[c];
+        acc1[c] += v * v;
       }
   } else {
     const f32 *dy = p->dy + ((int64_t)b * p->s + r0) * C;
@@ -863,6 +936,28 @@ __attribute__((noinline)) static void elem_task(const Elem *e, int32_t task, int
   }
 }
 
+/* Row copy: dst[r·wd + od + i] = src[r·ws + os + i] for i < w (channel slices: concat / split). */
+typedef struct {
+  const f32 *src;
+  f32 *dst;
+  int32_t rows, w, ws, os, wd, od, chunk;
+} Copy;
+
+__attribute__((noinline)) static void copy_task(const Copy *c, int32_t task) {
+  const int32_t r0 = task * c->chunk;
+  const int32_t r1 = r0 + c->chunk < c->rows ? r0 + c->chunk : c->rows;
+  const f32 *s = c->src + (int64_t)r0 * c->ws + c->os;
+  f32 *d = c->dst + (int64_t)r0 * c->wd + c->od;
+  const int32_t w = c->w;
+  if ((w & 3) == 0) {
+    for (int32_t r = r0; r < r1; r++, s += c->ws, d += c->wd)
+      for (int32_t i = 0; i < w; i += 4) wasm_v128_store(d + i, wasm_v128_load(s + i));
+  } else {
+    for (int32_t r = r0; r < r1; r++, s += c->ws, d += c->wd)
+      for (int32_t i = 0; i < w; i++) d[i] = s[i];
+  }
+}
+
 /* Column sums of q [rows][c] by chunks of `chunk` rows: partial[task][c] (float64). */
 typedef struct {
   const f32 *q;
@@ -889,7 +984,6 @@ enum {
   OP_WGRAD = 2,
   OP_WREDUCE = 3,
   OP_NORM_SUM = 10,
-  OP_NORM_SQ = 11,
   OP_NORM_APPLY = 12,
   OP_NORM_BSTATS = 13,
   OP_NORM_BAPPLY = 14,
@@ -902,6 +996,8 @@ enum {
   OP_ADD_LEAKY = 31,
   OP_LEAKY_GRAD = 32,
   OP_COLSUM = 33,
+  OP_COPY = 34,
+  OP_MULTI = 40,
 };
 
 EXPORT(run_task)
@@ -912,7 +1008,6 @@ void run_task(const int32_t *job, int32_t task) {
     case OP_WGRAD: wgrad_task(d, task); break;
     case OP_WREDUCE: wreduce_task(d, task); break;
     case OP_NORM_SUM: norm_stats_task(d, task, 0); break;
-    case OP_NORM_SQ: norm_stats_task(d, task, 1); break;
     case OP_NORM_BSTATS: norm_stats_task(d, task, 2); break;
     case OP_NORM_APPLY: norm_apply_task(d, task, 0); break;
     case OP_NORM_BAPPLY: norm_apply_task(d, task, 1); break;
@@ -925,6 +1020,21 @@ void run_task(const int32_t *job, int32_t task) {
     case OP_ADD_LEAKY: elem_task(d, task, 1); break;
     case OP_LEAKY_GRAD: elem_task(d, task, 2); break;
     case OP_COLSUM: colsum_task(d, task); break;
+    case OP_COPY: copy_task(d, task); break;
+    case OP_MULTI: {
+      /* independent sub-jobs run as one: [count, (job, ntasks) × count], tasks numbered in order */
+      const int32_t count = job[1];
+      for (int32_t i = 0; i < count; i++) {
+        const int32_t *sub = (const int32_t *)job[2 + 2 * i];
+        const int32_t n = job[3 + 2 * i];
+        if (task < n) {
+          run_task(sub, task);
+          return;
+        }
+        task -= n;
+      }
+      __builtin_trap();
+    }
     default: __builtin_trap();
   }
 }

@@ -52,7 +52,7 @@ function lossJob(rt: CpuRuntime, op: number, a: LossArgs): number {
       a.out2 ?? 0,
     ],
     ntasks,
-    a.batch * a.n * a.k >= 1 << 13,
+    a.batch * a.n * a.k >= 1 << 16,
   )
   return ntasks
 }

@@ -5,8 +5,7 @@
  */
 import { withArena, type CpuRuntime, type Ptr } from './runtime'
 
-const OP_NORM_SUM = 10
-const OP_NORM_SQ = 11
+const OP_NORM_STATS = 10
 const OP_NORM_APPLY = 12
 const OP_NORM_BSTATS = 13
 const OP_NORM_BAPPLY = 14
@@ -56,7 +55,7 @@ function runNorm(rt: CpuRuntime, op: number, a: NormArgs): number {
       a.out ?? 0,
     ],
     ntasks,
-    a.batch * a.s * a.c >= 1 << 15,
+    a.batch * a.s * a.c >= 1 << 17,
   )
   return chunks
 }
@@ -83,6 +82,47 @@ function combine(
   return out
 }
 
+/**
+ * Mean and biased variance per (sample, channel) from the chunks' sums and squared deviations
+ * about each chunk's own mean, merged in chunk order (Chan et al.'s pairwise update).
+ */
+function meanVar(
+  rt: CpuRuntime,
+  partial: Ptr,
+  batch: number,
+  chunks: number,
+  c: number,
+  s: number,
+): { mean: Float64Array; variance: Float64Array } {
+  const P = rt.f64(partial, batch * chunks * 2 * c)
+  const mean = new Float64Array(batch * c)
+  const variance = new Float64Array(batch * c)
+  for (let b = 0; b < batch; b++) {
+    for (let ch = 0; ch < c; ch++) {
+      let n = 0
+      let m = 0
+      let m2 = 0
+      for (let k = 0; k < chunks; k++) {
+        const nk = Math.min(CHUNK, s - k * CHUNK)
+        const o = (b * chunks + k) * 2 * c
+        const sum = P[o + ch]!
+        const mk = sum / nk
+        // the kernel centred on its float32 chunk mean cm; move that to the exact mean mk
+        const cm = Math.fround(sum * Math.fround(1 / nk))
+        const m2k = P[o + c + ch]! - nk * (cm - mk) * (cm - mk)
+        const total = n + nk
+        const delta = mk - m
+        m += (delta * nk) / total
+        m2 += m2k + (delta * delta * n * nk) / total
+        n = total
+      }
+      mean[b * c + ch] = m
+      variance[b * c + ch] = m2 / s
+    }
+  }
+  return { mean, variance }
+}
+
 /** y = act(instanceNorm(x)) for x `[batch, s, c]`; `slope` null: no activation. */
 export function instanceNormForward(
   x: Float32Array,
@@ -98,13 +138,12 @@ export function instanceNormForward(
     const xp = rt.put(x)
     const chunks = Math.ceil(s / CHUNK)
     const partial = rt.alloc(batch * chunks * 2 * c * 8)
-    runNorm(rt, OP_NORM_SUM, { x: xp, batch, s, c, partial })
-    const mean = Float32Array.from(combine(rt, partial, batch, chunks, c, 0, s))
-    const meanP = rt.put(mean)
-    runNorm(rt, OP_NORM_SQ, { x: xp, batch, s, c, mean: meanP, partial })
-    const v = combine(rt, partial, batch, chunks, c, 0, s)
+    runNorm(rt, OP_NORM_STATS, { x: xp, batch, s, c, partial })
+    const mv = meanVar(rt, partial, batch, chunks, c, s)
+    const mean = Float32Array.from(mv.mean)
     const rstd = new Float32Array(batch * c)
-    for (let i = 0; i < rstd.length; i++) rstd[i] = 1 / Math.sqrt(v[i]! + eps)
+    for (let i = 0; i < rstd.length; i++) rstd[i] = 1 / Math.sqrt(mv.variance[i]! + eps)
+    const meanP = rt.put(mean)
     const rstdP = rt.put(rstd)
     const slopeP = slope === null ? 0 : rt.put(Float32Array.of(slope))
     const out = rt.alloc(x.length * 4)

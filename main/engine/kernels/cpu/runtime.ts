@@ -31,6 +31,9 @@ const JOB = 4
 const STOP = 5
 const ERR = 6
 const CTRL_BYTES = 64
+/** Atomic polls before a waiting thread sleeps (≈ 0.1–0.3 ms). */
+const SPIN = 20000
+const OP_MULTI = 40
 const JOB_BYTES = 4096
 const WORKER_STACK = 256 * 1024
 const PAGE = 65536
@@ -76,9 +79,15 @@ inst.exports.set_stack_pointer(stackTop)
 const run = inst.exports.run_task
 const I = new Int32Array(memory.buffer, ctrl, ${CTRL_BYTES / 4})
 let seen = Atomics.load(I, ${GEN})
+let idle = 0
 for (;;) {
   const g = Atomics.load(I, ${GEN})
-  if (g === seen) { Atomics.wait(I, ${GEN}, g); continue }
+  if (g === seen) {
+    // jobs come in bursts: spin briefly before sleeping, so that the next one finds us awake
+    if (++idle > ${SPIN}) { Atomics.wait(I, ${GEN}, g); idle = 0 }
+    continue
+  }
+  idle = 0
   seen = g
   if (Atomics.load(I, ${STOP}) !== 0) break
   const tag = g & 0xffff
@@ -262,25 +271,63 @@ export class CpuRuntime {
    */
   run(op: number, fields: number[], ntasks: number, parallel = true): void {
     if (fields.length + 1 > JOB_BYTES / 4) throw new Error('cpu kernels: job descriptor too long')
+    this.writeJob(this.jobPtr, op, fields)
+    this.timed(op, ntasks, () => this.runTasks(this.jobPtr, ntasks, parallel))
+  }
+
+  /** Write a job descriptor into the arena (for {@link runMany}); returns its address. */
+  job(op: number, fields: number[]): Ptr {
+    const p = this.alloc((fields.length + 1) * 4)
+    this.writeJob(p, op, fields)
+    return p
+  }
+
+  /** Run independent jobs (from {@link job}) as one: one wake-up of the pool for all of them. */
+  runMany(jobs: { job: Ptr; ntasks: number }[], parallel = true): void {
+    const list = jobs.filter((j) => j.ntasks > 0)
+    if (list.length === 0) return
+    if (list.length === 1) {
+      this.timed(this.I32[list[0]!.job >> 2]!, list[0]!.ntasks, () =>
+        this.runTasks(list[0]!.job, list[0]!.ntasks, parallel),
+      )
+      return
+    }
+    const total = list.reduce((n, j) => n + j.ntasks, 0)
+    const multi = this.job(OP_MULTI, [list.length, ...list.flatMap((j) => [j.job, j.ntasks])])
+    this.timed(OP_MULTI, total, () => this.runTasks(multi, total, parallel))
+  }
+
+  private writeJob(p: Ptr, op: number, fields: number[]): void {
     const I = this.I32
-    const j = this.jobPtr >> 2
+    const j = p >> 2
     I[j] = op
     for (let i = 0; i < fields.length; i++) I[j + 1 + i] = fields[i]!
+  }
+
+  private timed(op: number, ntasks: number, fn: () => void): void {
     if (!this.stats) {
-      this.runTasks(this.jobPtr, ntasks, parallel)
+      fn()
       return
     }
     const t0 = performance.now()
-    this.runTasks(this.jobPtr, ntasks, parallel)
+    fn()
     const st = (this.stats[op] ??= { jobs: 0, tasks: 0, ms: 0 })
     st.jobs++
     st.tasks += ntasks
     st.ms += performance.now() - t0
   }
 
-  /** Per-op job counts and times when `DSD_CPU_STATS=1` (for profiling), else null. */
-  stats: Record<number, { jobs: number; tasks: number; ms: number }> | null =
-    process.env.DSD_CPU_STATS === '1' ? {} : null
+  /** Parallel jobs, their tasks, the caller's share and its waiting time (with `DSD_CPU_STATS`). */
+  pool: { jobs: number; tasks: number; callerTasks: number; waitMs: number } | null = process.env
+    .DSD_CPU_STATS
+    ? { jobs: 0, tasks: 0, callerTasks: 0, waitMs: 0 }
+    : null
+
+  /** Per-op job counts and times when `DSD_CPU_STATS` is set (for profiling), else null. */
+  stats: Record<number, { jobs: number; tasks: number; ms: number }> | null = process.env
+    .DSD_CPU_STATS
+    ? {}
+    : null
 
   private runTasks(job: number, ntasks: number, parallel: boolean): void {
     if (ntasks <= 0) return
@@ -302,6 +349,7 @@ export class CpuRuntime {
     Atomics.store(I, GEN, this.gen)
     Atomics.notify(I, GEN)
     let failure: unknown = null
+    let mine = 0
     for (;;) {
       const v = Atomics.load(I, NEXT)
       if (v >>> 16 !== tag || (v & 0xffff) >= ntasks) break
@@ -311,14 +359,23 @@ export class CpuRuntime {
       } catch (err) {
         failure ??= err
       }
+      mine++
       Atomics.add(I, DONE, 1)
     }
-    for (;;) {
+    const w0 = this.pool ? performance.now() : 0
+    // the last tasks are usually almost done: spin a little before sleeping
+    for (let spin = 0; ; spin++) {
       const d = Atomics.load(I, DONE)
       if (d >= ntasks) break
-      Atomics.wait(I, DONE, d)
+      if (spin >= SPIN) Atomics.wait(I, DONE, d)
     }
     Atomics.store(I, NEXT, (tag << 16) | 0xffff)
+    if (this.pool) {
+      this.pool.jobs++
+      this.pool.tasks += ntasks
+      this.pool.callerTasks += mine
+      this.pool.waitMs += performance.now() - w0
+    }
     if (failure) throw failure
     if (Atomics.load(I, ERR) !== 0) {
       throw new Error(
