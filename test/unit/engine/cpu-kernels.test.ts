@@ -23,6 +23,15 @@ import { instanceNormActFused } from '../../../main/engine/kernels/norm'
 import * as C from '../../../main/engine/kernels/cpu/conv'
 import { KERNELS_WASM_BASE64 } from '../../../main/engine/kernels/cpu/kernels-wasm'
 import { cpuRuntime, shutdownCpuRuntime } from '../../../main/engine/kernels/cpu/runtime'
+import {
+  checkTrainingMemory,
+  estimateTrainingBytes,
+  isAllocationFailure,
+  type MemoryModel,
+} from '../../../main/engine/kernels/cpu/memory'
+import { createModel, describeModel } from '../../../main/engine/model'
+import { trainStep } from '../../../main/engine/train-step'
+import { totalmem } from 'node:os'
 import { ROOT } from '../../helpers/shared'
 
 type V3 = [number, number, number]
@@ -533,6 +542,70 @@ describe('the kernel runtime', () => {
     expect(r.error, 'the process did not exit (a pool worker keeps it alive)').toBeUndefined()
     expect(r.status, r.stderr).toBe(0)
     expect(r.stdout).toContain('done 64') // a corner voxel sees 2·2·2 taps × 8 channels of ones
+  })
+})
+
+describe('memory: a configuration that cannot fit fails with a clear error', () => {
+  const described = (preset: string, patch: number): MemoryModel => {
+    const d = describeModel({ backbone: 'dynunet', preset, patch: [patch, patch, patch] })
+    return { config: d.config, rows: d.layers, params: d.counts.backbone + d.counts.dsd }
+  }
+
+  test('the estimate grows with the patch volume and the batch, and matches the measured peak', () => {
+    const m64 = estimateTrainingBytes(described('mmwhs', 64), 2)
+    // measured peak resident memory of a wasm step at 2 × 64³: 3.7 GB
+    expect(m64 / 2 ** 30).toBeGreaterThan(3)
+    expect(m64 / 2 ** 30).toBeLessThan(4.5)
+    expect(estimateTrainingBytes(described('mmwhs', 128), 2)).toBeGreaterThan(6 * m64)
+    expect(estimateTrainingBytes(described('mmwhs', 64), 4)).toBeGreaterThan(1.8 * m64)
+  })
+
+  test('checkTrainingMemory names the memory needed, the machine’s, and the options', () => {
+    const m = described('mmwhs', 96)
+    expect(() => checkTrainingMemory(m, 2, 8 * 2 ** 30)).toThrow(
+      /patch 96×96×96 × batch 2 needs about 1\d\.\d GB .* this machine has 8\.0 GB: use a smaller patch \(e\.g\. --patch 80×80×80\) or batch \(--batch 1\), a smaller preset .*GPU backend/,
+    )
+    expect(() => checkTrainingMemory(described('small', 32), 2, 8 * 2 ** 30)).not.toThrow()
+  })
+
+  test('allocation failures are recognised', () => {
+    let err: unknown = null
+    try {
+      new Float32Array(2 ** 40)
+    } catch (e) {
+      err = e
+    }
+    expect(isAllocationFailure(err)).toBe(true)
+    expect(isAllocationFailure(new Error('shape mismatch'))).toBe(false)
+  })
+
+  test('trainStep on the wasm backend refuses a step larger than this machine before allocating it', async (ctx) => {
+    const cfg = { backbone: 'dynunet' as const, preset: 'mmwhs', patch: [256, 256, 256] as V3 }
+    const need = estimateTrainingBytes(described('mmwhs', 256), 1)
+    if (need <= totalmem()) {
+      console.warn(
+        `memory refusal: not run: this machine has ${totalmem()} bytes, more than the ${need} the test needs to exceed`,
+      )
+      ctx.skip()
+      return
+    }
+    await initBackend('wasm')
+    const model = createModel(cfg)
+    const opt = new AdamW({ lr: 1e-3, weightDecay: 1e-5 })
+    const x = tf.zeros([1, 256, 256, 256, 1]) as tf.Tensor5D
+    const y = tf.zeros([1, 256, 256, 256], 'int32')
+    try {
+      await expect(trainStep(model, opt, x, y, 'dsd')).rejects.toMatchObject({
+        code: 'OUT_OF_MEMORY',
+        message: expect.stringMatching(
+          /needs about \d+\.\d GB of memory on the CPU backend and this machine has/,
+        ),
+      })
+    } finally {
+      tf.dispose([x, y])
+      opt.dispose()
+      model.dispose()
+    }
   })
 })
 
