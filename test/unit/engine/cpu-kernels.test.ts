@@ -414,26 +414,44 @@ describe('WebAssembly norm, loss and elementwise kernels equal the JS CPU backen
   })
 
   test('AdamW takes the same steps as on the CPU backend, bit for bit', async () => {
+    // a small variable (vector and scalar tail paths) and a large one (many chunks, every thread)
+    const shapes = [
+      [7, 111],
+      [300, 1001],
+    ]
     const run = async (backend: 'cpu' | 'wasm') => {
       await initBackend(backend)
-      const p = tf.variable(tf.tensor(rand(777, 71), [7, 111]), true, `adamw-${backend}`)
+      const vars = shapes.map((shape, i) =>
+        tf.variable(
+          tf.tensor(rand(shape[0]! * shape[1]!, 71 + i), shape),
+          true,
+          `adamw-${backend}-${i}`,
+        ),
+      )
       const opt = new AdamW({ lr: 1e-2, weightDecay: 1e-3 })
-      for (let i = 0; i < 3; i++) {
-        const g = tf.tensor(rand(777, 80 + i), [7, 111])
-        opt.applyGradients({ w: g }, { w: p })
-        g.dispose()
+      for (let step = 0; step < 3; step++) {
+        const grads = Object.fromEntries(
+          shapes.map((shape, i) => [
+            `w${i}`,
+            tf.tensor(rand(shape[0]! * shape[1]!, 80 + 10 * step + i), shape),
+          ]),
+        )
+        opt.applyGradients(grads, Object.fromEntries(vars.map((v, i) => [`w${i}`, v])))
+        tf.dispose(Object.values(grads))
       }
       const state = opt.exportState()
-      const out = [p, state.tensors['m/w']!, state.tensors['v/w']!].map((t) =>
+      const out = [...vars, ...Object.values(state.tensors)].map((t) =>
         Float32Array.from(t.dataSync()),
       )
-      tf.dispose([p, ...Object.values(state.tensors)])
+      tf.dispose([...vars, ...Object.values(state.tensors)])
       opt.dispose()
       return out
     }
     const cpu = await run('cpu')
     const wasm = await run('wasm')
-    for (let i = 0; i < 3; i++) expect(sameBits(wasm[i]!, cpu[i]!), ['p', 'm', 'v'][i]).toBe(true)
+    expect(wasm).toHaveLength(6)
+    for (let i = 0; i < cpu.length; i++)
+      expect(sameBits(wasm[i]!, cpu[i]!), `tensor ${i}`).toBe(true)
   })
 })
 

@@ -1,11 +1,15 @@
 /**
- * One AdamW update of a flat parameter in a single pass over p, g, m and v, for the `wasm`
- * backend. It reproduces the float32 arithmetic of the tf-op chain in optimizer.ts bit for bit
- * (every op there is computed in double and rounded to float32, with float32 scalars), so a
- * run's numbers do not depend on which of the two ran; it only avoids eleven full-size passes
- * and their intermediate tensors.
+ * One AdamW update of a flat parameter in a single pass over p, g, m and v, in WebAssembly on
+ * every core, for the `wasm` backend. Every op is a float32 op, which rounds exactly as the
+ * tf-op chain in optimizer.ts does (each op there is computed in double and rounded to float32,
+ * with float32 scalars; +, −, ×, ÷ and √ of float32 values are exact in double before that
+ * single rounding), so a run's numbers do not depend on which of the two ran (tested bit for
+ * bit); it only avoids eleven full-size passes and their intermediate tensors.
  */
-const f = Math.fround
+import { withArena } from './runtime'
+
+const OP_ADAMW = 35
+const CHUNK = 1 << 16
 
 /** The scalars of one step (as optimizer.ts computes them). */
 export interface AdamWStep {
@@ -18,6 +22,8 @@ export interface AdamWStep {
   stepSize: number
 }
 
+const f32bits = (v: number) => new Int32Array(Float32Array.of(v).buffer)[0]!
+
 /** New `[p, m, v]` arrays from the current ones and the gradient `g`. */
 export function adamwUpdate(
   p: Float32Array,
@@ -27,27 +33,27 @@ export function adamwUpdate(
   s: AdamWStep,
 ): [Float32Array, Float32Array, Float32Array] {
   const n = p.length
-  const b1 = f(s.beta1)
-  const c1 = f(1 - s.beta1)
-  const b2 = f(s.beta2)
-  const c2 = f(1 - s.beta2)
-  const sb = f(s.sqrtBc2)
-  const eps = f(s.eps)
-  const decay = f(s.decay)
-  const decays = s.decay !== 1
-  const step = f(s.stepSize)
-  const np = new Float32Array(n)
-  const nm = new Float32Array(n)
-  const nv = new Float32Array(n)
-  for (let i = 0; i < n; i++) {
-    const gi = g[i]!
-    const mi = f(f(m[i]! * b1) + f(gi * c1))
-    const vi = f(f(v[i]! * b2) + f(f(gi * gi) * c2))
-    const denom = f(f(f(Math.sqrt(vi)) / sb) + eps)
-    const pd = decays ? f(p[i]! * decay) : p[i]!
-    np[i] = pd - f(f(mi / denom) * step)
-    nm[i] = mi
-    nv[i] = vi
-  }
-  return [np, nm, nv]
+  return withArena((rt) => {
+    const pp = rt.put(p)
+    const mp = rt.put(m)
+    const vp = rt.put(v)
+    const gp = rt.put(g)
+    const scalars = [
+      s.beta1,
+      1 - s.beta1,
+      s.beta2,
+      1 - s.beta2,
+      s.sqrtBc2,
+      s.eps,
+      s.decay,
+      s.stepSize,
+    ]
+    rt.run(
+      OP_ADAMW,
+      [pp, mp, vp, gp, n, CHUNK, ...scalars.map(f32bits), s.decay !== 1 ? 1 : 0],
+      Math.ceil(n / CHUNK),
+      n >= 1 << 18,
+    )
+    return [rt.read(pp, n), rt.read(mp, n), rt.read(vp, n)]
+  })
 }

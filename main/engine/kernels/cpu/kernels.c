@@ -958,6 +958,53 @@ __attribute__((noinline)) static void copy_task(const Copy *c, int32_t task) {
   }
 }
 
+/*
+ * AdamW, in place on p, m, v (PyTorch semantics, as optimizer.ts): every op in float32, which
+ * rounds exactly as the tf-op chain's double-then-float32 ops do (+, −, ×, ÷ and √ of float32
+ * values are exact in double before the single rounding).
+ */
+typedef struct {
+  f32 *p, *m, *v;
+  const f32 *g;
+  int32_t n, chunk;
+  f32 b1, c1, b2, c2, sb, eps, decay, step;
+  int32_t decays;
+} AdamW;
+
+__attribute__((noinline)) static void adamw_task(const AdamW *a, int32_t task) {
+  const int32_t i0 = task * a->chunk;
+  const int32_t i1 = i0 + a->chunk < a->n ? i0 + a->chunk : a->n;
+  const v128_t b1 = wasm_f32x4_splat(a->b1), c1 = wasm_f32x4_splat(a->c1);
+  const v128_t b2 = wasm_f32x4_splat(a->b2), c2 = wasm_f32x4_splat(a->c2);
+  const v128_t sb = wasm_f32x4_splat(a->sb), eps = wasm_f32x4_splat(a->eps);
+  const v128_t decay = wasm_f32x4_splat(a->decay), step = wasm_f32x4_splat(a->step);
+  int32_t i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const v128_t g = wasm_v128_load(a->g + i);
+    const v128_t m = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a->m + i), b1), wasm_f32x4_mul(g, c1));
+    const v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_v128_load(a->v + i), b2),
+                                    wasm_f32x4_mul(wasm_f32x4_mul(g, g), c2));
+    const v128_t denom = wasm_f32x4_add(wasm_f32x4_div(wasm_f32x4_sqrt(v), sb), eps);
+    v128_t p = wasm_v128_load(a->p + i);
+    if (a->decays) p = wasm_f32x4_mul(p, decay);
+    p = wasm_f32x4_sub(p, wasm_f32x4_mul(wasm_f32x4_div(m, denom), step));
+    wasm_v128_store(a->m + i, m);
+    wasm_v128_store(a->v + i, v);
+    wasm_v128_store(a->p + i, p);
+  }
+  for (; i < i1; i++) {
+    const f32 g = a->g[i];
+    const f32 m = a->m[i] * a->b1 + g * a->c1;
+    const f32 v = a->v[i] * a->b2 + (g * g) * a->c2;
+    const f32 denom = __builtin_sqrtf(v) / a->sb + a->eps;
+    f32 p = a->p[i];
+    if (a->decays) p = p * a->decay;
+    a->p[i] = p - (m / denom) * a->step;
+    a->m[i] = m;
+    a->v[i] = v;
+  }
+}
+
 /* Column sums of q [rows][c] by chunks of `chunk` rows: partial[task][c] (float64). */
 typedef struct {
   const f32 *q;
@@ -997,6 +1044,7 @@ enum {
   OP_LEAKY_GRAD = 32,
   OP_COLSUM = 33,
   OP_COPY = 34,
+  OP_ADAMW = 35,
   OP_MULTI = 40,
 };
 
@@ -1021,6 +1069,7 @@ void run_task(const int32_t *job, int32_t task) {
     case OP_LEAKY_GRAD: elem_task(d, task, 2); break;
     case OP_COLSUM: colsum_task(d, task); break;
     case OP_COPY: copy_task(d, task); break;
+    case OP_ADAMW: adamw_task(d, task); break;
     case OP_MULTI: {
       /* independent sub-jobs run as one: [count, (job, ntasks) × count], tasks numbered in order */
       const int32_t count = job[1];
