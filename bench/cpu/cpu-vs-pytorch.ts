@@ -9,7 +9,8 @@
  * bench/cpu/sliding-window.ts. PyTorch: bench/cpu/torch_dynunet.py (the same network, loss,
  * AdamW and window logic) with Debian's python3-torch, once on every core (OpenMP passive
  * waiting, which avoids its spin-wait collapse on a shared machine) and once on one thread;
- * the faster of the two is the reference. Rows run interleaved (ours, PyTorch, …) for
+ * the faster of the two is the reference. Two warm-up steps (one for mmwhs) on both sides: the
+ * first calls of kernels.wasm run on V8's baseline compiler until its optimising tier is ready. Rows run interleaved (ours, PyTorch, …) for
  * `--rounds` rounds; the ratio is ours / PyTorch per round, then the median.
  *
  *   npx tsx bench/cpu/cpu-vs-pytorch.ts [--rows small,mmwhs,predict] [--rounds 2] [--steps 3] [--json]
@@ -86,7 +87,7 @@ const ROWS: Record<string, Row> = {
         '--steps',
         String(steps),
         '--warmup',
-        '1',
+        '2',
         '--no-infer',
         '--json',
       ]).trainStepMs as number,
@@ -106,7 +107,7 @@ const ROWS: Record<string, Row> = {
           '--steps',
           String(steps),
           '--warmup',
-          '1',
+          '2',
           '--no-infer',
           '--threads',
           String(threads),
@@ -170,6 +171,8 @@ const ROWS: Record<string, Row> = {
         'bench/cpu/sliding-window.ts',
         '--runs',
         String(steps),
+        '--warmup',
+        '2',
         '--write-volume',
         volume,
       ])
@@ -189,6 +192,8 @@ const ROWS: Record<string, Row> = {
           volumeShape,
           '--sw-runs',
           String(steps),
+          '--sw-warmup',
+          '2',
           '--threads',
           String(threads),
         ],

@@ -6,7 +6,7 @@
  * speed does not depend on them. Writes the prepared volume as raw float32 `[d, h, w]` so
  * that `torch_dynunet.py --volume` predicts exactly the same input.
  *
- *   npx tsx bench/cpu/sliding-window.ts [--backend wasm] [--runs 3] [--case FILE] [--write-volume FILE]
+ *   npx tsx bench/cpu/sliding-window.ts [--backend wasm] [--runs 3] [--warmup 1] [--case FILE] [--write-volume FILE]
  *
  * Prints one JSON object: backend, device, case, shape, windows, slidingWindowMs (median),
  * slidingWindowMsAll.
@@ -26,6 +26,7 @@ const { values } = parseArgs({
   options: {
     backend: { type: 'string', default: 'wasm' },
     runs: { type: 'string', default: '3' },
+    warmup: { type: 'string', default: '1' },
     case: {
       type: 'string',
       default: join(ROOT, 'resources/sample/hippocampus/imagesTr/hippocampus_001.nii.gz'),
@@ -34,6 +35,7 @@ const { values } = parseArgs({
   },
 })
 const runs = Number(values.runs)
+const warmup = Number(values.warmup)
 const choice = await initBackend(values.backend as BackendName)
 const image = await readVolumeFile(values.case!)
 const prepared = preprocessVolumes('case', [image], null, PREPROCESS_PRESETS.mri!)
@@ -44,10 +46,10 @@ const model = createModel({ backbone: 'dynunet', preset: 'small' })
 const roi = model.config.patch
 const predictor = (x: Parameters<typeof model.forward>[0]) => model.forward(x).Y
 const times: number[] = []
-for (let i = 0; i < runs + 1; i++) {
+for (let i = 0; i < warmup + runs; i++) {
   const t0 = performance.now()
   await slidingWindowInference(vol, roi, predictor, { overlap: 0.25, blend: 'constant' })
-  if (i > 0) times.push(performance.now() - t0)
+  if (i >= warmup) times.push(performance.now() - t0)
 }
 model.dispose()
 await shutdownCpuRuntime()

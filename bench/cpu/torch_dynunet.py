@@ -177,6 +177,7 @@ def main():
     ap.add_argument('--volume')
     ap.add_argument('--shape')
     ap.add_argument('--sw-runs', type=int, default=3)
+    ap.add_argument('--sw-warmup', type=int, default=1)
     ap.add_argument('--threads', type=int, default=os.cpu_count() or 1)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)  # Debian's build defaults to one thread
@@ -217,11 +218,11 @@ def main():
             import numpy as np
             vol = torch.from_numpy(np.fromfile(a.volume, dtype=np.float32).reshape(shape))
             times = []
-            for i in range(1 + a.sw_runs):
+            for i in range(a.sw_warmup + a.sw_runs):
                 t0 = time.perf_counter()
                 sliding_window(net, vol, p, a.classes)
                 ms = (time.perf_counter() - t0) * 1000
-                if i >= 1:
+                if i >= a.sw_warmup:
                     times.append(ms)
             res.update(slidingWindowMs=median(times), slidingWindowMsAll=times)
     print(json.dumps(res))
