@@ -290,7 +290,7 @@ function runWGrad(rt: CpuRuntime, j: WGradJob): Float32Array {
   if (chunks * ngroups > MAX_TASKS)
     throw new Error(`cpu kernels: filter gradient too large (${M} points × ${T} taps)`)
   const nr = blockWidth(j.qc)
-  const mr = nr === 8 ? 4 : 8
+  const mr = 4 // rows per block (kernels.c wgrad_task)
   const rp = roundUp(group * j.pc, mr)
   const qcp = roundUp(j.qc, nr)
   const partial = rt.alloc(chunks * ngroups * rp * qcp * 4)

@@ -101,6 +101,13 @@ ALWAYS_INLINE void store_tile(const int R, const int NV, v128_t acc[][2], f32 *c
  * assume the input pointers alias it and store it back on every iteration.
  */
 #define MADD(c, x, b) c = wasm_f32x4_add(c, wasm_f32x4_mul(x, b))
+/*
+ * Keeps clang from hoisting all eight splat loads of an 8-row step above the arithmetic: V8
+ * allocates registers in the order it is given, and eight live splats + eight accumulators
+ * exceed x64's sixteen vector registers, which spilled an accumulator to the stack (a
+ * store/load on the loop-carried chain of every iteration).
+ */
+#define SCHED_BARRIER() __asm__ volatile("" ::: "memory")
 
 ALWAYS_INLINE void kernel_4x2(const int KC, int32_t T, const int32_t *off, const f32 *a0,
                               int32_t S, int32_t kc, const f32 *b, f32 *c0, int32_t ldc,
@@ -153,6 +160,7 @@ ALWAYS_INLINE void kernel_8x1(const int KC, int32_t T, const int32_t *off, const
     MADD(c1v, wasm_v128_load32_splat(q1 + (k)), b0);                                             \
     MADD(c2v, wasm_v128_load32_splat(q2 + (k)), b0);                                             \
     MADD(c3v, wasm_v128_load32_splat(q3 + (k)), b0);                                             \
+    SCHED_BARRIER();                                                                             \
     MADD(c4v, wasm_v128_load32_splat(q4 + (k)), b0);                                             \
     MADD(c5v, wasm_v128_load32_splat(q5 + (k)), b0);                                             \
     MADD(c6v, wasm_v128_load32_splat(q6 + (k)), b0);                                             \
@@ -169,13 +177,40 @@ ALWAYS_INLINE void kernel_8x1(const int KC, int32_t T, const int32_t *off, const
   store_tile(8, 1, acc, c0, ldc, rows, nvalid, accumulate, bias);
 }
 
+ALWAYS_INLINE void kernel_4x1(const int KC, int32_t T, const int32_t *off, const f32 *a0,
+                              int32_t S, int32_t kc, const f32 *b, f32 *c0, int32_t ldc,
+                              int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {
+  v128_t c0v = wasm_f32x4_const_splat(0.f), c1v = c0v, c2v = c0v, c3v = c0v;
+  for (int32_t t = 0; t < T; t++) {
+    const f32 *q0 = a0 + off[t], *q1 = q0 + S, *q2 = q1 + S, *q3 = q2 + S;
+#define STEP_4x1(k)                                                                             \
+  {                                                                                              \
+    const v128_t b0 = wasm_v128_load(b);                                                         \
+    b += 4;                                                                                      \
+    MADD(c0v, wasm_v128_load32_splat(q0 + (k)), b0);                                             \
+    MADD(c1v, wasm_v128_load32_splat(q1 + (k)), b0);                                             \
+    MADD(c2v, wasm_v128_load32_splat(q2 + (k)), b0);                                             \
+    MADD(c3v, wasm_v128_load32_splat(q3 + (k)), b0);                                             \
+  }
+    if (KC > 0) {
+#pragma clang loop unroll(full)
+      for (int32_t k = 0; k < KC; k++) STEP_4x1(k)
+    } else {
+      for (int32_t k = 0; k < kc; k++) STEP_4x1(k)
+    }
+  }
+  v128_t acc[8][2] = {{c0v}, {c1v}, {c2v}, {c3v}};
+  store_tile(4, 1, acc, c0, ldc, rows, nvalid, accumulate, bias);
+}
+
 ALWAYS_INLINE void kernel_rows(const int R, const int NV, const int KC, int32_t T,
                                const int32_t *off, const f32 *a0, int32_t S, int32_t kc,
                                const f32 *b, f32 *c0, int32_t ldc, int32_t rows, int32_t nvalid,
                                int32_t accumulate, const f32 *bias) {
-  (void)NV;
-  if (R == 4)
+  if (R == 4 && NV == 2)
     kernel_4x2(KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);
+  else if (R == 4)
+    kernel_4x1(KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);
   else
     kernel_8x1(KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);
 }
@@ -185,17 +220,23 @@ typedef void (*RowKernel)(int32_t T, const int32_t *off, const f32 *a0, int32_t 
                           int32_t accumulate, const f32 *bias);
 
 #define ROW_KERNEL(R, NV, KC)                                                                     \
-  __attribute__((noinline)) static void rows_##R##x##NV##_##KC(                                 \
+  __attribute__((noinline, unused)) static void rows_##R##x##NV##_##KC(                               \
       int32_t T, const int32_t *off, const f32 *a0, int32_t S, int32_t kc, const f32 *b, f32 *c0, \
       int32_t ldc, int32_t rows, int32_t nvalid, int32_t accumulate, const f32 *bias) {          \
     kernel_rows(R, NV, KC, T, off, a0, S, kc, b, c0, ldc, rows, nvalid, accumulate, bias);       \
   }
 ROW_KERNEL(8, 1, 0)
+ROW_KERNEL(4, 1, 0)
 ROW_KERNEL(8, 1, 1)
+ROW_KERNEL(4, 1, 1)
 ROW_KERNEL(8, 1, 2)
+ROW_KERNEL(4, 1, 2)
 ROW_KERNEL(8, 1, 3)
+ROW_KERNEL(4, 1, 3)
 ROW_KERNEL(8, 1, 4)
+ROW_KERNEL(4, 1, 4)
 ROW_KERNEL(8, 1, 8)
+ROW_KERNEL(4, 1, 8)
 ROW_KERNEL(4, 2, 0)
 ROW_KERNEL(4, 2, 1)
 ROW_KERNEL(4, 2, 2)
@@ -203,15 +244,20 @@ ROW_KERNEL(4, 2, 3)
 ROW_KERNEL(4, 2, 4)
 ROW_KERNEL(4, 2, 8)
 
+#ifndef NR4_ROWS
+#define NR4_ROWS 8
+#endif
+#define RK(R, KC) rows_##R##x1_##KC
+#define RKX(R, KC) RK(R, KC)
 static RowKernel row_kernel(int32_t nr, int32_t kc) {
   if (nr == 4) {
     switch (kc) {
-      case 1: return rows_8x1_1;
-      case 2: return rows_8x1_2;
-      case 3: return rows_8x1_3;
-      case 4: return rows_8x1_4;
-      case 8: return rows_8x1_8;
-      default: return rows_8x1_0;
+      case 1: return RKX(NR4_ROWS, 1);
+      case 2: return RKX(NR4_ROWS, 2);
+      case 3: return RKX(NR4_ROWS, 3);
+      case 4: return RKX(NR4_ROWS, 4);
+      case 8: return RKX(NR4_ROWS, 8);
+      default: return RKX(NR4_ROWS, 0);
     }
   }
   switch (kc) {
@@ -225,7 +271,7 @@ static RowKernel row_kernel(int32_t nr, int32_t kc) {
 }
 
 __attribute__((noinline)) static void iconv_task(const IConv *p, int32_t task) {
-  const int32_t nr = p->nr, R = nr == 8 ? 4 : 8;
+  const int32_t nr = p->nr, R = nr == 8 ? 4 : NR4_ROWS;
   const int32_t M = p->batch * p->gd * p->gh * p->gw;
   const int32_t nbo = (p->n + nr - 1) / nr; /* blocks per output tap */
   const int32_t nblocks = nbo * p->otaps;
@@ -308,7 +354,22 @@ typedef struct {
 ALWAYS_INLINE void wgrad_block(const int MRc, const int NV, int32_t np, const f32 *strip,
                                int32_t ls, int32_t p0, const f32 *const *qq, int32_t q0, f32 *out,
                                int32_t ldo) {
-  if (MRc == 4) {
+  if (MRc == 4 && NV == 1) {
+    v128_t c0v = wasm_v128_load(out), c1v = wasm_v128_load(out + ldo);
+    v128_t c2v = wasm_v128_load(out + 2 * ldo), c3v = wasm_v128_load(out + 3 * ldo);
+    const f32 *pr = strip + p0;
+    for (int32_t i = 0; i < np; i++, pr += ls) {
+      const v128_t b0 = wasm_v128_load(qq[i] + q0);
+      MADD(c0v, wasm_v128_load32_splat(pr), b0);
+      MADD(c1v, wasm_v128_load32_splat(pr + 1), b0);
+      MADD(c2v, wasm_v128_load32_splat(pr + 2), b0);
+      MADD(c3v, wasm_v128_load32_splat(pr + 3), b0);
+    }
+    wasm_v128_store(out, c0v);
+    wasm_v128_store(out + ldo, c1v);
+    wasm_v128_store(out + 2 * ldo, c2v);
+    wasm_v128_store(out + 3 * ldo, c3v);
+  } else if (MRc == 4) {
     v128_t c00 = wasm_v128_load(out), c01 = wasm_v128_load(out + 4);
     v128_t c10 = wasm_v128_load(out + ldo), c11 = wasm_v128_load(out + ldo + 4);
     v128_t c20 = wasm_v128_load(out + 2 * ldo), c21 = wasm_v128_load(out + 2 * ldo + 4);
@@ -350,6 +411,7 @@ ALWAYS_INLINE void wgrad_block(const int MRc, const int NV, int32_t np, const f3
       MADD(c1v, wasm_v128_load32_splat(pr + 1), b0);
       MADD(c2v, wasm_v128_load32_splat(pr + 2), b0);
       MADD(c3v, wasm_v128_load32_splat(pr + 3), b0);
+      SCHED_BARRIER();
       MADD(c4v, wasm_v128_load32_splat(pr + 4), b0);
       MADD(c5v, wasm_v128_load32_splat(pr + 5), b0);
       MADD(c6v, wasm_v128_load32_splat(pr + 6), b0);
@@ -372,7 +434,7 @@ __attribute__((noinline)) static void wgrad_task(const WGrad *w, int32_t task) {
   const int32_t ngroups = (T + G - 1) / G;
   const int32_t chunk = task / ngroups, g = task % ngroups;
   const int32_t t0 = g * G, t1 = t0 + G < T ? t0 + G : T;
-  const int32_t nr = w->nr, mr = nr == 8 ? 4 : 8;
+  const int32_t nr = w->nr, mr = 4;
   const int32_t rp = (G * pc + mr - 1) / mr * mr, qcp = (w->qc + nr - 1) / nr * nr;
   const int32_t ls = (t1 - t0) * pc; /* strip row length */
   const int32_t M = w->batch * w->gd * w->gh * w->gw;
@@ -400,6 +462,8 @@ __attribute__((noinline)) static void wgrad_task(const WGrad *w, int32_t task) {
           const f32 *src = base + w->off[t];
           for (int32_t i = 0; i < pc; i += 4) wasm_v128_store(dst + i, wasm_v128_load(src + i));
         }
+      } else if (pc == 1) {
+        for (int32_t t = t0; t < t1; t++) *dst++ = base[w->off[t]];
       } else {
         for (int32_t t = t0; t < t1; t++, dst += pc) {
           const f32 *src = base + w->off[t];
@@ -424,7 +488,7 @@ __attribute__((noinline)) static void wgrad_task(const WGrad *w, int32_t task) {
         if (nr == 8)
           wgrad_block(4, 2, np, strip, ls, p0, qq, q0, o, qcp);
         else
-          wgrad_block(8, 1, np, strip, ls, p0, qq, q0, o, qcp);
+          wgrad_block(4, 1, np, strip, ls, p0, qq, q0, o, qcp);
       }
     }
   }
