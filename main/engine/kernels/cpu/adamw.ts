@@ -6,7 +6,7 @@
  * single rounding), so a run's numbers do not depend on which of the two ran (tested bit for
  * bit); it only avoids eleven full-size passes and their intermediate tensors.
  */
-import { withArena } from './runtime'
+import { withArena, PARALLEL_ELEMENTS } from './runtime'
 
 const OP_ADAMW = 35
 const CHUNK = 1 << 16
@@ -52,7 +52,7 @@ export function adamwUpdate(
       OP_ADAMW,
       [pp, mp, vp, gp, n, CHUNK, ...scalars.map(f32bits), s.decay !== 1 ? 1 : 0],
       Math.ceil(n / CHUNK),
-      n >= 1 << 18,
+      n >= 2 * PARALLEL_ELEMENTS,
     )
     return [rt.read(pp, n), rt.read(mp, n), rt.read(vp, n)]
   })

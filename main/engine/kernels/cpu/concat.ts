@@ -6,7 +6,7 @@
  */
 import { tf } from '../../tf'
 import { values } from '../dispatch'
-import { withArena, type CpuRuntime, type Ptr } from './runtime'
+import { withArena, type CpuRuntime, type Ptr, PARALLEL_ELEMENTS } from './runtime'
 
 const OP_COPY = 34
 const ROWS_PER_TASK = 4096
@@ -40,7 +40,7 @@ function concatRows(parts: Float32Array[], widths: number[], rows: number): Floa
       off += widths[i]!
       return job
     })
-    rt.runMany(jobs, rows * total >= 1 << 17)
+    rt.runMany(jobs, rows * total >= PARALLEL_ELEMENTS)
     return rt.read(dst, rows * total)
   })
 }
@@ -57,7 +57,7 @@ function splitRows(g: Float32Array, widths: number[], rows: number): Float32Arra
       off += w
       return job
     })
-    rt.runMany(jobs, rows * total >= 1 << 17)
+    rt.runMany(jobs, rows * total >= PARALLEL_ELEMENTS)
     return dsts.map((d, i) => rt.read(d, rows * widths[i]!))
   })
 }

@@ -10,7 +10,14 @@
  *
  * All of them are indirect GEMMs (see kernels.c) run on every core by the runtime.
  */
-import { MAX_TASKS, withArena, type CpuRuntime, type Ptr } from './runtime'
+import {
+  MAX_TASKS,
+  withArena,
+  type CpuRuntime,
+  type Ptr,
+  PARALLEL_MACS,
+  PARALLEL_ELEMENTS,
+} from './runtime'
 
 export type V3 = [number, number, number]
 
@@ -145,7 +152,8 @@ function tapOffsets(a: Padded, beta: number[][]): number[] {
 function iconvTiles(rt: CpuRuntime, M: number, nblocks: number, macsPerPoint: number, mr: number) {
   const work = M * macsPerPoint
   const threads = rt.threads
-  if (threads <= 1 || work < 1 << 21) return { rows: roundUp(Math.max(M, 1), mr), nb: nblocks }
+  if (threads <= 1 || work < PARALLEL_MACS)
+    return { rows: roundUp(Math.max(M, 1), mr), nb: nblocks }
   // enough tasks for load balancing on a shared machine, each still a few hundred µs of work
   const want = Math.min(Math.max(Math.ceil(work / (1 << 20)), 4 * threads), 32 * threads)
   let nb = nblocks
@@ -318,7 +326,7 @@ function runWGrad(rt: CpuRuntime, j: WGradJob): Float32Array {
       nr,
     ],
     chunks * ngroups,
-    M * T * j.pc * j.qc >= 1 << 21,
+    M * T * j.pc * j.qc >= PARALLEL_MACS,
   )
   if (DETAIL) {
     const key = `wgrad pc${j.pc} qc${j.qc} T${T} M${M}`
@@ -597,7 +605,12 @@ export function columnSumsWasm(q: Float32Array, c: number): Float32Array {
   return withArena((rt) => {
     const chunks = Math.ceil(rows / COLSUM_CHUNK)
     const partial = rt.alloc(chunks * c * 8)
-    rt.run(OP_COLSUM, [rt.put(q), rows, c, COLSUM_CHUNK, partial], chunks, q.length >= 1 << 17)
+    rt.run(
+      OP_COLSUM,
+      [rt.put(q), rows, c, COLSUM_CHUNK, partial],
+      chunks,
+      q.length >= PARALLEL_ELEMENTS,
+    )
     const P = rt.f64(partial, chunks * c)
     const acc = new Float64Array(c)
     for (let k = 0; k < chunks; k++) for (let j = 0; j < c; j++) acc[j]! += P[k * c + j]!

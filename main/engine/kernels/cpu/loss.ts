@@ -7,7 +7,7 @@
  * probabilities at temperature τ are computed once and shared by all its students (cached by
  * the teacher tensor's value array, which TF.js never changes).
  */
-import { withArena, type CpuRuntime } from './runtime'
+import { withArena, type CpuRuntime, PARALLEL_ELEMENTS } from './runtime'
 
 const OP_LSM = 19
 const OP_DICE_FWD = 20
@@ -52,7 +52,7 @@ function lossJob(rt: CpuRuntime, op: number, a: LossArgs): number {
       a.out2 ?? 0,
     ],
     ntasks,
-    a.batch * a.n * a.k >= 1 << 16,
+    a.batch * a.n * a.k >= PARALLEL_ELEMENTS / 2,
   )
   return ntasks
 }

@@ -3,7 +3,7 @@
  * kernels: statistics by fixed chunks of voxels (float32 within a chunk of ≤ 512 voxels,
  * float64 across chunks, summed in chunk order), elementwise passes on every core.
  */
-import { withArena, type CpuRuntime, type Ptr } from './runtime'
+import { PARALLEL_ELEMENTS, withArena, type CpuRuntime, type Ptr } from './runtime'
 
 const OP_NORM_STATS = 10
 const OP_NORM_APPLY = 12
@@ -55,7 +55,7 @@ function runNorm(rt: CpuRuntime, op: number, a: NormArgs): number {
       a.out ?? 0,
     ],
     ntasks,
-    a.batch * a.s * a.c >= 1 << 17,
+    a.batch * a.s * a.c >= PARALLEL_ELEMENTS,
   )
   return chunks
 }
@@ -199,7 +199,7 @@ function elem(op: number, a: Float32Array, b: Float32Array | null, slope: number
       op,
       [ap, bp, out, n, ELEM_CHUNK, f32bits(slope)],
       Math.ceil(n / ELEM_CHUNK),
-      n >= 1 << 15,
+      n >= PARALLEL_ELEMENTS,
     )
     return rt.read(out, n)
   })

@@ -110,6 +110,20 @@ function decodeBase64(b64: string): Uint8Array {
   return new Uint8Array(Buffer.from(b64, 'base64'))
 }
 
+function envInt(name: string, fallback: number): number {
+  const v = Number(process.env[name])
+  return Number.isInteger(v) && v > 0 ? v : fallback
+}
+
+/**
+ * Jobs below these sizes run on the calling thread only: waking the pool and waiting for the
+ * last task cost more than they save (most of all on a busy machine). Multiply-adds for
+ * convolutions, elements for memory-bound kernels; `DSD_CPU_PARALLEL_MACS` /
+ * `DSD_CPU_PARALLEL_ELEMENTS` override them (tuning).
+ */
+export const PARALLEL_MACS = envInt('DSD_CPU_PARALLEL_MACS', 1 << 21)
+export const PARALLEL_ELEMENTS = envInt('DSD_CPU_PARALLEL_ELEMENTS', 1 << 17)
+
 /** Threads a runtime uses: `DSD_CPU_THREADS`, else every core. */
 export function defaultThreads(): number {
   const env = Number(process.env.DSD_CPU_THREADS)
