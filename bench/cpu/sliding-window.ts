@@ -14,7 +14,7 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { readVolumeFile } from '../../main/data/case-io'
+import { readVolume } from '../../main/data/volume-io'
 import { PREPROCESS_PRESETS, preprocessVolumes } from '../../main/data/preprocess'
 import { initBackend, type BackendName } from '../../main/engine/backends'
 import { createModel } from '../../main/engine/model'
@@ -37,7 +37,7 @@ const { values } = parseArgs({
 const runs = Number(values.runs)
 const warmup = Number(values.warmup)
 const choice = await initBackend(values.backend as BackendName)
-const image = await readVolumeFile(values.case!)
+const image = await readVolume(values.case!)
 const prepared = preprocessVolumes('case', [image], null, PREPROCESS_PRESETS.mri!)
 const [nx, ny, nz] = prepared.shape
 const vol = { data: prepared.image, shape: [nz, ny, nx] as [number, number, number], channels: 1 }
