@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DsdError } from '../errors'
 import { tf } from './tf'
+import { registerWasmBackend } from './kernels/cpu/backend'
 
 /** The backends the app knows, fastest first. */
 export type BackendName = 'tfjs-node-gpu' | 'webgpu' | 'tfjs-node' | 'wasm' | 'cpu'
@@ -310,16 +311,17 @@ async function loadWebgpu(): Promise<Loaded> {
   return { ok: true, device, software }
 }
 
+// ---- CPU kernels: the `wasm` backend is the engine's own (kernels/cpu/backend.ts)
 async function loadWasm(): Promise<Loaded> {
   if (typeof (globalThis as { WebAssembly?: unknown }).WebAssembly !== 'object')
     return { ok: false, reason: 'WebAssembly is not available' }
   try {
-    await import('@tensorflow/tfjs-backend-wasm')
+    return { ok: true, device: registerWasmBackend() }
   } catch (err) {
-    return { ok: false, reason: `@tensorflow/tfjs-backend-wasm failed to load: ${firstLine(err)}` }
+    return { ok: false, reason: `the WebAssembly SIMD kernels failed to start: ${firstLine(err)}` }
   }
-  return { ok: true, device: 'WebAssembly (XNNPACK)' }
 }
+// ---- end CPU kernels
 
 function loadFor(name: BackendName): Promise<Loaded> {
   switch (name) {
@@ -351,7 +353,7 @@ function toProbe(name: BackendName, l: Loaded): BackendProbe {
     'tfjs-node-gpu': 'native TensorFlow with CUDA',
     webgpu: `WebGPU adapter ${l.device}`,
     'tfjs-node': 'native TensorFlow on the CPU',
-    wasm: 'WebAssembly with XNNPACK',
+    wasm: 'WebAssembly SIMD kernels on every core; tensors in JavaScript memory (no 4 GB heap limit)',
     cpu: 'plain JavaScript: always available, slowest, the numerical reference',
   }
   return { name, available: true, reason: reasons[name], device: l.device, software: l.software }

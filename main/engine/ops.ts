@@ -10,9 +10,10 @@
  * matrix multiply (+ a depth-to-space with rank-4 transposes for the 2×2×2 stride-2 case).
  */
 import { tf } from './tf'
-import { useFused } from './kernels/dispatch'
+import { useFused, useWasmKernels } from './kernels/dispatch'
 import { addRowVectorFused } from './kernels/bias'
-import { conv3dFused } from './kernels/conv3d'
+import { conv3dFused, convT2Fused } from './kernels/conv3d'
+import { concatLastFused } from './kernels/cpu/concat'
 import { addLeakyReluFused, instanceNormActFused, leakyReluFused } from './kernels/norm'
 
 type T = tf.Tensor
@@ -122,6 +123,7 @@ export function scale<R extends T>(a: R, s: number): R {
 /** Concatenate channels-last tensors along the last axis (decoder skip connections). */
 export function concatLast(xs: T[]): T {
   if (xs.length === 0) throw new Error('ops.concatLast: no tensors')
+  if (useWasmKernels()) return concatLastFused(xs) // CPU kernels (kernels/cpu)
   const first = xs[0]!
   const lead = first.shape.slice(0, -1)
   const parts = xs.map((x) => flat2d(x))
@@ -202,52 +204,6 @@ function samePads(x: T5, filter: T5, s: [number, number, number]): Pad3 {
 }
 
 /**
- * 'valid' conv3d whose gradients are computed with forward convolutions only. The WASM
- * backend's Conv3DBackpropInputV2 / Conv3DBackpropFilterV2 kernels return wrong values in
- * TF.js 4.22 (checked against the CPU backend), so on WASM the engine uses this.
- *
- *   dx = conv3d(pad(dilate(dy, s), k − 1 [+ remainder]), flip(W) with in/out swapped)
- *   dW = conv3d(xᵀ [c_in, d, h, w, b], dilate(dy)ᵀ [d', h', w', b, c_out]) cropped to k
- */
-export function conv3dValidForwardGrads(x: T5, filter: T5, s: [number, number, number]): T5 {
-  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [xx, ww, save] = args as [T5, T5, tf.GradSaveFunc]
-    save([xx, ww])
-    const value = tf.conv3d(xx, ww, s, 'valid')
-    return {
-      value,
-      gradFunc: (dy: T5, saved: tf.Tensor[]) => {
-        const [xs, ws] = saved as [T5, T5]
-        const [kd, kh, kw, ci, co] = ws.shape
-        const k = [kd, kh, kw]
-        const dyd = dilate3d(dy, s)
-        // dx: full correlation of the dilated dy with the flipped, transposed kernel
-        const pads = [0, 1, 2].map((i) => {
-          const len = dyd.shape[i + 1]!
-          const extra = xs.shape[i + 1]! - (len + k[i]! - 1)
-          return [k[i]! - 1, k[i]! - 1 + extra] as [number, number]
-        }) as Pad3
-        const wFlip = tf.transpose(tf.reverse(ws, [0, 1, 2]), [0, 1, 2, 4, 3]) as T5
-        const dx = tf.conv3d(pad3d(dyd, pads), wFlip, 1, 'valid')
-        // dW: correlate the input with the dilated dy, batch and channels swapped
-        const xt = tf.transpose(xs, [4, 1, 2, 3, 0]) as T5
-        const dyt = tf.transpose(dyd, [1, 2, 3, 0, 4]) as T5
-        const full = tf.conv3d(xt, dyt, 1, 'valid')
-        const cropped = tf.slice(full, [0, 0, 0, 0, 0], [ci, kd, kh, kw, co])
-        const dw = tf.transpose(cropped, [1, 2, 3, 0, 4])
-        return [dx, dw]
-      },
-    }
-  })
-  return f(x, filter) as T5
-}
-
-/** True when the active backend needs {@link conv3dValidForwardGrads}. */
-function needsForwardGrads(): boolean {
-  return tf.getBackend() === 'wasm'
-}
-
-/**
  * 3D convolution, channels-last. `filter` is `[kd, kh, kw, in, out]`, `bias` `[out]`.
  * `pad` 'same'/'valid' follow TensorFlow; a number pads symmetrically with zeros first and
  * then runs 'valid', which reproduces PyTorch `Conv3d(padding=p)` (TF 'same' with stride 2
@@ -261,7 +217,8 @@ export function conv3d(
   pad: Conv3dPad = 'same',
 ): T5 {
   const st = triple(stride)
-  if (useFused() && tf.getBackend() === 'wasm') {
+  // ---- CPU kernels (kernels/cpu): the whole convolution, bias included, in WebAssembly
+  if (useWasmKernels()) {
     const p3: Pad3 =
       typeof pad === 'number'
         ? [
@@ -278,14 +235,9 @@ export function conv3d(
             ]
     const front = p3.map((q) => q[0]) as [number, number, number]
     const back = p3.map((q) => q[1]) as [number, number, number]
-    const y = conv3dFused(x, filter, st, [front, back])
-    return bias ? addBias(y, bias) : y
+    return conv3dFused(x, filter, st, [front, back], bias)
   }
-  if (needsForwardGrads()) {
-    const pads = typeof pad === 'number' ? pad : pad === 'same' ? samePads(x, filter, st) : 0
-    const y = conv3dValidForwardGrads(pad3d(x, pads), filter, st)
-    return bias ? addBias(y, bias) : y
-  }
+  // ---- end CPU kernels
   let input = x
   let mode: 'same' | 'valid'
   if (typeof pad === 'number') {
@@ -320,6 +272,7 @@ function k2s2Matrix(filter: T5): tf.Tensor2D {
  * `tf.conv3dTranspose(x, filter, [b, 2d, 2h, 2w, out], 2, 'valid')`.
  */
 export function convTranspose3dK2S2(x: T5, filter: T5, bias?: tf.Tensor1D | null): T5 {
+  if (useWasmKernels()) return convT2Fused(x, filter, bias) // CPU kernels (kernels/cpu)
   const [b, d, h, w, cin] = x.shape
   const cout = filter.shape[3]
   if (filter.shape[4] !== cin) {
@@ -348,6 +301,20 @@ export function convTranspose3dK1(x: T5, filter: T5, bias?: tf.Tensor1D | null):
   if (filter.shape[0] !== 1 || filter.shape[1] !== 1 || filter.shape[2] !== 1) {
     throw new Error(`ops.convTranspose3dK1: filter must be [1,1,1,out,in], got [${filter.shape}]`)
   }
+  if (useWasmKernels()) {
+    // CPU kernels (kernels/cpu): a 1×1×1 convolution with the [in, out] filter
+    const w = tf.reshape(tf.transpose(tf.reshape(filter, [cout, cin])), [1, 1, 1, cin, cout])
+    return conv3dFused(
+      x,
+      w as T5,
+      [1, 1, 1],
+      [
+        [0, 0, 0],
+        [0, 0, 0],
+      ],
+      bias,
+    )
+  }
   const wMat = tf.transpose(tf.reshape(filter, [cout, cin])) as tf.Tensor2D
   return onFlat(x, (x2) => {
     const y = matMulRows(x2, wMat)
@@ -362,6 +329,20 @@ export function convTranspose3dK1(x: T5, filter: T5, bias?: tf.Tensor1D | null):
 export function pointwise(x: T5, filter: T, bias?: tf.Tensor1D | null): T5 {
   const cout = filter.shape[filter.rank - 1]!
   const cin = filter.shape[filter.rank - 2]!
+  if (useWasmKernels()) {
+    // CPU kernels (kernels/cpu): a 1×1×1 convolution
+    const w = tf.reshape(filter, [1, 1, 1, cin, cout]) as T5
+    return conv3dFused(
+      x,
+      w,
+      [1, 1, 1],
+      [
+        [0, 0, 0],
+        [0, 0, 0],
+      ],
+      bias,
+    )
+  }
   const wMat = tf.reshape(filter, [cin, cout]) as tf.Tensor2D
   return onFlat(x, (x2) => {
     const y = matMulRows(x2, wMat)

@@ -10,6 +10,8 @@
  */
 import { DsdError } from '../errors'
 import { tf } from './tf'
+import { useWasmKernels, values } from './kernels/dispatch'
+import { adamwUpdate } from './kernels/cpu/adamw'
 
 /** AdamW hyper-parameters. The DSD recipe uses lr 1e-3 (1e-4 for BraTS UNETR), wd 1e-5. */
 export interface AdamWOptions {
@@ -126,6 +128,24 @@ export class AdamW {
         )
       }
       const s = this.slot(name, p)
+      // ---- CPU kernels: the same update in one pass on the wasm backend (bit-identical)
+      if (useWasmKernels()) {
+        const [np, nm, nv] = adamwUpdate(values(p), values(g), values(s.m), values(s.v), {
+          beta1: b1,
+          beta2: b2,
+          sqrtBc2,
+          eps: this.eps,
+          decay,
+          stepSize,
+        })
+        tf.tidy(() => {
+          s.m.assign(tf.tensor1d(nm))
+          s.v.assign(tf.tensor1d(nv))
+          p.assign(tf.tensor(np, p.shape))
+        })
+        continue
+      }
+      // ---- end CPU kernels
       tf.tidy(() => {
         const g1 = tf.reshape(g, [-1])
         const p1 = tf.reshape(p, [-1])

@@ -15,6 +15,25 @@ import {
 } from './loss'
 import type { AdamW } from './optimizer'
 import type { DsdModel } from './model'
+import { useFused } from './kernels/dispatch'
+import {
+  checkTrainingMemory,
+  isAllocationFailure,
+  outOfMemoryError,
+  type MemoryModel,
+} from './kernels/cpu/memory'
+
+/** What the memory estimate reads of a model (the summary is computed once per model). */
+const memoryModels = new WeakMap<DsdModel, MemoryModel>()
+function memoryModel(model: DsdModel): MemoryModel {
+  let m = memoryModels.get(model)
+  if (!m) {
+    const c = model.countParams()
+    m = { config: model.config, rows: model.summary(), params: c.backbone + c.dsd }
+    memoryModels.set(model, m)
+  }
+  return m
+}
 
 /** Loss settings: explicit weights, or a variant name (`Basic`, `DS`, `SDD`, `SDE`, `DSD`). */
 export type TrainLossOptions = string | Omit<DsdLossOptions, 'keepTerms'>
@@ -59,12 +78,25 @@ export async function trainStep(
     varList.push(v)
   }
   let terms: Partial<Record<TermName, tf.Scalar>> = {}
-  const { value, grads } = tf.variableGrads(() => {
-    const out = model.forward(x, { training: true, outputs })
-    const res = dsdLoss(out, labels, { ...opts, keepTerms: true })
-    terms = res.terms
-    return res.total
-  }, varList)
+  // ---- CPU kernels: a step that cannot fit this machine fails with a clear error
+  const cpu = useFused()
+  const mem = cpu ? memoryModel(model) : null
+  if (mem) checkTrainingMemory(mem, x.shape[0])
+  let value: tf.Scalar
+  let grads: tf.NamedTensorMap
+  try {
+    ;({ value, grads } = tf.variableGrads(() => {
+      const out = model.forward(x, { training: true, outputs })
+      const res = dsdLoss(out, labels, { ...opts, keepTerms: true })
+      terms = res.terms
+      return res.total
+    }, varList))
+  } catch (err) {
+    tf.dispose(Object.values(terms) as tf.Tensor[])
+    if (mem && isAllocationFailure(err)) throw outOfMemoryError(err, mem, x.shape[0])
+    throw err
+  }
+  // ---- end CPU kernels
   try {
     const loss = (await value.data())[0]!
     const termValues: Partial<Record<TermName, number>> = {}

@@ -30,6 +30,14 @@ export function useFused(): boolean {
 }
 
 /**
+ * True when the engine's WebAssembly kernels (kernels/cpu) run the convolutions: on the `wasm`
+ * backend (TF.js CPU tensors + kernels.wasm), unless the fused kernels are switched off.
+ */
+export function useWasmKernels(): boolean {
+  return useFused() && tf.getBackend() === 'wasm'
+}
+
+/**
  * Force the fused kernels on (`true`, still only on cpu/wasm), off (`false`) or back to the
  * default (`null`). Returns the previous setting. For tests and benchmarks.
  */
@@ -39,7 +47,7 @@ export function setFusedKernels(on: boolean | null): boolean | null {
   return prev
 }
 
-/** Float32 values of `t` (a copy on WASM, the backing array on CPU: never write to it). */
+/** Float32 values of `t` (the backing array on the cpu and wasm backends: never write to it). */
 export function values(t: tf.Tensor): Float32Array {
   const v = t.dataSync()
   return v instanceof Float32Array ? v : Float32Array.from(v)

@@ -12,7 +12,8 @@
  *   ∂/∂t = τ²/N · (1/τ) · p_t (log p_t − log q − f),  f = the voxel's KL.
  */
 import { tf } from '../tf'
-import { values } from './dispatch'
+import { useWasmKernels, values } from './dispatch'
+import { diceBackward, diceForward, klBackward, klForward, LOSS_MAX_CLASSES } from './cpu/loss'
 
 const SMOOTH = 1e-5
 
@@ -53,6 +54,7 @@ export function diceCEFused(logits: tf.Tensor, labels: Int32Array): tf.Scalar {
   const b = logits.shape[0]!
   const k = logits.shape[logits.rank - 1]!
   const shape = logits.shape
+  if (useWasmKernels() && k <= LOSS_MAX_CLASSES) return diceCEWasm(logits, labels)
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
     const total = xv.length / k
@@ -133,6 +135,39 @@ export function diceCEFused(logits: tf.Tensor, labels: Int32Array): tf.Scalar {
   return f(logits) as tf.Scalar
 }
 
+/** {@link diceCEFused} on the WebAssembly kernels (kernels/cpu/loss.ts), every core. */
+function diceCEWasm(logits: tf.Tensor, labels: Int32Array): tf.Scalar {
+  const b = logits.shape[0]!
+  const k = logits.shape[logits.rank - 1]!
+  const shape = logits.shape
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xv = values(args[0] as tf.Tensor)
+    const total = xv.length / k
+    const { psum, inter, gsum, ce, probs } = diceForward(xv, labels, b, k)
+    let dice = 0
+    const denom = new Float64Array(b * k)
+    for (let i = 0; i < b * k; i++) {
+      denom[i] = psum[i]! + gsum[i]! + SMOOTH
+      dice += 1 - (2 * inter[i]! + SMOOTH) / denom[i]!
+    }
+    return {
+      value: tf.scalar(dice / (b * k) + ce / total),
+      gradFunc: (dy: tf.Tensor) => {
+        const up = dy.dataSync()[0]!
+        const a = new Float64Array(b * k)
+        const gd = new Float64Array(b * k)
+        for (let i = 0; i < b * k; i++) {
+          a[i] = (2 * inter[i]! + SMOOTH) / (denom[i]! * denom[i]!)
+          gd[i] = 2 / denom[i]!
+        }
+        const dx = diceBackward(probs, labels, b, k, up / (b * k), up / total, a, gd)
+        return [tf.tensor(dx, shape)]
+      },
+    }
+  })
+  return f(logits) as tf.Scalar
+}
+
 /**
  * τ²·KL(teacher ‖ student) with temperature τ, voxel mean of the class sum; gradients flow
  * into both the student and the teacher.
@@ -147,6 +182,24 @@ export function klDistillFused(
   const t2 = Math.fround(temperature * temperature)
   const sShape = student.shape
   const tShape = teacher.shape
+  if (useWasmKernels() && k <= LOSS_MAX_CLASSES) {
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const sv = values(args[0] as tf.Tensor)
+      const tv = values(args[1] as tf.Tensor)
+      const total = tv.length / k
+      const fwd = klForward(sv, tv, k, invT)
+      const loss = (fwd.sum / total) * t2
+      return {
+        value: tf.scalar(loss),
+        gradFunc: (dy: tf.Tensor) => {
+          const c = (dy.dataSync()[0]! * t2 * invT) / total
+          const { ds, dt } = klBackward(fwd, k, c)
+          return [tf.tensor(ds, sShape), tf.tensor(dt, tShape)]
+        },
+      }
+    })
+    return f(student, teacher) as tf.Scalar
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const sv = values(args[0] as tf.Tensor)
     const tv = values(args[1] as tf.Tensor)

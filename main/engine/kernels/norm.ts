@@ -8,7 +8,15 @@
  * accumulated in float64, so results equal the tf-op version to float32 rounding.
  */
 import { tf } from '../tf'
-import { values } from './dispatch'
+import { useWasmKernels, values } from './dispatch'
+import {
+  addLeakyForward,
+  instanceNormBackward,
+  instanceNormForward,
+  leakyForward,
+  leakyGrad,
+  NORM_MAX_CHANNELS,
+} from './cpu/norm'
 
 type T5 = tf.Tensor5D
 
@@ -19,6 +27,7 @@ type T5 = tf.Tensor5D
 export function instanceNormActFused(x: T5, eps: number, slope: number | null): T5 {
   const [b, d, h, w, c] = x.shape
   const s = d * h * w
+  if (useWasmKernels() && c <= NORM_MAX_CHANNELS) return instanceNormActWasm(x, eps, slope)
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
     const xhat = new Float32Array(xv.length)
@@ -95,12 +104,39 @@ export function instanceNormActFused(x: T5, eps: number, slope: number | null): 
   return f(x) as T5
 }
 
+/** {@link instanceNormActFused} on the WebAssembly kernels (kernels/cpu/norm.ts), every core. */
+function instanceNormActWasm(x: T5, eps: number, slope: number | null): T5 {
+  const [b, d, h, w, c] = x.shape
+  const s = d * h * w
+  const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const xv = values(args[0] as tf.Tensor)
+    const { y, stats } = instanceNormForward(xv, b, s, c, eps, slope)
+    return {
+      value: tf.tensor5d(y, [b, d, h, w, c]),
+      gradFunc: (dy: tf.Tensor) => [
+        tf.tensor5d(instanceNormBackward(xv, values(dy), stats, b, s, c, slope), [b, d, h, w, c]),
+      ],
+    }
+  })
+  return f(x) as T5
+}
+
 /**
  * LeakyReLU of any tensor in one typed-array pass (forward and backward); CPU/WASM only.
  * The gradient at 0 uses `slope`, as `tf.leakyRelu`'s does.
  */
 export function leakyReluFused<R extends tf.Tensor>(x: R, slope: number): R {
   const shape = x.shape
+  if (useWasmKernels() && slope >= 0) {
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const y = leakyForward(values(args[0] as tf.Tensor), slope)
+      return {
+        value: tf.tensor(y, shape),
+        gradFunc: (dy: tf.Tensor) => [tf.tensor(leakyGrad(y, values(dy), slope), shape)],
+      }
+    })
+    return f(x) as R
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
     const y = new Float32Array(xv.length)
@@ -126,6 +162,19 @@ export function leakyReluFused<R extends tf.Tensor>(x: R, slope: number): R {
  */
 export function addLeakyReluFused<R extends tf.Tensor>(a: R, bT: tf.Tensor, slope: number): R {
   const shape = a.shape
+  if (useWasmKernels() && slope >= 0) {
+    const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const y = addLeakyForward(values(args[0] as tf.Tensor), values(args[1] as tf.Tensor), slope)
+      return {
+        value: tf.tensor(y, shape),
+        gradFunc: (dy: tf.Tensor) => {
+          const dx = tf.tensor(leakyGrad(y, values(dy), slope), shape)
+          return [dx, tf.clone(dx)]
+        },
+      }
+    })
+    return f(a, bT) as R
+  }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const av = values(args[0] as tf.Tensor)
     const bv = values(args[1] as tf.Tensor)

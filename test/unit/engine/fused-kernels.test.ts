@@ -121,7 +121,7 @@ for (const backend of ['cpu', 'wasm'] as const) {
       })
     })
 
-    test('conv3d (patches × filter): value, dx and dW equal tf.conv3d on the CPU', async () => {
+    test('conv3d (the WebAssembly kernel on wasm): value, dx and dW equal tf.conv3d on the CPU', async () => {
       const cases = [
         {
           st: [1, 1, 1],
