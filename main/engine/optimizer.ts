@@ -10,6 +10,9 @@
  */
 import { DsdError } from '../errors'
 import { tf } from './tf'
+// WebGPU: one fused dispatch per parameter (kernels/webgpu/adamw.ts)
+import { useWebgpuKernels } from './kernels/webgpu/mode'
+import { adamwGpu } from './kernels/webgpu/adamw'
 
 /** AdamW hyper-parameters. The DSD recipe uses lr 1e-3 (1e-4 for BraTS UNETR), wd 1e-5. */
 export interface AdamWOptions {
@@ -126,6 +129,22 @@ export class AdamW {
         )
       }
       const s = this.slot(name, p)
+      if (useWebgpuKernels()) {
+        tf.tidy(() => {
+          const [p2, m2, v2] = adamwGpu(tf.reshape(p, [-1]), tf.reshape(g, [-1]), s.m, s.v, {
+            b1,
+            b2,
+            stepSize,
+            sqrtBc2,
+            eps: this.eps,
+            decay,
+          })
+          s.m.assign(m2)
+          s.v.assign(v2)
+          p.assign(tf.reshape(p2, p.shape))
+        })
+        continue
+      }
       tf.tidy(() => {
         const g1 = tf.reshape(g, [-1])
         const p1 = tf.reshape(p, [-1])
