@@ -38,13 +38,13 @@ function ceilDiv(a: number, b: number): number {
 }
 
 /**
- * Register tile for `channels` outputs channels and `spatial` voxels along the innermost axis
+ * Register tile for `channels` output channels and `spatial` outputs along the innermost axis
  * on a CPU adapter: TN ∈ {4, 8, 16} covers the channels, TM brings the tile to 64–128
  * accumulators (fewer when the axis is short).
  */
 export function directTile(channels: number, spatial: number): Tile {
   const TN = channels <= 4 ? 4 : channels <= 8 ? 8 : 16
-  let TM = TN === 4 ? 16 : 8
+  let TM = TN === 16 ? 8 : 16
   while (TM > 4 && TM / 2 >= spatial) TM /= 2
   return { TM, TN }
 }
@@ -97,10 +97,16 @@ const FWD = new Params([...GEOM, 'lanes', 'OWG'])
 
 /**
  * Forward: `y[b, o, co] = Σ x[b, o·s − p + k, ci] · w[k, ci, co] (+ bias[co])`.
- * Bindings: x, w, [bias], y.
+ * The TM outputs of an invocation are consecutive along W, so for each (kd, kh, ci) their
+ * KW taps read a window of (TM − 1)·SW + KW input values, loaded once: per window
+ * (WIN + KW·TN) loads feed KW·TM·TN multiply-adds. KW and SW are WGSL constants (they shape
+ * the unrolled window); everything else is uniform. Bindings: x, w, [bias], y.
  */
 export function convFwdDirect(g: ConvGeom, bias: boolean, tile: Tile): Kernel {
   const { TM, TN } = tile
+  const KW = g.k[2]
+  const SW = g.s[2]
+  const WIN = (TM - 1) * SW + KW
   const OWG = ceilDiv(g.outSize[2], TM)
   const lanes = g.B * g.outSize[0] * g.outSize[1] * OWG
   const NG = ceilDiv(g.CO, TN)
@@ -119,8 +125,10 @@ ${bindings([{ name: 'x' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])], 
   let od = r % OD;
   let b = r / OD;
   let ow0 = owg * ${TM};
+  let iw0 = ow0 * ${SW} - PW;
   ${rep(TM, (m) => rep(TN, (n) => `var ${acc(m, n)} = 0.0;`, ' '))}
   ${rep(TN, (n) => `let wc${n} = min(co0 + ${n}, CO - 1);`, ' ')}
+  ${rep(WIN, (j) => `let ok${j} = iw0 + ${j} >= 0 && iw0 + ${j} < W;`, ' ')}
   for (var kd = 0; kd < KD; kd++) {
     let id = od * SD + kd - PD;
     if (id < 0 || id >= D) { continue; }
@@ -128,22 +136,18 @@ ${bindings([{ name: 'x' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])], 
       let ih = oh * SH + kh - PH;
       if (ih < 0 || ih >= H) { continue; }
       let row = ((b * D + id) * H + ih) * W;
-      for (var kw = 0; kw < KW; kw++) {
-        let wb = ((kd * KH + kh) * KW + kw) * CI * CO;
+      ${rep(WIN, (j) => `let xo${j} = (row + clamp(iw0 + ${j}, 0, W - 1)) * CI;`, ' ')}
+      let wt = (kd * KH + kh) * ${KW};
+      for (var ci = 0; ci < CI; ci++) {
+        ${rep(WIN, (j) => `let v${j} = select(0.0, x[xo${j} + ci], ok${j});`, ' ')}
         ${rep(
-          TM,
-          (m) =>
-            `let iw${m} = (ow0 + ${m}) * SW + kw - PW; let ok${m} = iw${m} >= 0 && iw${m} < W; let xo${m} = (row + clamp(iw${m}, 0, W - 1)) * CI;`,
-        )}
-        for (var ci = 0; ci < CI; ci++) {
-          let wo = wb + ci * CO;
+          KW,
+          (kw) => `{
+          let wo = ((wt + ${kw}) * CI + ci) * CO;
           ${rep(TN, (n) => `let w${n} = w[wo + wc${n}];`, ' ')}
-          ${rep(
-            TM,
-            (m) =>
-              `{ let v = select(0.0, x[xo${m} + ci], ok${m}); ${rep(TN, (n) => `${acc(m, n)} += v * w${n};`, ' ')} }`,
-          )}
-        }
+          ${rep(TM, (m) => rep(TN, (n) => `${acc(m, n)} += v${m * SW + kw} * w${n};`, ' '))}
+        }`,
+        )}
       }
     }
   }
@@ -211,10 +215,14 @@ const DX = new Params([...GEOM, 'NG'], 32)
  * taps with `i + p − k ≡ 0 (mod s)`, split into the `s_d·s_h·s_w` sub-pixel phases
  * (`workgroup_id.z = phase · groups + channel group`) so no multiply-add touches an inserted
  * zero. With k = s = 2 and p = 0 this is the 2×2×2 stride-2 transposed convolution.
- * Bindings: dy, w, [bias over ci], dx.
+ * An invocation's TM input voxels are consecutive within the phase along W; for each
+ * (kd, kh, co) their W taps read a window of TM + TWMAX − 1 values of dy, loaded once
+ * (TWMAX = ⌈KW/SW⌉ is a WGSL constant). Bindings: dy, w, [bias over ci], dx.
  */
 export function convDxDirect(g: ConvGeom, bias: boolean, tile: Tile): Kernel {
   const { TM, TN } = tile
+  const TWMAX = ceilDiv(g.k[2], g.s[2])
+  const WIN = TM + TWMAX - 1
   const { table, phases, counts } = phaseTable(g)
   const maxLanes = Math.max(...counts.map(([a, b, c]) => g.B * a! * b! * ceilDiv(c!, TM)))
   const NG = ceilDiv(g.CI, TN)
@@ -236,8 +244,10 @@ ${bindings([{ name: 'dy' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])],
   let jd = r % ND;
   let b = r / ND;
   let jw0 = jwg * ${TM};
+  let ow0 = CW + jw0 - ${TWMAX - 1};
   ${rep(TM, (m) => rep(TN, (n) => `var ${acc(m, n)} = 0.0;`, ' '))}
   ${rep(TN, (n) => `let wc${n} = min(ci0 + ${n}, CI - 1);`, ' ')}
+  ${rep(WIN, (j) => `let ok${j} = ow0 + ${j} >= 0 && ow0 + ${j} < OW;`, ' ')}
   for (var td = 0; td < TD; td++) {
     let od = CD + jd - td;
     if (od < 0 || od >= OD) { continue; }
@@ -247,23 +257,18 @@ ${bindings([{ name: 'dy' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])],
       if (oh < 0 || oh >= OH) { continue; }
       let kh = RH + SH * th;
       let row = ((b * OD + od) * OH + oh) * OW;
-      for (var tw = 0; tw < TW; tw++) {
-        let kw = RW + SW * tw;
-        let wb = ((kd * KH + kh) * KW + kw) * CI * CO;
+      ${rep(WIN, (j) => `let go${j} = (row + clamp(ow0 + ${j}, 0, OW - 1)) * CO;`, ' ')}
+      let wt = (kd * KH + kh) * KW + RW;
+      for (var co = 0; co < CO; co++) {
+        ${rep(WIN, (j) => `let v${j} = select(0.0, dy[go${j} + co], ok${j});`, ' ')}
         ${rep(
-          TM,
-          (m) =>
-            `let ow${m} = CW + jw0 + ${m} - tw; let ok${m} = ow${m} >= 0 && ow${m} < OW; let go${m} = (row + clamp(ow${m}, 0, OW - 1)) * CO;`,
+          TWMAX,
+          (tw) => `if (${tw} < TW) {
+          let wo = (wt + SW * ${tw}) * CI * CO + co;
+          ${rep(TN, (n) => `let w${n} = w[wo + wc${n} * CO];`, ' ')}
+          ${rep(TM, (m) => rep(TN, (n) => `${acc(m, n)} += v${m - tw + TWMAX - 1} * w${n};`, ' '))}
+        }`,
         )}
-        ${rep(TN, (n) => `let wo${n} = wb + wc${n} * CO;`, ' ')}
-        for (var co = 0; co < CO; co++) {
-          ${rep(TN, (n) => `let w${n} = w[wo${n} + co];`, ' ')}
-          ${rep(
-            TM,
-            (m) =>
-              `{ let v = select(0.0, dy[go${m} + co], ok${m}); ${rep(TN, (n) => `${acc(m, n)} += v * w${n};`, ' ')} }`,
-          )}
-        }
       }
     }
   }
@@ -291,9 +296,14 @@ export interface SplitK {
 }
 
 /** Choose the chunking so that about `targetGroups` workgroups run (partial buffer ≤ 16 M floats). */
-export function splitK(g: ConvGeom, groupsPerChunk: number, targetGroups: number): SplitK {
+export function splitK(
+  g: ConvGeom,
+  groupsPerChunk: number,
+  targetGroups: number,
+  slices = 1,
+): SplitK {
   const rowsTotal = g.B * g.outSize[0] * g.outSize[1]
-  const R = g.k[0] * g.k[1] * g.k[2] * g.CI * g.CO
+  const R = g.k[0] * g.k[1] * g.k[2] * g.CI * g.CO * slices
   const maxZ = Math.max(1, Math.min(4096, Math.floor(16_777_216 / R), rowsTotal))
   let Z = Math.max(1, Math.min(maxZ, Math.round(targetGroups / groupsPerChunk)))
   const rowsPerChunk = Math.ceil(rowsTotal / Z)
@@ -301,22 +311,63 @@ export function splitK(g: ConvGeom, groupsPerChunk: number, targetGroups: number
   return { Z, rowsPerChunk }
 }
 
-const DW = new Params([...GEOM, 'R', 'lanes', 'rowsPerChunk', 'rowsTotal'])
+/** Filter-gradient plan: channel tiles, W segments per lane group and the split-K chunks. */
+export interface DwPlan {
+  /** Input channels per invocation. */
+  TM: number
+  /** Output channels per invocation. */
+  TN: number
+  /** Segments of the W axis (each a separate partial sum). */
+  NSEG: number
+  split: SplitK
+}
+
+export function dwPlan(g: ConvGeom, targetGroups: number): DwPlan {
+  const KW = g.k[2]
+  const TN = g.CO <= 4 ? 4 : 8
+  let TM = g.CI <= 1 ? 1 : g.CI <= 2 ? 2 : g.CI <= 4 ? 4 : 8
+  while (TM > 1 && TM * KW * TN > 96) TM /= 2
+  const R2 = g.k[0] * g.k[1] * Math.ceil(g.CI / TM)
+  const NSEG = Math.max(1, Math.min(Math.floor(64 / R2), Math.floor(g.outSize[2] / 4)))
+  const groups = Math.ceil((NSEG * R2) / 64) * Math.ceil(g.CO / TN)
+  return { TM, TN, NSEG, split: splitK(g, groups, targetGroups, NSEG) }
+}
+
+const DW = new Params([
+  ...GEOM,
+  'R2',
+  'NCIG',
+  'NSEG',
+  'segLen',
+  'lanes',
+  'rowsPerChunk',
+  'rowsTotal',
+])
 
 /**
- * Filter gradient, split over the output voxels: `partial[z, k, ci, co] = Σ_{(b, o) in chunk z}
- * x[b, o·s − p + k, ci] · dy[b, o, co]`; {@link reduceChunks} sums the chunks. Rows of the GEMM
- * are the (k, ci) pairs; an invocation holds TM rows × TN channels; the chunk and the channel
- * group are per workgroup, so the `dy` loads are uniform. Bindings: x, dy, partial.
+ * Filter gradient, split over the output voxels: `partial[z·NSEG + seg, k, ci, co] =
+ * Σ x[b, o·s − p + k, ci] · dy[b, o, co]` over the (b, od, oh) rows of chunk z and the W
+ * segment seg; {@link reduceChunks} sums the partials. An invocation owns (kd, kh), TM input
+ * channels, all KW taps along W and TN output channels; walking along W it keeps the KW·TM
+ * input values of the current position in registers and loads only the SW·TM new ones per
+ * step (KW and SW are WGSL constants). Bindings: x, dy, partial.
  */
-export function convDwDirect(g: ConvGeom, tile: Tile, plan: SplitK): Kernel {
-  const { TM, TN } = tile
-  const R = g.k[0] * g.k[1] * g.k[2] * g.CI
-  const lanes = ceilDiv(R, TM)
+export function convDwDirect(g: ConvGeom, plan: DwPlan): Kernel {
+  const { TM, TN, NSEG } = plan
+  const KW = g.k[2]
+  const SW = g.s[2]
+  const NCIG = ceilDiv(g.CI, TM)
+  const R2 = g.k[0] * g.k[1] * NCIG
+  const lanes = R2 * NSEG
   const NG = ceilDiv(g.CO, TN)
+  const segLen = ceilDiv(g.outSize[2], NSEG)
   const rowsTotal = g.B * g.outSize[0] * g.outSize[1]
-  const { Z, rowsPerChunk } = plan
-  const acc = (m: number, n: number) => `a${m}_${n}`
+  const { Z, rowsPerChunk } = plan.split
+  const shift = KW > SW
+  const fresh = shift ? SW : KW // taps loaded per step
+  const acc = (m: number, kw: number, n: number) => `a${m}_${kw}_${n}`
+  const load = (kw: number, iw: string) =>
+    `{ let iw = ${iw} + ${kw}; let okw = rok && iw >= 0 && iw < W; let xo = (xrow + clamp(iw, 0, W - 1)) * CI; ${rep(TM, (m) => `v${m}_${kw} = select(0.0, x[xo + ci${m}], okw);`, ' ')} }`
   const code = `
 ${bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -325,42 +376,47 @@ ${bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())}
   if (lane >= lanes) { return; }
   let co0 = i32(wid.y) * ${TN};
   let z = i32(wid.z);
-  let r0 = lane * ${TM};
-  ${rep(
-    TM,
-    (m) => `let rr${m} = min(r0 + ${m}, R - 1); let ci${m} = rr${m} % CI; let tap${m} = rr${m} / CI;
-  let kw${m} = tap${m} % KW - PW; let kh${m} = (tap${m} / KW) % KH - PH; let kd${m} = tap${m} / (KW * KH) - PD;`,
-  )}
+  let seg = lane / R2;
+  let r2 = lane % R2;
+  let cig = r2 % NCIG;
+  let kh = (r2 / NCIG) % KH;
+  let kd = r2 / (NCIG * KH);
+  let cb = cig * ${TM};
+  ${rep(TM, (m) => `let ci${m} = min(cb + ${m}, CI - 1);`, ' ')}
   ${rep(TN, (n) => `let dc${n} = min(co0 + ${n}, CO - 1);`, ' ')}
-  ${rep(TM, (m) => rep(TN, (n) => `var ${acc(m, n)} = 0.0;`, ' '))}
+  let owA = seg * segLen;
+  let owB = min(owA + segLen, OW);
+  ${rep(TM, (m) => rep(KW, (kw) => rep(TN, (n) => `var ${acc(m, kw, n)} = 0.0;`, ' '), ' '))}
+  ${rep(TM, (m) => rep(KW, (kw) => `var v${m}_${kw} = 0.0;`, ' '), ' ')}
   let rEnd = min((z + 1) * rowsPerChunk, rowsTotal);
   for (var rw = z * rowsPerChunk; rw < rEnd; rw++) {
     let oh = rw % OH;
     let od = (rw / OH) % OD;
     let b = rw / (OH * OD);
-    ${rep(
-      TM,
-      (m) => `let id${m} = od * SD + kd${m}; let ih${m} = oh * SH + kh${m};
-    let rok${m} = id${m} >= 0 && id${m} < D && ih${m} >= 0 && ih${m} < H;
-    let xr${m} = ((b * D + clamp(id${m}, 0, D - 1)) * H + clamp(ih${m}, 0, H - 1)) * W;`,
-    )}
+    let id = od * SD + kd - PD;
+    let ih = oh * SH + kh - PH;
+    let rok = id >= 0 && id < D && ih >= 0 && ih < H;
+    let xrow = ((b * D + clamp(id, 0, D - 1)) * H + clamp(ih, 0, H - 1)) * W;
+    ${shift ? rep(KW - SW, (kw) => load(kw + SW, `(owA - 1) * ${SW} - PW`)) : ''}
     let gb = rw * OW * CO;
-    for (var ow = 0; ow < OW; ow++) {
+    for (var ow = owA; ow < owB; ow++) {
+      let iwb = ow * ${SW} - PW;
+      ${shift ? rep(KW - SW, (kw) => rep(TM, (m) => `v${m}_${kw} = v${m}_${kw + SW};`, ' ')) : ''}
+      ${rep(fresh, (j) => load(KW - fresh + j, 'iwb'))}
       let go = gb + ow * CO;
       ${rep(TN, (n) => `let g${n} = dy[go + dc${n}];`, ' ')}
-      ${rep(
-        TM,
-        (m) =>
-          `{ let iw = ow * SW + kw${m}; let v = select(0.0, x[(xr${m} + clamp(iw, 0, W - 1)) * CI + ci${m}], rok${m} && iw >= 0 && iw < W); ${rep(TN, (n) => `${acc(m, n)} += v * g${n};`, ' ')} }`,
-      )}
+      ${rep(TM, (m) => rep(KW, (kw) => rep(TN, (n) => `${acc(m, kw, n)} += v${m}_${kw} * g${n};`, ' '), ' '))}
     }
   }
-  let pb = z * R * CO;
+  let pb = (z * NSEG + seg) * KD * KH * KW * CI * CO;
   ${rep(
     TM,
-    (m) => `if (r0 + ${m} < R) {
-    let po = pb + (r0 + ${m}) * CO + co0;
-    ${rep(TN, (n) => `if (co0 + ${n} < CO) { part[po + ${n}] = ${acc(m, n)}; }`, ' ')}
+    (m) => `if (cb + ${m} < CI) {
+    ${rep(
+      KW,
+      (kw) => `{ let po = pb + (((kd * KH + kh) * KW + ${kw}) * CI + cb + ${m}) * CO + co0;
+      ${rep(TN, (n) => `if (co0 + ${n} < CO) { part[po + ${n}] = ${acc(m, kw, n)}; }`, ' ')} }`,
+    )}
   }`,
   )}
 }`
@@ -370,7 +426,7 @@ ${bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())}
   return {
     code,
     dispatch: [ceilDiv(lanes, WG), NG, Z],
-    uniforms: DW.pack({ ...geomValues(g), R, lanes, rowsPerChunk, rowsTotal }),
+    uniforms: DW.pack({ ...geomValues(g), R2, NCIG, NSEG, segLen, lanes, rowsPerChunk, rowsTotal }),
   }
 }
 

@@ -19,8 +19,8 @@ import {
   convDxDirect,
   convFwdDirect,
   directTile,
+  dwPlan,
   reduceChunks,
-  splitK,
   type Kernel,
 } from './conv-direct'
 import { convDwTiled, convDxTiled, convFwdTiled, TILED_SPLITK_TARGET } from './conv-tiled'
@@ -93,11 +93,9 @@ function dw(
   let k: Kernel
   let Z: number
   if (convVariant() === 'direct') {
-    const tile = { TM: 8, TN: g.CO <= 4 ? 4 : 8 }
-    const groups = Math.ceil(Math.ceil(R / tile.TM) / 64) * Math.ceil(g.CO / tile.TN)
-    const plan = splitK(g, groups, 32)
-    k = convDwDirect(g, tile, plan)
-    Z = plan.Z
+    const plan = dwPlan(g, 32)
+    k = convDwDirect(g, plan)
+    Z = plan.split.Z * plan.NSEG
   } else {
     const t = convDwTiled(g, TILED_SPLITK_TARGET)
     k = t

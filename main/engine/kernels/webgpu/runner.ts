@@ -79,7 +79,10 @@ export interface KernelCall {
   uniforms?: ArrayBuffer
 }
 
-const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>()
+const pipelines = new WeakMap<
+  GPUDevice,
+  Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>
+>()
 
 /** Number of distinct pipelines compiled on the active device (for tests and logs). */
 export function pipelineCount(): number {
@@ -94,7 +97,7 @@ function pipelineFor(
   nIn: number,
   nOut: number,
   uniform: boolean,
-): GPUComputePipeline {
+): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
   let cache = pipelines.get(device)
   if (!cache) {
     cache = new Map()
@@ -129,15 +132,16 @@ function pipelineFor(
       })
     }
     device.pushErrorScope('validation')
-    const bgl = device.createBindGroupLayout({ entries })
+    const layout = device.createBindGroupLayout({ entries })
     const module = device.createShaderModule({ code })
-    p = device.createComputePipeline({
-      layout: device.createPipelineLayout({ bindGroupLayouts: [bgl] }),
+    const pipeline = device.createComputePipeline({
+      layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: 'main' },
     })
+    p = { pipeline, layout }
     cache.set(key, p)
     const pending = device.popErrorScope().then((e) => {
-      if (e) compileErrors.push(`${name}: ${e.message.split('\n').slice(0, 6).join(' ')}`)
+      if (e) compileErrors.unshift(`${name}: ${e.message.split('\n').slice(0, 8).join(' ')}`)
     })
     pendingChecks.push(pending)
   }
@@ -199,7 +203,7 @@ function bufferOf(backend: WebGPUBackendLike, t: tf.TensorInfo): GPUBuffer {
 export function run(backend: WebGPUBackendLike, call: KernelCall): void {
   throwCompileErrors()
   const device = backend.device
-  const pipeline = pipelineFor(
+  const { pipeline, layout } = pipelineFor(
     device,
     call.code,
     call.name,
@@ -223,7 +227,7 @@ export function run(backend: WebGPUBackendLike, call: KernelCall): void {
     backend.uniformPendingDisposal.push(ubuf)
     entries.push({ binding: binding++, resource: { buffer: ubuf } })
   }
-  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries })
+  const bindGroup = device.createBindGroup({ layout, entries })
   const timed = backend.activeTimers != null
   backend.ensureCommandEncoderReady()
   if (timed && backend.supportTimestampQuery) {
