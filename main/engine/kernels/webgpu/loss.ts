@@ -267,7 +267,7 @@ const BWD = new Params(['B', 'S', 'K', 'lanes'], 0, [
   'w10',
 ])
 
-function backwardCode(g: Group, K: number, coefBase: number): string {
+function backwardCode(g: Group, K: number, coefBase: number, write: number[]): string {
   const needLab = g.dce.length > 0
   const T = g.tensors.length
   const lines: string[] = []
@@ -299,7 +299,7 @@ ${bindings(
     { name: 'coef' },
     { name: 'dy' },
   ],
-  names.map((_, i) => ({ name: `g${i}` })),
+  write.map((i) => ({ name: `g${i}` })),
   BWD.members(),
 )}
 @compute @workgroup_size(64) fn main(${MAIN_ARGS}) {
@@ -311,8 +311,20 @@ ${bindings(
   ${needLab ? 'let lab = labels[v];' : ''}
   ${g.tensors.map((_, t) => loadRow(`t${t}`, K, `l${t}_`)).join('\n  ')}
   ${lines.join('\n  ')}
-  ${rep(T, (t) => rep(K, (k) => `g${t}[o + ${k}] = d${t}_${k};`, ' '))}
+  ${write.map((t) => rep(K, (k) => `g${t}[o + ${k}] = d${t}_${k};`, ' ')).join('\n  ')}
 }`
+}
+
+let storageOverride: number | null = null
+
+/** Storage buffers one dispatch may bind on this device. */
+function storageLimit(backend: WebGPUBackendLike): number {
+  return storageOverride ?? backend.device.limits.maxStorageBuffersPerShaderStage
+}
+
+/** Pretend the device binds only `n` storage buffers per dispatch (tests); `null` resets. */
+export function setLossStorageLimit(n: number | null): void {
+  storageOverride = n
 }
 
 interface LossAttrs {
@@ -417,23 +429,30 @@ function backward(
   let coefBase = 0
   for (const g of groupsFor(at.terms)) {
     const grads = g.tensors.map((n) => newOutput(backend, inputs[n]!.shape))
-    run(backend, {
-      name: 'loss.grad',
-      code: backwardCode(g, K, coefBase),
-      dispatch: fold(Math.ceil(N / 64)),
-      uniforms: BWD.pack({
-        B,
-        S,
-        K,
-        lanes: N,
-        N,
-        invT: 1 / at.temperature,
-        tau: at.temperature,
-        ...weightUniforms(at.weights),
-      }),
-      inputs: [...(g.dce.length ? [labels] : []), ...g.tensors.map((n) => inputs[n]!), coef, dy],
-      outputs: grads,
-    })
+    const ins = [...(g.dce.length ? [labels] : []), ...g.tensors.map((n) => inputs[n]!), coef, dy]
+    // one pass writes every gradient of the group when the device binds enough storage
+    // buffers (11 for four outputs); otherwise the pass is repeated for subsets of them
+    const per = Math.max(1, storageLimit(backend) - ins.length)
+    for (let first = 0; first < grads.length; first += per) {
+      const write = grads.map((_, i) => i).slice(first, first + per)
+      run(backend, {
+        name: 'loss.grad',
+        code: backwardCode(g, K, coefBase, write),
+        dispatch: fold(Math.ceil(N / 64)),
+        uniforms: BWD.pack({
+          B,
+          S,
+          K,
+          lanes: N,
+          N,
+          invT: 1 / at.temperature,
+          tau: at.temperature,
+          ...weightUniforms(at.weights),
+        }),
+        inputs: ins,
+        outputs: write.map((i) => grads[i]!),
+      })
+    }
     g.tensors.forEach((n, i) => {
       const prev = out[n]
       if (prev) throw new Error(`DSD loss kernel: ${n} appears in two groups`)

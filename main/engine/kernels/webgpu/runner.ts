@@ -103,13 +103,11 @@ function pipelineFor(
     cache = new Map()
     pipelines.set(device, cache)
     device.addEventListener('uncapturederror', (e) => {
-      const err = (e as unknown as { error?: { message?: string } }).error
-      compileErrors.push(
-        `WebGPU error: ${String(err?.message ?? e)
-          .split('\n')
-          .slice(0, 6)
-          .join(' ')}`,
-      )
+      const msg = String((e as unknown as { error?: { message?: string } }).error?.message ?? e)
+      // follow-on errors of an invalid pipeline repeat on every use; the cause is reported
+      // by the pipeline's own error scope
+      if (/invalid due to a previous error/.test(msg)) return
+      compileErrors.push(`WebGPU error: ${msg.split('\n').slice(0, 6).join(' ')}`)
     })
   }
   const key = `${nIn}/${nOut}/${uniform ? 1 : 0}\n${code}`
