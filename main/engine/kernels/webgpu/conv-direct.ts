@@ -14,7 +14,7 @@
  * bounds would make LLVM unroll the tap loops and take seconds per pipeline).
  */
 import { axisPhases, type ConvGeom } from './conv-geom'
-import { bindings, fold, MAIN_ARGS, Params, rep, WG_LINEAR } from './runner'
+import { bindings, fold, MAIN_ARGS, memo, Params, rep, WG_LINEAR } from './runner'
 
 /** Register tile of one invocation. */
 export interface Tile {
@@ -111,7 +111,9 @@ export function convFwdDirect(g: ConvGeom, bias: boolean, tile: Tile): Kernel {
   const lanes = g.B * g.outSize[0] * g.outSize[1] * OWG
   const NG = ceilDiv(g.CO, TN)
   const acc = (m: number, n: number) => `a${m}_${n}`
-  const code = `
+  const code = memo(
+    `fwd/${TM}/${TN}/${KW}/${SW}/${bias}`,
+    () => `
 ${bindings([{ name: 'x' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])], [{ name: 'y' }], FWD.members())}
 @compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
   ${FWD.lets()}
@@ -160,7 +162,8 @@ ${bindings([{ name: 'x' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])], 
     ${rep(TN, (n) => `if (co0 + ${n} < CO) { y[yo + ${n}] = ${acc(m, n)}${bias ? ` + bv${n}` : ''}; }`, ' ')}
   }`,
   )}
-}`
+}`,
+  )
   return {
     code,
     dispatch: fold(ceilDiv(lanes, WG), NG),
@@ -227,7 +230,9 @@ export function convDxDirect(g: ConvGeom, bias: boolean, tile: Tile): Kernel {
   const maxLanes = Math.max(...counts.map(([a, b, c]) => g.B * a! * b! * ceilDiv(c!, TM)))
   const NG = ceilDiv(g.CI, TN)
   const acc = (m: number, n: number) => `a${m}_${n}`
-  const code = `
+  const code = memo(
+    `dx/${TM}/${TN}/${TWMAX}/${bias}`,
+    () => `
 ${bindings([{ name: 'dy' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])], [{ name: 'dx' }], DX.members())}
 @compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
   ${DX.lets()}
@@ -281,7 +286,8 @@ ${bindings([{ name: 'dy' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])],
     ${rep(TN, (n) => `if (ci0 + ${n} < CI) { dx[xo + ${n}] = ${acc(m, n)}${bias ? ` + bv${n}` : ''}; }`, ' ')}
   }`,
   )}
-}`
+}`,
+  )
   return {
     code,
     dispatch: fold(ceilDiv(Math.max(1, maxLanes), WG), phases * NG),
@@ -368,7 +374,9 @@ export function convDwDirect(g: ConvGeom, plan: DwPlan): Kernel {
   const acc = (m: number, kw: number, n: number) => `a${m}_${kw}_${n}`
   const load = (kw: number, iw: string) =>
     `{ let iw = ${iw} + ${kw}; let okw = rok && iw >= 0 && iw < W; let xo = (xrow + clamp(iw, 0, W - 1)) * CI; ${rep(TM, (m) => `v${m}_${kw} = select(0.0, x[xo + ci${m}], okw);`, ' ')} }`
-  const code = `
+  const code = memo(
+    `dw/${TM}/${TN}/${KW}/${SW}`,
+    () => `
 ${bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())}
 @compute @workgroup_size(${WG}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${DW.lets()}
@@ -419,7 +427,8 @@ ${bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())}
     )}
   }`,
   )}
-}`
+}`,
+  )
   if (ceilDiv(lanes, WG) > 65535 || NG > 65535 || Z > 65535) {
     throw new Error('conv3d filter gradient: dispatch too large')
   }
@@ -436,7 +445,9 @@ const RED = new Params(['n', 'Z', 'lanes'])
 export function reduceChunks(n: number, Z: number): Kernel {
   const per = 4
   const lanes = ceilDiv(n, per)
-  const code = `
+  const code = memo(
+    `reduce/${per}`,
+    () => `
 ${bindings([{ name: 'part' }], [{ name: 'out' }], RED.members())}
 @compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
   ${RED.lets()}
@@ -450,6 +461,7 @@ ${bindings([{ name: 'part' }], [{ name: 'out' }], RED.members())}
     ${rep(per, (j) => `s${j} += part[o + i${j}];`, ' ')}
   }
   ${rep(per, (j) => `if (base + ${j} < n) { out[base + ${j}] = s${j}; }`, ' ')}
-}`
+}`,
+  )
   return { code, dispatch: fold(ceilDiv(lanes, WG)), uniforms: RED.pack({ n, Z, lanes }) }
 }

@@ -25,7 +25,7 @@
  */
 import { type ConvGeom } from './conv-geom'
 import { phaseTable, PHASE_LETS, type Kernel } from './conv-direct'
-import { bindings, fold, Params, rep, WG_LINEAR } from './runner'
+import { bindings, fold, memo, Params, rep, WG_LINEAR } from './runner'
 
 const THREADS = 256
 const BK = 16
@@ -166,21 +166,23 @@ export function convFwdTiled(g: ConvGeom, bias: boolean): Kernel {
     [{ name: 'y' }],
     FWD.members(),
   )
-  const code = gemm(sh, io, {
-    params: FWD,
-    setup: `let lin = i32(${WG_LINEAR}); if (lin >= tiles) { return; }
+  const code = memo(`tfwd/${sh.BN}/${bias}`, () =>
+    gemm(sh, io, {
+      params: FWD,
+      setup: `let lin = i32(${WG_LINEAR}); if (lin >= tiles) { return; }
   let m0 = (lin / tilesN) * ${sh.BM}; let n0 = (lin % tilesN) * ${sh.BN}; let MM = M; let NN = CO;`,
-    aSetup: (i) =>
-      `let mv${i} = min(mA${i}, M - 1); let owA${i} = mv${i} % OW; let ohA${i} = (mv${i} / OW) % OH; let odA${i} = (mv${i} / (OW * OH)) % OD; let bA${i} = mv${i} / (OW * OH * OD);`,
-    aLoad: (i) => `let ci = kA % CI; let tap = kA / CI;
+      aSetup: (i) =>
+        `let mv${i} = min(mA${i}, M - 1); let owA${i} = mv${i} % OW; let ohA${i} = (mv${i} / OW) % OH; let odA${i} = (mv${i} / (OW * OH)) % OD; let bA${i} = mv${i} / (OW * OH * OD);`,
+      aLoad: (i) => `let ci = kA % CI; let tap = kA / CI;
       let id = odA${i} * SD + tap / (KH * KW) - PD; let ih = ohA${i} * SH + (tap / KW) % KH - PH; let iw = owA${i} * SW + tap % KW - PW;
       if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) { aval = x[(((bA${i} * D + id) * H + ih) * W + iw) * CI + ci]; }`,
-    bLoad: (i) => `bval = w[kB * CO + nB${i}];`,
-    store: `y[m * CO + n] = acc${bias ? ' + bias[n]' : ''};`,
-    kBegin: '0',
-    kEnd: 'K',
-    aMFast: false,
-  })
+      bLoad: (i) => `bval = w[kB * CO + nB${i}];`,
+      store: `y[m * CO + n] = acc${bias ? ' + bias[n]' : ''};`,
+      kBegin: '0',
+      kEnd: 'K',
+      aMFast: false,
+    }),
+  )
   return {
     code,
     dispatch: fold(tiles),
@@ -205,30 +207,32 @@ export function convDxTiled(g: ConvGeom, bias: boolean): Kernel {
     [{ name: 'dx' }],
     DX.members(),
   )
-  const code = gemm(sh, io, {
-    params: DX,
-    setup: `let phase = wid.z;
+  const code = memo(`tdx/${sh.BN}/${bias}`, () =>
+    gemm(sh, io, {
+      params: DX,
+      setup: `let phase = wid.z;
   ${PHASE_LETS}
   let MM = B * ND * NH * NW; let NN = CI;
   let KK = TD * TH * TW * CO;
   let lin = i32(${WG_LINEAR}); if (lin >= tiles) { return; }
   let m0 = (lin / tilesN) * ${sh.BM}; let n0 = (lin % tilesN) * ${sh.BN};
   if (m0 >= MM) { return; }`,
-    aSetup: (i) =>
-      `let mv${i} = min(mA${i}, max(MM, 1) - 1); let jwA${i} = mv${i} % NW; let jhA${i} = (mv${i} / NW) % NH; let jdA${i} = (mv${i} / (NW * NH)) % ND; let bA${i} = mv${i} / (NW * NH * ND);`,
-    aLoad: (i) => `let co = kA % CO; let tp = kA / CO;
+      aSetup: (i) =>
+        `let mv${i} = min(mA${i}, max(MM, 1) - 1); let jwA${i} = mv${i} % NW; let jhA${i} = (mv${i} / NW) % NH; let jdA${i} = (mv${i} / (NW * NH)) % ND; let bA${i} = mv${i} / (NW * NH * ND);`,
+      aLoad: (i) => `let co = kA % CO; let tp = kA / CO;
       let od = CD + jdA${i} - tp / (TH * TW); let oh = CH + jhA${i} - (tp / TW) % TH; let ow = CW + jwA${i} - tp % TW;
       if (od >= 0 && od < OD && oh >= 0 && oh < OH && ow >= 0 && ow < OW) { aval = dy[(((bA${i} * OD + od) * OH + oh) * OW + ow) * CO + co]; }`,
-    bLoad: (i) => `let co = kB % CO; let tp = kB / CO;
+      bLoad: (i) => `let co = kB % CO; let tp = kB / CO;
       let kd = RD + SD * (tp / (TH * TW)); let kh = RH + SH * ((tp / TW) % TH); let kw = RW + SW * (tp % TW);
       bval = w[(((kd * KH + kh) * KW + kw) * CI + nB${i}) * CO + co];`,
-    store: `let jw = m % NW; let jh = (m / NW) % NH; let jd = (m / (NW * NH)) % ND; let bb = m / (NW * NH * ND);
+      store: `let jw = m % NW; let jh = (m / NW) % NH; let jd = (m / (NW * NH)) % ND; let bb = m / (NW * NH * ND);
       let o = ((bb * D + ED + SD * jd) * H + EH + SH * jh) * W + EW + SW * jw;
       dx[o * CI + n] = acc${bias ? ' + bias[n]' : ''};`,
-    kBegin: '0',
-    kEnd: 'KK',
-    aMFast: false,
-  })
+      kBegin: '0',
+      kEnd: 'KK',
+      aMFast: false,
+    }),
+  )
   return {
     code,
     dispatch: fold(tiles, phases),
@@ -253,25 +257,27 @@ export function convDwTiled(g: ConvGeom, target: number): Kernel & { Z: number }
   const perChunk = Math.ceil(Math.ceil(V / Z) / BK) * BK
   Z = Math.ceil(V / perChunk)
   const io = bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())
-  const code = gemm(sh, io, {
-    params: DW,
-    setup: `let lin = i32(wid.x); let z = i32(wid.y);
+  const code = memo(`tdw/${sh.BN}`, () =>
+    gemm(sh, io, {
+      params: DW,
+      setup: `let lin = i32(wid.x); let z = i32(wid.y);
   let m0 = (lin / tilesN) * ${sh.BM}; let n0 = (lin % tilesN) * ${sh.BN}; let MM = R; let NN = CO;`,
-    aSetup: (
-      i,
-    ) => `let rv${i} = min(mA${i}, R - 1); let ciA${i} = rv${i} % CI; let tapA${i} = rv${i} / CI;
+      aSetup: (
+        i,
+      ) => `let rv${i} = min(mA${i}, R - 1); let ciA${i} = rv${i} % CI; let tapA${i} = rv${i} / CI;
   let kdA${i} = tapA${i} / (KH * KW) - PD; let khA${i} = (tapA${i} / KW) % KH - PH; let kwA${i} = tapA${i} % KW - PW;`,
-    aLoad: (
-      i,
-    ) => `let ow = kA % OW; let oh = (kA / OW) % OH; let od = (kA / (OW * OH)) % OD; let b = kA / (OW * OH * OD);
+      aLoad: (
+        i,
+      ) => `let ow = kA % OW; let oh = (kA / OW) % OH; let od = (kA / (OW * OH)) % OD; let b = kA / (OW * OH * OD);
       let id = od * SD + kdA${i}; let ih = oh * SH + khA${i}; let iw = ow * SW + kwA${i};
       if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) { aval = x[(((b * D + id) * H + ih) * W + iw) * CI + ciA${i}]; }`,
-    bLoad: (i) => `bval = dy[kB * CO + nB${i}];`,
-    store: `part[(z * R + m) * CO + n] = acc;`,
-    kBegin: 'z * perChunk',
-    kEnd: 'min((z + 1) * perChunk, V)',
-    aMFast: true,
-  })
+      bLoad: (i) => `bval = dy[kB * CO + nB${i}];`,
+      store: `part[(z * R + m) * CO + n] = acc;`,
+      kBegin: 'z * perChunk',
+      kEnd: 'min((z + 1) * perChunk, V)',
+      aMFast: true,
+    }),
+  )
   if (tiles > 65535 || Z > 65535) throw new Error('conv3d filter gradient: dispatch too large')
   return {
     code,

@@ -27,6 +27,7 @@ import {
   bindings,
   fold,
   MAIN_ARGS,
+  memo,
   newOutput,
   Params,
   rep,
@@ -373,7 +374,7 @@ function forward(
     const ins = [...(g.dce.length ? [labels] : []), ...g.tensors.map((n) => inputs[n]!)]
     run(backend, {
       name: 'loss.fwd',
-      code: forwardCode(g, K, WG),
+      code: memo(`loss.fwd/${JSON.stringify(g)}/${K}/${WG}`, () => forwardCode(g, K, WG)),
       dispatch: fold(B * Zc),
       uniforms: FWD.pack({ B, S, Z: Zc, rpc, invT: 1 / at.temperature }),
       inputs: ins,
@@ -396,7 +397,7 @@ function forward(
   const coef = newOutput(backend, [Math.max(1, entries), B, K, 2])
   run(backend, {
     name: 'loss.terms',
-    code: termsCode(groups, K),
+    code: memo(`loss.terms/${JSON.stringify(groups)}/${K}`, () => termsCode(groups, K)),
     dispatch: [1, 1, 1],
     uniforms: TERMS.pack({
       B,
@@ -437,7 +438,9 @@ function backward(
       const write = grads.map((_, i) => i).slice(first, first + per)
       run(backend, {
         name: 'loss.grad',
-        code: backwardCode(g, K, coefBase, write),
+        code: memo(`loss.grad/${JSON.stringify(g)}/${K}/${coefBase}/${write}`, () =>
+          backwardCode(g, K, coefBase, write),
+        ),
         dispatch: fold(Math.ceil(N / 64)),
         uniforms: BWD.pack({
           B,

@@ -22,6 +22,7 @@ import {
   bindings,
   fold,
   MAIN_ARGS,
+  memo,
   newOutput,
   Params,
   rep,
@@ -260,7 +261,7 @@ function forward(
   const part = newOutput(backend, [T, B, l.P, 3, C])
   run(backend, {
     name: 'norm.stats',
-    code: statsCode(T),
+    code: memo(`norm.stats/${T}`, () => statsCode(T)),
     dispatch: rowsDispatch(l),
     uniforms: STATS.pack(rows),
     inputs: T === 2 ? [h, r!] : [h],
@@ -280,7 +281,7 @@ function forward(
   const y = newOutput(backend, h.shape)
   run(backend, {
     name: 'norm.apply',
-    code: applyCode(T, !!r, at.act),
+    code: memo(`norm.apply/${T}/${!!r}/${at.act}`, () => applyCode(T, !!r, at.act)),
     dispatch: rowsDispatch(l),
     uniforms: APPLY.pack({ ...rows, slope: at.slope }),
     inputs: r ? [h, r, stats] : [h, stats],
@@ -306,7 +307,7 @@ function backward(
   const ins = r ? [dy, h, r, stats] : [dy, h, stats]
   run(backend, {
     name: 'norm.grad.sums',
-    code: bwdPartialCode(T, !!r, at.act),
+    code: memo(`norm.bsum/${T}/${!!r}/${at.act}`, () => bwdPartialCode(T, !!r, at.act)),
     dispatch: rowsDispatch(l),
     uniforms: BPART.pack({ ...rows, slope: at.slope }),
     inputs: ins,
@@ -328,7 +329,7 @@ function backward(
   if (r) outs.push(newOutput(backend, r.shape))
   run(backend, {
     name: 'norm.grad.apply',
-    code: bwdApplyCode(T, !!r, at.act),
+    code: memo(`norm.bapply/${T}/${!!r}/${at.act}`, () => bwdApplyCode(T, !!r, at.act)),
     dispatch: rowsDispatch(l),
     uniforms: BAPPLY.pack({ ...rows, slope: at.slope }),
     inputs: [...ins, coef],

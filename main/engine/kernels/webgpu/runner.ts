@@ -79,15 +79,17 @@ export interface KernelCall {
   uniforms?: ArrayBuffer
 }
 
-const pipelines = new WeakMap<
-  GPUDevice,
-  Map<string, { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }>
->()
+type Compiled = { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout }
+/** device → WGSL source → bind layout (inputs/outputs/uniform) → pipeline */
+const pipelines = new WeakMap<GPUDevice, Map<string, Map<string, Compiled>>>()
 
 /** Number of distinct pipelines compiled on the active device (for tests and logs). */
 export function pipelineCount(): number {
   const b = tf.backend() as unknown as Partial<WebGPUBackendLike>
-  return b.device ? (pipelines.get(b.device)?.size ?? 0) : 0
+  const byCode = b.device ? pipelines.get(b.device) : undefined
+  let n = 0
+  for (const m of byCode?.values() ?? []) n += m.size
+  return n
 }
 
 function pipelineFor(
@@ -97,7 +99,7 @@ function pipelineFor(
   nIn: number,
   nOut: number,
   uniform: boolean,
-): { pipeline: GPUComputePipeline; layout: GPUBindGroupLayout } {
+): Compiled {
   let cache = pipelines.get(device)
   if (!cache) {
     cache = new Map()
@@ -110,8 +112,13 @@ function pipelineFor(
       compileErrors.push(`WebGPU error: ${msg.split('\n').slice(0, 6).join(' ')}`)
     })
   }
-  const key = `${nIn}/${nOut}/${uniform ? 1 : 0}\n${code}`
-  let p = cache.get(key)
+  const key = `${nIn}/${nOut}/${uniform ? 1 : 0}`
+  let byLayout = cache.get(code)
+  if (!byLayout) {
+    byLayout = new Map()
+    cache.set(code, byLayout)
+  }
+  let p = byLayout.get(key)
   if (!p) {
     // explicit layout: a binding the shader does not read stays valid
     const entries: GPUBindGroupLayoutEntry[] = []
@@ -137,7 +144,7 @@ function pipelineFor(
       compute: { module, entryPoint: 'main' },
     })
     p = { pipeline, layout }
-    cache.set(key, p)
+    byLayout.set(key, p)
     const pending = device.popErrorScope().then((e) => {
       if (e) compileErrors.unshift(`${name}: ${e.message.split('\n').slice(0, 8).join(' ')}`)
     })
@@ -366,6 +373,21 @@ export class Params {
     }
     return buf
   }
+}
+
+const codeCache = new Map<string, string>()
+
+/**
+ * The WGSL of a kernel template, generated once per `key` (kernel kind and template
+ * parameters). Returning the same string object keeps the per-dispatch pipeline lookup cheap.
+ */
+export function memo(key: string, build: () => string): string {
+  let c = codeCache.get(key)
+  if (c === undefined) {
+    c = build()
+    codeCache.set(key, c)
+  }
+  return c
 }
 
 /** A WGSL unsigned literal. */
