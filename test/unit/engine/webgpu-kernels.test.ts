@@ -182,7 +182,27 @@ const CONV: ConvCase[] = [
     s: 1,
     pad: 1,
     bias: false,
-    tiled: false,
+    tiled: true,
+  },
+  {
+    name: '3³ s2 p1, 6→130 (the 128-wide tiles)',
+    x: [1, 3, 4, 3, 6],
+    k: 3,
+    co: 130,
+    s: 2,
+    pad: 1,
+    bias: true,
+    tiled: true,
+  },
+  {
+    name: '3³ s1 p1, 130→20',
+    x: [1, 3, 3, 4, 130],
+    k: 3,
+    co: 20,
+    s: 1,
+    pad: 1,
+    bias: false,
+    tiled: true,
   },
 ]
 

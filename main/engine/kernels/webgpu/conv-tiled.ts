@@ -52,61 +52,79 @@ interface GemmParts {
   params: Params
   /** Start of `main` after the params: must define m0, n0, MM, NN (i32) and may return early. */
   setup: string
-  /** Per-thread precomputation for A slot `i` (row `mA{i}`). */
-  aSetup: (i: number) => string
-  /** Statements loading A[mA{i}, kA] into `aval`. */
+  /** A block layout: `k` fastest (forward, input gradient) or `m` fastest (filter gradient). */
+  aMFast: boolean
+  /** B block layout: `n` fastest (forward, filter gradient) or `k` fastest (input gradient). */
+  bKFast: boolean
+  /** Per-invocation code before the K loop (row data of A slot `i`: `mA{i}`, `rowOk{i}`; state). */
+  pre: string
+  /** Statements loading A[mA{i}, kA] into `aval` (kA < kEnd and the row valid). */
   aLoad: (i: number) => string
-  /** Statements loading B[kB, nB{i}] into `bval`. */
+  /** Statements loading B[kB, nB{i}] into `bval` (kB < kEnd and the column valid). */
   bLoad: (i: number) => string
+  /** Code at the end of every K chunk (advance incremental index state by BK). */
+  post: string
   /** Statements storing accumulator `acc` of row `m`, column `n` (both valid). */
   store: string
   /** Reduction range of this workgroup (i32 expressions). */
   kBegin: string
   kEnd: string
-  /** True: A is loaded with m fastest (filter gradient), else k fastest. */
-  aMFast: boolean
 }
 
-/** The shared GEMM skeleton; the invocation's register tile covers rows tm0 + i, columns tn0 + j. */
+/**
+ * The shared GEMM skeleton. Register tiles are interleaved (rows ty + i·TY, columns
+ * tx + j·TX), so a warp reads consecutive workgroup-memory words of the B block and one
+ * broadcast word of the A block per step, and stores consecutive output channels; the blocks
+ * are padded by one column so the k-fastest stores do not hit one bank. Index decoding of the
+ * implicit im2col happens once per invocation and advances incrementally per chunk.
+ */
 function gemm(sh: TiledShape, io: string, p: GemmParts): string {
   const { BM, BN, TM, TN } = sh
   const TX = BN / TN // invocations along N
-  if (TX * (BM / TM) !== THREADS) throw new Error('tiled conv: bad tile shape')
+  const TY = BM / TM // invocations along M
+  if (TX * TY !== THREADS) throw new Error('tiled conv: bad tile shape')
+  const SA = BM + 1
+  const SB = BN + 1
   const aSlots = Math.ceil((BM * BK) / THREADS)
   const bSlots = Math.ceil((BK * BN) / THREADS)
   return `
 ${io}
-var<workgroup> As: array<f32, ${BK * BM}>;
-var<workgroup> Bs: array<f32, ${BK * BN}>;
+var<workgroup> As: array<f32, ${BK * SA}>;
+var<workgroup> Bs: array<f32, ${BK * SB}>;
 @compute @workgroup_size(${THREADS}) fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
   ${p.params.lets()}
   let t = i32(lid);
-  let tn0 = (t % ${TX}) * ${TN};
-  let tm0 = (t / ${TX}) * ${TM};
+  let tx = t % ${TX};
+  let ty = t / ${TX};
   ${p.setup}
   ${rep(aSlots, (i) => {
     const e = `(t + ${THREADS * i})`
     const mk = p.aMFast
       ? `let am${i} = ${e} % ${BM}; let ak${i} = ${e} / ${BM};`
       : `let ak${i} = ${e} % ${BK}; let am${i} = ${e} / ${BK};`
-    return `${mk} let aon${i} = ${e} < ${BM * BK}; let mA${i} = m0 + am${i}; let rowOk${i} = mA${i} < MM;\n  ${p.aSetup(i)}`
+    return `${mk} let aon${i} = ${e} < ${BM * BK}; let mA${i} = m0 + am${i}; let rowOk${i} = mA${i} < MM;`
   })}
   ${rep(bSlots, (i) => {
     const e = `(t + ${THREADS * i})`
-    return `let bn${i} = ${e} % ${BN}; let bk${i} = ${e} / ${BN}; let bon${i} = ${e} < ${BK * BN}; let nB${i} = n0 + bn${i};`
+    const nk = p.bKFast
+      ? `let bk${i} = ${e} % ${BK}; let bn${i} = ${e} / ${BK};`
+      : `let bn${i} = ${e} % ${BN}; let bk${i} = ${e} / ${BN};`
+    return `${nk} let bon${i} = ${e} < ${BK * BN}; let nB${i} = n0 + bn${i};`
   })}
+  ${p.pre}
   ${rep(TM, (i) => rep(TN, (j) => `var c${i}_${j} = 0.0;`, ' '))}
   let kEnd = ${p.kEnd};
   for (var k0 = ${p.kBegin}; k0 < kEnd; k0 += ${BK}) {
-    ${rep(aSlots, (i) => `if (aon${i}) { let kA = k0 + ak${i}; var aval = 0.0; if (kA < kEnd && rowOk${i}) { ${p.aLoad(i)} } As[ak${i} * ${BM} + am${i}] = aval; }`)}
-    ${rep(bSlots, (i) => `if (bon${i}) { let kB = k0 + bk${i}; var bval = 0.0; if (kB < kEnd && nB${i} < NN) { ${p.bLoad(i)} } Bs[bk${i} * ${BN} + bn${i}] = bval; }`)}
+    ${rep(aSlots, (i) => `if (aon${i}) { let kA = k0 + ak${i}; var aval = 0.0; if (kA < kEnd && rowOk${i}) { ${p.aLoad(i)} } As[ak${i} * ${SA} + am${i}] = aval; }`)}
+    ${rep(bSlots, (i) => `if (bon${i}) { let kB = k0 + bk${i}; var bval = 0.0; if (kB < kEnd && nB${i} < NN) { ${p.bLoad(i)} } Bs[bk${i} * ${SB} + bn${i}] = bval; }`)}
+    ${p.post}
     workgroupBarrier();
     for (var kk = 0; kk < ${BK}; kk += 4) {
       ${rep(
         4,
         (q) => `{
-      ${rep(TM, (i) => `let a${i} = As[(kk + ${q}) * ${BM} + tm0 + ${i}];`, ' ')}
-      ${rep(TN, (j) => `let b${j} = Bs[(kk + ${q}) * ${BN} + tn0 + ${j}];`, ' ')}
+      ${rep(TM, (i) => `let a${i} = As[(kk + ${q}) * ${SA} + ty + ${i * TY}];`, ' ')}
+      ${rep(TN, (j) => `let b${j} = Bs[(kk + ${q}) * ${SB} + tx + ${j * TX}];`, ' ')}
       ${rep(TM, (i) => rep(TN, (j) => `c${i}_${j} = fma(a${i}, b${j}, c${i}_${j});`, ' '))}
       }`,
       )}
@@ -115,8 +133,8 @@ var<workgroup> Bs: array<f32, ${BK * BN}>;
   }
   ${rep(
     TM,
-    (i) => `{ let m = m0 + tm0 + ${i}; if (m < MM) {
-    ${rep(TN, (j) => `{ let n = n0 + tn0 + ${j}; if (n < NN) { let acc = c${i}_${j}; ${p.store} } }`)}
+    (i) => `{ let m = m0 + ty + ${i * TY}; if (m < MM) {
+    ${rep(TN, (j) => `{ let n = n0 + tx + ${j * TX}; if (n < NN) { let acc = c${i}_${j}; ${p.store} } }`)}
   } }`,
   )}
 }`
@@ -154,6 +172,18 @@ function geomValues(g: ConvGeom): Record<string, number> {
 
 const FWD = new Params([...GEOM, 'M', 'K', 'tilesN', 'tiles'])
 
+/** WGSL: advance a mixed-radix index (digits low → high) by `step`; the last digit is unbounded. */
+function advance(step: number | string, digits: [string, string][]): string {
+  // digits: [variable, radix]; e.g. [['ci', 'CI'], ['kw', 'KW'], ['kh', 'KH'], ['kd', '']]
+  const [first, ...rest] = digits
+  let carry = ''
+  for (let i = rest.length - 1; i >= 0; i--) {
+    const [v, radix] = rest[i]!
+    carry = radix ? `${v} += 1; if (${v} == ${radix}) { ${v} = 0; ${carry} }` : `${v} += 1;`
+  }
+  return `${first![0]} += ${step}; loop { if (${first![0]} < ${first![1]}) { break; } ${first![0]} -= ${first![1]}; ${carry} }`
+}
+
 /** Forward: M = B·OD·OH·OW voxels, N = CO, K = taps·CI. Bindings: x, w, [bias], y. */
 export function convFwdTiled(g: ConvGeom, bias: boolean): Kernel {
   const sh = tiledShape(g.CO)
@@ -161,6 +191,7 @@ export function convFwdTiled(g: ConvGeom, bias: boolean): Kernel {
   const K = g.k[0] * g.k[1] * g.k[2] * g.CI
   const tilesN = Math.ceil(g.CO / sh.BN)
   const tiles = Math.ceil(M / sh.BM) * tilesN
+  const aSlots = Math.ceil((sh.BM * BK) / THREADS)
   const io = bindings(
     [{ name: 'x' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])],
     [{ name: 'y' }],
@@ -171,16 +202,24 @@ export function convFwdTiled(g: ConvGeom, bias: boolean): Kernel {
       params: FWD,
       setup: `let lin = i32(${WG_LINEAR}); if (lin >= tiles) { return; }
   let m0 = (lin / tilesN) * ${sh.BM}; let n0 = (lin % tilesN) * ${sh.BN}; let MM = M; let NN = CO;`,
-      aSetup: (i) =>
-        `let mv${i} = min(mA${i}, M - 1); let owA${i} = mv${i} % OW; let ohA${i} = (mv${i} / OW) % OH; let odA${i} = (mv${i} / (OW * OH)) % OD; let bA${i} = mv${i} / (OW * OH * OD);`,
-      aLoad: (i) => `let ci = kA % CI; let tap = kA / CI;
-      let id = odA${i} * SD + tap / (KH * KW) - PD; let ih = ohA${i} * SH + (tap / KW) % KH - PH; let iw = owA${i} * SW + tap % KW - PW;
-      if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) { aval = x[(((bA${i} * D + id) * H + ih) * W + iw) * CI + ci]; }`,
+      aMFast: false,
+      bKFast: false,
+      // every A slot of an invocation has the same k offset (t % 16): one (ci, kw, kh, kd) state
+      pre: `${rep(aSlots, (i) => `let mv${i} = min(mA${i}, M - 1); let owA${i} = mv${i} % OW * SW - PW; let ohA${i} = (mv${i} / OW) % OH * SH - PH; let odA${i} = (mv${i} / (OW * OH)) % OD * SD - PD; let xbA${i} = mv${i} / (OW * OH * OD) * D;`, '\n  ')}
+  var ci = ak0 % CI; var tap = ak0 / CI; var kw = tap % KW; var kh = (tap / KW) % KH; var kd = tap / (KW * KH);`,
+      aLoad: (i) =>
+        `let id = odA${i} + kd; let ih = ohA${i} + kh; let iw = owA${i} + kw;
+      if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) { aval = x[(((xbA${i} + id) * H + ih) * W + iw) * CI + ci]; }`,
       bLoad: (i) => `bval = w[kB * CO + nB${i}];`,
+      post: advance(BK, [
+        ['ci', 'CI'],
+        ['kw', 'KW'],
+        ['kh', 'KH'],
+        ['kd', ''],
+      ]),
       store: `y[m * CO + n] = acc${bias ? ' + bias[n]' : ''};`,
       kBegin: '0',
       kEnd: 'K',
-      aMFast: false,
     }),
   )
   return {
@@ -194,7 +233,8 @@ const DX = new Params([...GEOM, 'tilesN', 'tiles'], 32)
 
 /**
  * Input gradient, per sub-pixel phase (`workgroup_id.z`): M = the phase's input voxels,
- * N = CI, K = (phase taps)·CO. Bindings: dy, w, [bias], dx.
+ * N = CI, K = (phase taps)·CO. A (dy) and B (w) are both loaded k-fastest (co is innermost in
+ * both), so one (co, tw, th, td) state serves every slot. Bindings: dy, w, [bias], dx.
  */
 export function convDxTiled(g: ConvGeom, bias: boolean): Kernel {
   const sh = tiledShape(g.CI)
@@ -202,6 +242,7 @@ export function convDxTiled(g: ConvGeom, bias: boolean): Kernel {
   const maxM = Math.max(...counts.map(([a, b, c]) => g.B * a! * b! * c!))
   const tilesN = Math.ceil(g.CI / sh.BN)
   const tiles = Math.max(1, Math.ceil(maxM / sh.BM)) * tilesN
+  const aSlots = Math.ceil((sh.BM * BK) / THREADS)
   const io = bindings(
     [{ name: 'dy' }, { name: 'w' }, ...(bias ? [{ name: 'bias' }] : [])],
     [{ name: 'dx' }],
@@ -217,20 +258,26 @@ export function convDxTiled(g: ConvGeom, bias: boolean): Kernel {
   let lin = i32(${WG_LINEAR}); if (lin >= tiles) { return; }
   let m0 = (lin / tilesN) * ${sh.BM}; let n0 = (lin % tilesN) * ${sh.BN};
   if (m0 >= MM) { return; }`,
-      aSetup: (i) =>
-        `let mv${i} = min(mA${i}, max(MM, 1) - 1); let jwA${i} = mv${i} % NW; let jhA${i} = (mv${i} / NW) % NH; let jdA${i} = (mv${i} / (NW * NH)) % ND; let bA${i} = mv${i} / (NW * NH * ND);`,
-      aLoad: (i) => `let co = kA % CO; let tp = kA / CO;
-      let od = CD + jdA${i} - tp / (TH * TW); let oh = CH + jhA${i} - (tp / TW) % TH; let ow = CW + jwA${i} - tp % TW;
-      if (od >= 0 && od < OD && oh >= 0 && oh < OH && ow >= 0 && ow < OW) { aval = dy[(((bA${i} * OD + od) * OH + oh) * OW + ow) * CO + co]; }`,
-      bLoad: (i) => `let co = kB % CO; let tp = kB / CO;
-      let kd = RD + SD * (tp / (TH * TW)); let kh = RH + SH * ((tp / TW) % TH); let kw = RW + SW * (tp % TW);
-      bval = w[(((kd * KH + kh) * KW + kw) * CI + nB${i}) * CO + co];`,
+      aMFast: false,
+      bKFast: true,
+      pre: `${rep(aSlots, (i) => `let mv${i} = min(mA${i}, max(MM, 1) - 1); let jwA${i} = CW + mv${i} % NW; let jhA${i} = CH + (mv${i} / NW) % NH; let jdA${i} = CD + (mv${i} / (NW * NH)) % ND; let obA${i} = mv${i} / (NW * NH * ND) * OD;`, '\n  ')}
+  var co = ak0 % CO; var tp = ak0 / CO; var tw = tp % TW; var th = (tp / TW) % TH; var td = tp / (TW * TH);`,
+      aLoad: (i) =>
+        `let od = jdA${i} - td; let oh = jhA${i} - th; let ow = jwA${i} - tw;
+      if (od >= 0 && od < OD && oh >= 0 && oh < OH && ow >= 0 && ow < OW) { aval = dy[(((obA${i} + od) * OH + oh) * OW + ow) * CO + co]; }`,
+      bLoad: (i) =>
+        `bval = w[((((RD + SD * td) * KH + RH + SH * th) * KW + RW + SW * tw) * CI + nB${i}) * CO + co];`,
+      post: advance(BK, [
+        ['co', 'CO'],
+        ['tw', 'TW'],
+        ['th', 'TH'],
+        ['td', ''],
+      ]),
       store: `let jw = m % NW; let jh = (m / NW) % NH; let jd = (m / (NW * NH)) % ND; let bb = m / (NW * NH * ND);
       let o = ((bb * D + ED + SD * jd) * H + EH + SH * jh) * W + EW + SW * jw;
       dx[o * CI + n] = acc${bias ? ' + bias[n]' : ''};`,
       kBegin: '0',
       kEnd: 'KK',
-      aMFast: false,
     }),
   )
   return {
@@ -244,7 +291,8 @@ const DW = new Params([...GEOM, 'R', 'V', 'perChunk', 'tilesN'])
 
 /**
  * Filter gradient: M = taps·CI filter rows, N = CO, K = output voxels split into Z chunks
- * (`workgroup_id.y`). Writes `part[z, m, n]`. Bindings: x, dy, part.
+ * (`workgroup_id.y`). A (x) is loaded m-fastest (consecutive channels), each slot keeping its
+ * own (ow, oh, od, b) voxel state. Writes `part[z, m, n]`. Bindings: x, dy, part.
  */
 export function convDwTiled(g: ConvGeom, target: number): Kernel & { Z: number } {
   const sh = tiledShape(g.CO)
@@ -256,26 +304,42 @@ export function convDwTiled(g: ConvGeom, target: number): Kernel & { Z: number }
   let Z = Math.max(1, Math.min(maxZ, Math.round(target / tiles)))
   const perChunk = Math.ceil(Math.ceil(V / Z) / BK) * BK
   Z = Math.ceil(V / perChunk)
+  const aSlots = Math.ceil((sh.BM * BK) / THREADS)
   const io = bindings([{ name: 'x' }, { name: 'dy' }], [{ name: 'part' }], DW.members())
   const code = memo(`tdw/${sh.BN}`, () =>
     gemm(sh, io, {
       params: DW,
       setup: `let lin = i32(wid.x); let z = i32(wid.y);
   let m0 = (lin / tilesN) * ${sh.BM}; let n0 = (lin % tilesN) * ${sh.BN}; let MM = R; let NN = CO;`,
-      aSetup: (
-        i,
-      ) => `let rv${i} = min(mA${i}, R - 1); let ciA${i} = rv${i} % CI; let tapA${i} = rv${i} / CI;
-  let kdA${i} = tapA${i} / (KH * KW) - PD; let khA${i} = (tapA${i} / KW) % KH - PH; let kwA${i} = tapA${i} % KW - PW;`,
-      aLoad: (
-        i,
-      ) => `let ow = kA % OW; let oh = (kA / OW) % OH; let od = (kA / (OW * OH)) % OD; let b = kA / (OW * OH * OD);
-      let id = od * SD + kdA${i}; let ih = oh * SH + khA${i}; let iw = ow * SW + kwA${i};
-      if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) { aval = x[(((b * D + id) * H + ih) * W + iw) * CI + ciA${i}]; }`,
+      aMFast: true,
+      bKFast: false,
+      pre: rep(
+        aSlots,
+        (
+          i,
+        ) => `let rv${i} = min(mA${i}, R - 1); let ciA${i} = rv${i} % CI; let tapA${i} = rv${i} / CI;
+  let kdA${i} = tapA${i} / (KH * KW) - PD; let khA${i} = (tapA${i} / KW) % KH - PH; let kwA${i} = tapA${i} % KW - PW;
+  let v${i} = z * perChunk + ak${i}; var ow${i} = v${i} % OW; var oh${i} = (v${i} / OW) % OH; var od${i} = (v${i} / (OW * OH)) % OD; var b${i} = v${i} / (OW * OH * OD);`,
+        '\n  ',
+      ),
+      aLoad: (i) =>
+        `let id = od${i} * SD + kdA${i}; let ih = oh${i} * SH + khA${i}; let iw = ow${i} * SW + kwA${i};
+      if (id >= 0 && id < D && ih >= 0 && ih < H && iw >= 0 && iw < W) { aval = x[(((b${i} * D + id) * H + ih) * W + iw) * CI + ciA${i}]; }`,
       bLoad: (i) => `bval = dy[kB * CO + nB${i}];`,
+      post: rep(
+        aSlots,
+        (i) =>
+          `{ ${advance(BK, [
+            [`ow${i}`, 'OW'],
+            [`oh${i}`, 'OH'],
+            [`od${i}`, 'OD'],
+            [`b${i}`, ''],
+          ])} }`,
+        '\n    ',
+      ),
       store: `part[(z * R + m) * CO + n] = acc;`,
       kBegin: 'z * perChunk',
       kEnd: 'min((z + 1) * perChunk, V)',
-      aMFast: true,
     }),
   )
   if (tiles > 65535 || Z > 65535) throw new Error('conv3d filter gradient: dispatch too large')
