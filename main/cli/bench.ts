@@ -21,6 +21,13 @@ import { AdamW } from '../engine/optimizer'
 import { Rng } from '../engine/random'
 import { tf } from '../engine/tf'
 import { trainStep } from '../engine/train-step'
+// WebGPU: kernel choice, GPU memory peak and per-kernel profile (engine/kernels/webgpu)
+import { convVariant, useWebgpuKernels } from '../engine/kernels/webgpu'
+import {
+  profileKernels,
+  trackGpuMemory,
+  type KernelProfile,
+} from '../engine/kernels/webgpu/profile'
 import { CliError, intOption, parse, printJson } from './args'
 import { MODEL_OPTIONS, modelConfigFromOptions } from './model'
 
@@ -29,7 +36,8 @@ export const summary =
 
 export const usage = `Usage: dsd bench [--backbone dynunet|unetr] [--preset NAME] [--patch N|DxHxW] [--batch B]
                  [--backend auto|all|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu]
-                 [--steps N] [--warmup N] [--variant DSD|Basic|DS|SDD|SDE] [--no-train|--no-infer] [--json]
+                 [--steps N] [--warmup N] [--variant DSD|Basic|DS|SDD|SDE] [--no-train|--no-infer]
+                 [--profile] [--json]
 
 Runs --warmup untimed and --steps timed training steps (forward, DSD loss, gradients, AdamW)
 on random data, then the same for inference forwards (Y only), and reports medians.
@@ -40,6 +48,11 @@ Output (JSON, one object; an array for --backend all):
   trainStepMs (median), trainStepMsAll, inferMs (median), inferMsAll,
   voxelsPerSecond (training), inferVoxelsPerSecond,
   peakBytes (live tensors at the peak of one profiled training step, tf.profile),
+  gpuPeakBytes, gpuPooledBytes (webgpu: peak of live GPU buffers during that step, and the
+    bytes held by the buffer pool after it), webgpuKernels ('engine' or 'stock' with
+    DSD_KERNELS=stock), convVariant ('direct' on CPU adapters, 'tiled' on GPUs),
+  profile (--profile: GPU time per kernel and per dispatch kind over one more training step,
+    from WebGPU timestamp queries; other backends: their own per-kernel clock),
   tensorBytes (tf.memory after the run), maxRssBytes (process peak RSS), host, node, startedAt
 A backend that fails in --backend all is reported as { backend, error }.
 
@@ -66,6 +79,11 @@ export interface BenchResult {
   voxelsPerSecond: number | null
   inferVoxelsPerSecond: number | null
   peakBytes: number | null
+  gpuPeakBytes: number | null
+  gpuPooledBytes: number | null
+  webgpuKernels: 'engine' | 'stock' | null
+  convVariant: string | null
+  profile?: KernelProfile
   tensorBytes: number
   maxRssBytes: number
   host: { cpu: string; cores: number; memoryBytes: number; platform: string }
@@ -88,6 +106,7 @@ interface BenchOptions {
   variant: string
   train: boolean
   infer: boolean
+  profile: boolean
   log: (line: string) => void
 }
 
@@ -117,6 +136,9 @@ export async function benchOnBackend(
   const train: number[] = []
   const infer: number[] = []
   let peakBytes: number | null = null
+  const webgpu = choice.name === 'webgpu'
+  let gpuMem: ReturnType<ReturnType<typeof trackGpuMemory>> | null = null
+  let profile: KernelProfile | undefined
   try {
     if (o.train) {
       for (let i = 0; i < o.warmup + o.steps; i++) {
@@ -129,10 +151,16 @@ export async function benchOnBackend(
         )
         if (i >= o.warmup) train.push(ms)
       }
+      const readGpu = webgpu ? trackGpuMemory() : null
       const prof = await tf.profile(async () => {
         await trainStep(model, opt, x, y, o.variant)
       })
       peakBytes = prof.peakBytes
+      gpuMem = readGpu ? readGpu() : null
+      if (o.profile) {
+        o.log(`${choice.name}: profiling one training step`)
+        profile = await profileKernels(() => trainStep(model, opt, x, y, o.variant))
+      }
     }
     if (o.infer) {
       for (let i = 0; i < o.warmup + o.steps; i++) {
@@ -175,6 +203,11 @@ export async function benchOnBackend(
     voxelsPerSecond: trainMs === null ? null : Math.round((voxels * 1000) / trainMs),
     inferVoxelsPerSecond: inferMs === null ? null : Math.round((voxels * 1000) / inferMs),
     peakBytes,
+    gpuPeakBytes: gpuMem?.peakBytes ?? null,
+    gpuPooledBytes: gpuMem?.pooledBytes ?? null,
+    webgpuKernels: webgpu ? (useWebgpuKernels() ? 'engine' : 'stock') : null,
+    convVariant: webgpu && useWebgpuKernels() ? convVariant() : null,
+    ...(profile ? { profile } : {}),
     tensorBytes: tf.memory().numBytes,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
     host: {
@@ -200,6 +233,7 @@ export async function run(args: string[]): Promise<number> {
       variant: { type: 'string' },
       'no-train': { type: 'boolean' },
       'no-infer': { type: 'boolean' },
+      profile: { type: 'boolean' },
       json: { type: 'boolean' },
     },
     false,
@@ -230,6 +264,7 @@ export async function run(args: string[]): Promise<number> {
     warmup,
     variant,
     train: !values['no-train'],
+    profile: values.profile === true,
     infer: !values['no-infer'],
     // progress goes to stderr so that stdout stays pure JSON
     log: (line) => process.stderr.write(line + '\n'),
@@ -284,6 +319,31 @@ function formatResults(results: (BenchResult | { backend: BackendName; error: st
       `  inference     ${r.inferMs ?? 'n/a'} ms (median of ${r.inferMsAll.length}), ${r.inferVoxelsPerSecond?.toLocaleString('en-US') ?? 'n/a'} voxels/s`,
       `  peak tensors ${mb(r.peakBytes)}, process peak RSS ${mb(r.maxRssBytes)}`,
     )
+    if (r.gpuPeakBytes !== null) {
+      lines.push(
+        `  GPU buffers: peak ${mb(r.gpuPeakBytes)} in use during a step, ${mb(r.gpuPooledBytes)} held by the pool; ${r.webgpuKernels} kernels${r.convVariant ? ` (${r.convVariant} convolutions)` : ''}`,
+      )
+    }
+    if (r.profile) lines.push(...formatProfile(r.profile))
   }
   return lines.join('\n')
+}
+
+/** The --profile table: GPU time per kernel and per dispatch kind. */
+function formatProfile(p: KernelProfile): string[] {
+  const out = [
+    `  kernel profile of one training step (${p.timer}; total ${p.totalMs.toFixed(1)} ms, includes a timed pass per dispatch):`,
+  ]
+  const table = (title: string, rows: KernelProfile['byKernel']) => {
+    out.push(`    ${title}`)
+    for (const r of rows.slice(0, 20)) {
+      const pct = p.totalMs > 0 ? ((100 * r.ms) / p.totalMs).toFixed(1) : '0'
+      out.push(
+        `      ${r.name.padEnd(30)} ${String(r.calls).padStart(5)} calls ${r.ms.toFixed(1).padStart(10)} ms ${pct.padStart(5)} %`,
+      )
+    }
+  }
+  table('by kernel', p.byKernel)
+  if (p.byDispatch.length) table('by dispatch', p.byDispatch)
+  return out
 }

@@ -273,10 +273,10 @@ export class UnetResBlock extends TwoConvBlock {
 
   apply(p: ParamLookup, x: T5): T5 {
     return tf.tidy(() => {
-      let h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
-      h = ops.instanceNorm(this.conv2.apply(p, h))
-      const res = this.conv3 ? ops.instanceNorm(this.conv3.apply(p, x)) : x
-      return ops.addLeakyRelu(h, res, this.slope)
+      const h = ops.instanceNormLeakyRelu(this.conv1.apply(p, x), this.slope)
+      // norm(conv2) + (norm(conv3(x)) | x), then LeakyReLU: one fused kernel on WebGPU
+      const res = this.conv3 ? this.conv3.apply(p, x) : x
+      return ops.instanceNormAddLeakyRelu(this.conv2.apply(p, h), res, this.conv3 !== null, this.slope)
     })
   }
 }

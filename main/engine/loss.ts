@@ -17,6 +17,9 @@ import { DsdError } from '../errors'
 import { tf } from './tf'
 import { useFused } from './kernels/dispatch'
 import { diceCEFused, klDistillFused, labelArray } from './kernels/loss'
+// WebGPU: the whole loss in a few fused passes (kernels/webgpu/loss.ts)
+import { useWebgpuKernels } from './kernels/webgpu/mode'
+import { dsdLossGpu } from './kernels/webgpu/loss'
 
 export { ABLATIONS, ablation, variantName, type AblationName, type LossWeights } from './presets'
 
@@ -212,6 +215,56 @@ export function dsdLoss(
     return t
   }
 
+  if (useWebgpuKernels()) {
+    // --- WebGPU kernels: same term selection and checks as below, one fused op ---
+    const want = (w: number) => w !== 0 || allTerms
+    const flags: boolean[] = []
+    const weights: number[] = []
+    const inputs: DsdOutputs = { Y }
+    const add = (name: TermName, on: boolean, weight: number, ...ts: (tf.Tensor | undefined)[]) => {
+      const ok = on && ts.every((t) => t)
+      flags.push(ok)
+      weights.push(ok ? weight : 0)
+    }
+    add('dce_Y', true, 1, Y)
+    for (const name of ['D4', 'D3', 'D2', 'D1'] as const) {
+      const t = eta !== 0 ? get(name, 'η > 0') : want(eta) ? outputs[name] : undefined
+      if (t) inputs[name] = t
+      add(`dce_${name}`, want(eta), eta, t)
+    }
+    const pairs = (
+      weight: number,
+      teacherName: 'D1' | 'E4',
+      students: readonly ('D4' | 'D3' | 'D2' | 'E1' | 'E2' | 'E3')[],
+      prefix: 'kl_dec_' | 'kl_enc_',
+    ) => {
+      const why =
+        teacherName === 'D1' ? 'α2 > 0 (decoder distillation)' : 'α1 > 0 (encoder distillation)'
+      const teacher = !want(weight)
+        ? undefined
+        : weight !== 0
+          ? get(teacherName, why)
+          : outputs[teacherName]
+      for (const s of students) {
+        const student = !teacher ? undefined : weight !== 0 ? get(s, why) : outputs[s]
+        if (teacher && student) {
+          inputs[teacherName] = teacher
+          inputs[s] = student
+        }
+        add(`${prefix}${s}` as TermName, want(weight), weight, teacher, student)
+      }
+    }
+    pairs(alpha2, 'D1', ['D4', 'D3', 'D2'], 'kl_dec_')
+    pairs(alpha1, 'E4', ['E1', 'E2', 'E3'], 'kl_enc_')
+    const vec = dsdLossGpu(inputs, labels, flags, weights, temperature)
+    const total = tf.reshape(tf.slice(vec, [0], [1]), []) as tf.Scalar
+    const terms: Partial<Record<TermName, tf.Scalar>> = {}
+    TERM_NAMES.forEach((name, i) => {
+      if (flags[i]) terms[name] = tf.reshape(tf.slice(vec, [1 + i], [1]), []) as tf.Scalar
+    })
+    if (options.keepTerms) for (const t of Object.values(terms)) tf.keep(t)
+    return { total, terms }
+  }
   // CPU/WASM: fused Dice-CE on the integer labels; elsewhere a float one-hot target
   const fused = useFused()
   const labelInts = fused ? labelArray(labels) : null

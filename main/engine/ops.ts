@@ -15,6 +15,8 @@ import { addRowVectorFused } from './kernels/bias'
 import { conv3dFused, convT2Fused } from './kernels/conv3d'
 import { concatLastFused } from './kernels/cpu/concat'
 import { addLeakyReluFused, instanceNormActFused, leakyReluFused } from './kernels/norm'
+// WebGPU: the engine's WGSL kernels (kernels/webgpu/), on unless DSD_KERNELS=stock
+import * as gpu from './kernels/webgpu'
 
 type T = tf.Tensor
 type T5 = tf.Tensor5D
@@ -217,6 +219,19 @@ export function conv3d(
   pad: Conv3dPad = 'same',
 ): T5 {
   const st = triple(stride)
+  if (gpu.useWebgpuKernels()) {
+    const [front, back] =
+      typeof pad === 'number'
+        ? [[pad, pad, pad] as gpu.V3, [pad, pad, pad] as gpu.V3]
+        : pad === 'same'
+          ? gpu.samePads(
+              [x.shape[1], x.shape[2], x.shape[3]],
+              [filter.shape[0], filter.shape[1], filter.shape[2]],
+              st,
+            )
+          : [[0, 0, 0] as gpu.V3, [0, 0, 0] as gpu.V3]
+    return gpu.conv3dGpu(x, filter, bias, st, front, back)
+  }
   // ---- CPU kernels (kernels/cpu): the whole convolution, bias included, in WebAssembly
   if (useWasmKernels()) {
     const p3: Pad3 =
@@ -272,6 +287,14 @@ function k2s2Matrix(filter: T5): tf.Tensor2D {
  * `tf.conv3dTranspose(x, filter, [b, 2d, 2h, 2w, out], 2, 'valid')`.
  */
 export function convTranspose3dK2S2(x: T5, filter: T5, bias?: tf.Tensor1D | null): T5 {
+  if (gpu.useWebgpuKernels()) {
+    if (filter.shape[0] !== 2 || filter.shape[1] !== 2 || filter.shape[2] !== 2) {
+      throw new Error(
+        `ops.convTranspose3dK2S2: filter must be [2,2,2,out,in], got [${filter.shape}]`,
+      )
+    }
+    return gpu.convTransposeGpu(x, filter, bias)
+  }
   if (useWasmKernels()) return convT2Fused(x, filter, bias) // CPU kernels (kernels/cpu)
   const [b, d, h, w, cin] = x.shape
   const cout = filter.shape[3]
@@ -301,6 +324,7 @@ export function convTranspose3dK1(x: T5, filter: T5, bias?: tf.Tensor1D | null):
   if (filter.shape[0] !== 1 || filter.shape[1] !== 1 || filter.shape[2] !== 1) {
     throw new Error(`ops.convTranspose3dK1: filter must be [1,1,1,out,in], got [${filter.shape}]`)
   }
+  if (gpu.useWebgpuKernels()) return gpu.convTransposeGpu(x, filter, bias)
   if (useWasmKernels()) {
     // CPU kernels (kernels/cpu): a 1×1×1 convolution with the [in, out] filter
     const w = tf.reshape(tf.transpose(tf.reshape(filter, [cout, cin])), [1, 1, 1, cin, cout])
@@ -329,6 +353,10 @@ export function convTranspose3dK1(x: T5, filter: T5, bias?: tf.Tensor1D | null):
 export function pointwise(x: T5, filter: T, bias?: tf.Tensor1D | null): T5 {
   const cout = filter.shape[filter.rank - 1]!
   const cin = filter.shape[filter.rank - 2]!
+  if (gpu.useWebgpuKernels()) {
+    const f5 = tf.reshape(filter, [1, 1, 1, cin, cout]) as T5
+    return gpu.conv3dGpu(x, f5, bias, [1, 1, 1], [0, 0, 0], [0, 0, 0])
+  }
   if (useWasmKernels()) {
     // CPU kernels (kernels/cpu): a 1×1×1 convolution
     const w = tf.reshape(filter, [1, 1, 1, cin, cout]) as T5
@@ -355,6 +383,7 @@ export function pointwise(x: T5, filter: T, bias?: tf.Tensor1D | null): T5 {
  * affine parameters and with the biased variance (PyTorch `InstanceNorm3d`, affine=False).
  */
 export function instanceNorm(x: T5, eps = 1e-5): T5 {
+  if (gpu.useWebgpuKernels()) return gpu.normActGpu(x, eps, null)
   if (useFused()) return instanceNormActFused(x, eps, null)
   return instanceNormTf(x, eps)
 }
@@ -378,8 +407,24 @@ export function leakyRelu<R extends T>(x: R, alpha = 0.01): R {
 
 /** `leakyRelu(instanceNorm(x))`, fused into one kernel on the CPU/WASM backends. */
 export function instanceNormLeakyRelu(x: T5, alpha = 0.01, eps = 1e-5): T5 {
+  if (gpu.useWebgpuKernels()) return gpu.normActGpu(x, eps, alpha)
   if (useFused()) return instanceNormActFused(x, eps, alpha)
   return leakyRelu(instanceNormTf(x, eps), alpha)
+}
+
+/**
+ * The residual join of `UnetResBlock`: `leakyRelu(instanceNorm(h) + (normR ?
+ * instanceNorm(r) : r))`. One fused kernel on WebGPU; elsewhere the ops above.
+ */
+export function instanceNormAddLeakyRelu(
+  h: T5,
+  r: T5,
+  normR: boolean,
+  alpha = 0.01,
+  eps = 1e-5,
+): T5 {
+  if (gpu.useWebgpuKernels()) return gpu.normAddActGpu(h, r, normR, eps, alpha)
+  return addLeakyRelu(instanceNorm(h, eps), normR ? instanceNorm(r, eps) : r, alpha)
 }
 
 /** `leakyRelu(a + b)` (residual join), fused on the CPU/WASM backends. */

@@ -10,6 +10,9 @@
  */
 import { DsdError } from '../errors'
 import { tf } from './tf'
+// WebGPU: one fused dispatch per parameter (kernels/webgpu/adamw.ts)
+import { useWebgpuKernels } from './kernels/webgpu/mode'
+import { adamwGpu } from './kernels/webgpu/adamw'
 import { useWasmKernels, values } from './kernels/dispatch'
 import { adamwUpdate } from './kernels/cpu/adamw'
 
@@ -128,6 +131,22 @@ export class AdamW {
         )
       }
       const s = this.slot(name, p)
+      if (useWebgpuKernels()) {
+        tf.tidy(() => {
+          const [p2, m2, v2] = adamwGpu(tf.reshape(p, [-1]), tf.reshape(g, [-1]), s.m, s.v, {
+            b1,
+            b2,
+            stepSize,
+            sqrtBc2,
+            eps: this.eps,
+            decay,
+          })
+          s.m.assign(m2)
+          s.v.assign(v2)
+          p.assign(tf.reshape(p2, p.shape))
+        })
+        continue
+      }
       // ---- CPU kernels: the same update in one pass on the wasm backend (bit-identical)
       if (useWasmKernels()) {
         const [np, nm, nv] = adamwUpdate(values(p), values(g), values(s.m), values(s.v), {

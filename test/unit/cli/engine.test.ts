@@ -5,6 +5,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { CliError } from '../../../main/cli/args'
 import * as benchCli from '../../../main/cli/bench'
 import * as modelCli from '../../../main/cli/model'
+import { probeBackends } from '../../../main/engine/backends'
 import { ROOT } from '../../helpers/shared'
 
 const exec = promisify(execFile)
@@ -142,6 +143,61 @@ describe('dsd bench', () => {
     expect(j.peakBytes).toBeGreaterThan(16 ** 3 * 2 * 4 * 9) // at least the nine [1,16³,2] outputs
     expect(j.maxRssBytes).toBeGreaterThan(j.peakBytes)
     expect(r.stderr).toMatch(/cpu: train step 1\/3 \(warm-up\)/)
+  })
+
+  it('--profile on webgpu reports the GPU memory peak and a per-kernel profile (engine kernels)', async (ctx) => {
+    const probe = (await probeBackends()).find((p) => p.name === 'webgpu')
+    if (!probe?.available) {
+      const line = `webgpu: not run: ${probe?.reason ?? 'not probed'}`
+      console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
+      if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
+      ctx.skip()
+      return
+    }
+    const r = await dsd([
+      'bench',
+      '--backend',
+      'webgpu',
+      '--patch',
+      '16',
+      '--filters',
+      '2,2,4,4,4',
+      '--classes',
+      '2',
+      '--batch',
+      '1',
+      '--steps',
+      '1',
+      '--warmup',
+      '0',
+      '--no-infer',
+      '--profile',
+      '--json',
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    const j = JSON.parse(r.stdout)
+    expect(j).toMatchObject({ backend: 'webgpu', webgpuKernels: 'engine' })
+    expect(['direct', 'tiled']).toContain(j.convVariant)
+    // at least the input, the nine [1,16³,2] outputs and their gradients live at once
+    expect(j.gpuPeakBytes).toBeGreaterThan(16 ** 3 * 2 * 4 * 9)
+    expect(j.gpuPooledBytes).toBeGreaterThanOrEqual(j.gpuPeakBytes)
+    const kernels = j.profile.byKernel.map((k: { name: string }) => k.name)
+    expect(kernels).toEqual(
+      expect.arrayContaining([
+        'DsdConv3D',
+        'DsdConv3DBackpropInput',
+        'DsdConv3DBackpropFilter',
+        'DsdLoss',
+        'DsdAdamW',
+      ]),
+    )
+    const dispatches = j.profile.byDispatch.map((k: { name: string }) => k.name)
+    expect(dispatches).toEqual(
+      expect.arrayContaining(['conv3d.fwd', 'conv3d.dw', 'norm.stats', 'loss.grad']),
+    )
+    expect(['timestamp-query', 'none']).toContain(j.profile.timer)
+    if (j.profile.timer === 'timestamp-query') expect(j.profile.totalMs).toBeGreaterThan(0)
+    expect(r.stderr).toMatch(/webgpu: profiling one training step/)
   })
 
   it('rejects an unknown variant or backend', async () => {
