@@ -23,7 +23,7 @@ protocol.registerSchemesAsPrivileged([
     scheme: APP_SCHEME,
     privileges: { standard: true, secure: true, supportFetchAPI: true, codeCache: true },
   },
-  { scheme: DATA_SCHEME, privileges: { secure: true, supportFetchAPI: true, stream: true } },
+  { scheme: DATA_SCHEME, privileges: { secure: true, supportFetchAPI: true, stream: true, corsEnabled: true } },
 ])
 
 const rendererDir = join(projectRoot(), 'dist', 'renderer')
@@ -108,8 +108,15 @@ app.whenReady().then(() => {
     const path = url.pathname === '/' ? 'index.html' : url.pathname
     return serveFrom(rendererDir, path, path.endsWith('.html'))
   })
-  protocol.handle(DATA_SCHEME, (request) => {
+  protocol.handle(DATA_SCHEME, async (request) => {
     const url = new URL(request.url)
+    if (url.host === 'volume') {
+      // The viewer's volumes (main/services/volumes.ts parses and validates the path).
+      const { volumeResponse } = await import('../main/services/volumes')
+      const r = await volumeResponse(workspace, url.pathname.slice(1))
+      const headers = { ...r.headers, 'Access-Control-Allow-Origin': APP_ORIGIN }
+      return new Response(new Blob(r.body), { status: r.status, headers })
+    }
     if (url.host !== 'workspace') return new Response('not found', { status: 404 })
     return serveFrom(workspace, url.pathname, false)
   })

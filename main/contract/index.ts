@@ -7,6 +7,7 @@
  * *types* from this module (`import type`), never the schemas.
  */
 import { z } from 'zod'
+import { reviewCommands } from './review'
 
 export type { ErrorShape } from './errors'
 
@@ -252,6 +253,7 @@ export const commands = {
     request: TaskRef.strict(),
     response: z.object({ cancelled: z.boolean() }),
   },
+  ...reviewCommands,
 } as const
 
 export type Commands = typeof commands

@@ -9,6 +9,7 @@
  *   POST /api/invoke/<command>    → contract Result as JSON (header X-DSD-Token or cookie)
  *   GET  /api/events?token=T      → WebSocket; messages { event, payload }
  *   GET  /data/<path>             → files under the workspace (volumes), traversal-safe
+ *   GET  /volume/<path>           → a volume for the viewer (main/services/volumes.ts)
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto'
 import { createReadStream, existsSync, statSync } from 'node:fs'
@@ -192,6 +193,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed')
+    if (pathname.startsWith('/volume/')) {
+      // The viewer's volumes (main/services/volumes.ts parses and validates the path).
+      void import('../services/volumes')
+        .then((v) => v.volumeResponse(options.workspace, pathname.slice('/volume/'.length)))
+        .then((r) => {
+          res.writeHead(r.status, r.headers)
+          for (const part of r.body) if (req.method === 'GET') res.write(part)
+          res.end()
+        })
+        .catch((err: Error) => send(res, 500, err.message))
+      return
+    }
     if (pathname.startsWith('/data/')) {
       let file: string
       try {

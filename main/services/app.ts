@@ -212,6 +212,10 @@ export function createApp(options: AppOptions): App {
       const accepted = action === 'pause' ? q.pause(runId) : action === 'continue' ? q.resume(runId) : q.cancel(runId)
       return { accepted }
     },
+    // Review (read-only, main/services/review.ts): prediction sets, metric tables, one case.
+    'predictions.list': async () => (await import('./review')).listPredictionSets(options.workspace),
+    'metrics.get': async ({ ref, table }) => (await import('./review')).getMetrics(options.workspace, ref, table),
+    'review.case': async ({ ref, caseId }) => (await import('./review')).reviewCase(options.workspace, ref, caseId),
     'tasks.list': async () => ({ tasks: runner.list() }),
     'tasks.cancel': async ({ taskId }) => ({ cancelled: runner.cancel(taskId) }),
   }
