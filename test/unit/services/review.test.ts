@@ -12,7 +12,7 @@ import { readNifti } from '../../../main/data/nifti'
 import type { Mat4 } from '../../../main/data/volume'
 import { DatasetService } from '../../../main/services/datasets'
 import { evaluatePredictions, evaluateRun, readTable, writeTable } from '../../../main/services/evaluation'
-import { writeLabelNifti, type PredictionsManifest } from '../../../main/services/inference'
+import type { PredictionsManifest } from '../../../main/services/inference'
 import { getMetrics, labelColor, listPredictionSets, reviewCase } from '../../../main/services/review'
 import { parseVolumePath, readViewerVolume, volumePath } from '../../../main/services/volumes'
 import { startServer } from '../../../main/server'
@@ -21,6 +21,7 @@ import { runFiles } from '../../../main/workspace/run-layout'
 import { createRun } from '../../../main/workspace/runs'
 import { decodeVolume } from '../../../renderer/src/viewer/volume-format'
 import { miniMsd, testRunConfig } from '../../helpers/inference'
+import { writeShiftedSet } from '../../helpers/review'
 import { sharedPath, tmpDir } from '../../helpers/shared'
 
 const TMP = tmpDir('review')
@@ -40,53 +41,8 @@ function lpsOfHeader(h: { origin: number[]; spacing: number[]; direction: number
   return [0, 1, 2].map((r) => h.origin[r] + ijk.reduce((s, v, c) => s + v * h.spacing[c] * h.direction[c * 3 + r], 0))
 }
 
-/** Prediction = ground truth shifted by `shift` voxels along i (or empty). */
 async function writeSet(dir: string, ids: string[], fold: number | null, runIds: string[], shift: number, empty: string[] = []) {
-  const cases: PredictionsManifest['cases'] = []
-  for (const id of ids) {
-    const label = sharedPath('data', 'msd-task04-hippocampus', 'labelsTr', `${id}.nii.gz`)
-    const gt = await readNifti(label)
-    const [nx, ny, nz] = gt.shape
-    const pred = new Uint8Array(gt.data.length)
-    if (!empty.includes(id)) {
-      for (let k = 0; k < nz; k++)
-        for (let j = 0; j < ny; j++)
-          for (let i = 0; i < nx; i++) {
-            const si = i - shift
-            if (si >= 0 && si < nx) pred[(k * ny + j) * nx + i] = gt.data[(k * ny + j) * nx + si]
-          }
-    }
-    await writeLabelNifti(join(dir, `${id}.nii.gz`), pred, gt.shape, gt.affine)
-    cases.push({
-      caseId: id,
-      file: `${id}.nii.gz`,
-      preprocessedFile: null,
-      images: [sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', `${id}.nii.gz`)],
-      label,
-      sourceFormat: 'nifti',
-      shape: gt.shape,
-      affine: gt.affine,
-      preprocessedShape: gt.shape,
-      seconds: 0,
-    })
-  }
-  const m: PredictionsManifest = {
-    format: 'dsd-predictions',
-    version: 1,
-    createdAt: new Date().toISOString(),
-    datasetId,
-    runIds,
-    fold,
-    which: 'last',
-    models: [],
-    settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
-    preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
-    preprocessingHash: 'test',
-    labelMap: { classes: { '0': 'background', '1': 'Anterior', '2': 'Posterior' } },
-    classes: 3,
-    cases,
-  }
-  await atomicWriteJson(join(dir, 'predictions.json'), m)
+  await writeShiftedSet(dir, { datasetId, cases: ids, fold, runIds, shift, empty })
 }
 
 /** Every file under the workspace with its size and mtime (to show that reads never write). */
