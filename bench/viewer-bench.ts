@@ -2,7 +2,7 @@
  * Case-viewer benchmark (docs/ui.md, "Viewer performance"): a CT-sized case in the Review page
  * in Debian Chromium, browser mode, with the built renderer (`node scripts/build.mjs` first).
  *
- *   npx tsx bench/viewer-bench.ts [--shape 512,512,300] [--steps 60] [--keep]
+ *   npx tsx bench/viewer-bench.ts [--shape 512,512,300] [--steps 60] [--keep] [--data DIR]
  *
  * Writes (not committed; in a temp folder) two synthetic CT cases of the given shape, int16
  * in HU (air, a body with soft tissue, bone and a noisy texture) with two label maps each — a
@@ -18,7 +18,7 @@
  *     after switching to case B, and after switching back.
  * Prints one JSON object (and a readable summary on stderr).
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -44,6 +44,8 @@ const { values } = parseArgs({
     shape: { type: 'string', default: '512,512,300' },
     steps: { type: 'string', default: '60' },
     keep: { type: 'boolean', default: false },
+    /** Reuse the data a `--keep` run left in DIR (generating it takes minutes). */
+    data: { type: 'string' },
   },
 })
 const shape = values.shape!.split(',').map(Number) as Vec3
@@ -111,66 +113,70 @@ const vol = (data: Int16Array | Uint8Array, datatype: 'int16' | 'uint8'): Volume
   data,
 })
 
-const tmp = mkdtempSync(join(tmpdir(), 'dsd-viewer-bench-'))
+const tmp = values.data ? resolve(values.data) : mkdtempSync(join(tmpdir(), 'dsd-viewer-bench-'))
 const src = join(tmp, 'src')
 const ws = join(tmp, 'ws')
-mkdirSync(join(src, 'imagesTr'), { recursive: true })
-mkdirSync(join(src, 'labelsTr'), { recursive: true })
-mkdirSync(ws, { recursive: true })
 const ids = ['ct_001', 'ct_002']
-const t = Date.now()
-const preds: Record<string, Uint8Array> = {}
-for (const [n, id] of ids.entries()) {
-  const c = makeCase(n + 1)
-  await writeNifti(join(src, 'imagesTr', `${id}.nii.gz`), vol(c.img, 'int16'), { gzipLevel: 1 })
-  await writeNifti(join(src, 'labelsTr', `${id}.nii.gz`), vol(c.gt, 'uint8'), { gzipLevel: 1 })
-  preds[id] = c.pred
+if (!existsSync(join(ws, 'predictions', 'bench', 'predictions.json'))) await generate()
+
+async function generate(): Promise<void> {
+  mkdirSync(join(src, 'imagesTr'), { recursive: true })
+  mkdirSync(join(src, 'labelsTr'), { recursive: true })
+  mkdirSync(ws, { recursive: true })
+  const t = Date.now()
+  const preds: Record<string, Uint8Array> = {}
+  for (const [n, id] of ids.entries()) {
+    const c = makeCase(n + 1)
+    await writeNifti(join(src, 'imagesTr', `${id}.nii.gz`), vol(c.img, 'int16'), { gzipLevel: 1 })
+    await writeNifti(join(src, 'labelsTr', `${id}.nii.gz`), vol(c.gt, 'uint8'), { gzipLevel: 1 })
+    preds[id] = c.pred
+  }
+  writeFileSync(
+    join(src, 'dataset.json'),
+    JSON.stringify({
+      name: 'ct-bench',
+      modality: { '0': 'CT' },
+      labels: { '0': 'background', '1': 'organ', '2': 'lesion' },
+      numTraining: ids.length,
+      training: ids.map((id) => ({ image: `./imagesTr/${id}.nii.gz`, label: `./labelsTr/${id}.nii.gz` })),
+      test: [],
+    }),
+  )
+  const svc = new DatasetService(ws)
+  const datasetId = (await svc.importDataset(src, { name: 'ct-bench' })).manifest.id
+  const setDir = join(ws, 'predictions', 'bench')
+  mkdirSync(setDir, { recursive: true })
+  for (const id of ids) await writeNifti(join(setDir, `${id}.nii.gz`), vol(preds[id], 'uint8'), { gzipLevel: 1 })
+  const manifest: PredictionsManifest = {
+    format: 'dsd-predictions',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    datasetId,
+    runIds: [],
+    fold: null,
+    which: null,
+    models: [],
+    settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
+    preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
+    preprocessingHash: 'bench',
+    labelMap: { classes: { '0': 'background', '1': 'organ', '2': 'lesion' } },
+    classes: 3,
+    cases: ids.map((id) => ({
+      caseId: id,
+      file: `${id}.nii.gz`,
+      preprocessedFile: null,
+      images: [join(src, 'imagesTr', `${id}.nii.gz`)],
+      label: join(src, 'labelsTr', `${id}.nii.gz`),
+      sourceFormat: 'nifti' as const,
+      shape,
+      affine,
+      preprocessedShape: shape,
+      seconds: 0,
+    })),
+  }
+  await atomicWriteJson(join(setDir, 'predictions.json'), manifest)
+  log(`data: 2 cases ${shape.join('×')} int16 + 2 label maps each, written in ${((Date.now() - t) / 1000).toFixed(1)} s (${tmp})`)
 }
-writeFileSync(
-  join(src, 'dataset.json'),
-  JSON.stringify({
-    name: 'ct-bench',
-    modality: { '0': 'CT' },
-    labels: { '0': 'background', '1': 'organ', '2': 'lesion' },
-    numTraining: ids.length,
-    training: ids.map((id) => ({ image: `./imagesTr/${id}.nii.gz`, label: `./labelsTr/${id}.nii.gz` })),
-    test: [],
-  }),
-)
-const svc = new DatasetService(ws)
-const datasetId = (await svc.importDataset(src, { name: 'ct-bench' })).manifest.id
-const setDir = join(ws, 'predictions', 'bench')
-mkdirSync(setDir, { recursive: true })
-for (const id of ids) await writeNifti(join(setDir, `${id}.nii.gz`), vol(preds[id], 'uint8'), { gzipLevel: 1 })
-const manifest: PredictionsManifest = {
-  format: 'dsd-predictions',
-  version: 1,
-  createdAt: new Date().toISOString(),
-  datasetId,
-  runIds: [],
-  fold: null,
-  which: null,
-  models: [],
-  settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
-  preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
-  preprocessingHash: 'bench',
-  labelMap: { classes: { '0': 'background', '1': 'organ', '2': 'lesion' } },
-  classes: 3,
-  cases: ids.map((id) => ({
-    caseId: id,
-    file: `${id}.nii.gz`,
-    preprocessedFile: null,
-    images: [join(src, 'imagesTr', `${id}.nii.gz`)],
-    label: join(src, 'labelsTr', `${id}.nii.gz`),
-    sourceFormat: 'nifti' as const,
-    shape,
-    affine,
-    preprocessedShape: shape,
-    seconds: 0,
-  })),
-}
-await atomicWriteJson(join(setDir, 'predictions.json'), manifest)
-log(`data: 2 cases ${shape.join('×')} int16 + 2 label maps each, written in ${((Date.now() - t) / 1000).toFixed(1)} s (${tmp})`)
 
 const server = await startServer({ port: 0, staticDir: join(ROOT, 'dist', 'renderer'), workspace: ws })
 const browser = await chromium.launch({
@@ -208,6 +214,7 @@ try {
     )
     const ms = Date.now() - t0
     if ((await status()) !== 'ready') throw new Error(`viewer ${await status()}`)
+    log(`open ${id}: ${ms} ms ${JSON.stringify(await page.evaluate('window.__dsdViewer.timings()'))}`)
     return ms
   }
   const memory = async () =>
@@ -282,7 +289,7 @@ try {
 } finally {
   await browser.close()
   await server.close()
-  if (!values.keep) rmSync(tmp, { recursive: true, force: true })
+  if (!values.keep && !values.data) rmSync(tmp, { recursive: true, force: true })
 }
 const o = out as {
   open: Record<string, number>

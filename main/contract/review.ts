@@ -166,11 +166,18 @@ export interface ViewerVolumeHeader {
   format: 'dsd-volume'
   version: 1
   kind: 'image' | 'label' | 'prediction'
-  /** [nx, ny, nz] */
+  /**
+   * [nx, ny, nz] of the voxels sent. Label maps and predictions are cropped to the box of their
+   * non-zero voxels plus a margin (`offset` into the full grid `gridDims`); images are whole.
+   */
   dims: [number, number, number]
+  /** Index of voxel (0, 0, 0) of this block in the full grid (zeros for a whole volume). */
+  offset: [number, number, number]
+  /** [nx, ny, nz] of the full grid. */
+  gridDims: [number, number, number]
   /** mm along i, j, k */
   spacing: [number, number, number]
-  /** World (LPS, mm) position of voxel (0, 0, 0). */
+  /** World (LPS, mm) position of voxel (0, 0, 0) of this block. */
   origin: [number, number, number]
   /** Unit vectors of i, j and k in LPS, 9 numbers (always right-handed: a left-handed file's k is reversed). */
   direction: number[]

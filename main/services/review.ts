@@ -50,6 +50,10 @@ export function labelColor(value: number): [number, number, number] {
 /** Outlier rule: Dice below median − 2 × IQR of the label's Dice over the set's cases. */
 export const OUTLIER_IQR_FACTOR = 2
 
+function ensembleTitle(name: string, models: number): string {
+  return models > 1 ? `${name} (ensemble of ${models})` : name
+}
+
 async function runVariant(workspace: string, ref: PredictionSetRef): Promise<string | null> {
   if (ref.kind !== 'run') return null
   try {
@@ -72,7 +76,7 @@ export async function listPredictionSets(
       sets.push({
         ref,
         key: setKey(ref),
-        title: ref.kind === 'run' ? `${ref.runId} · ${ref.set}` : `${ref.name} (ensemble of ${m.runIds.length || m.models.length})`,
+        title: ref.kind === 'run' ? `${ref.runId} · ${ref.set}` : ensembleTitle(ref.name, m.runIds.length || m.models.length),
         datasetId: m.datasetId,
         runIds: m.runIds,
         variant: await runVariant(workspace, ref),

@@ -16,9 +16,10 @@
  * accepts. Reading never writes.
  */
 import { stat } from 'node:fs/promises'
+import { totalmem } from 'node:os'
 import { basename } from 'node:path'
 import type { PredictionSetRef, ViewerVolumeHeader } from '../contract/review'
-import { applyLabelMap, type LabelMap } from '../data/labels'
+import { applyLabelMap, classCount, type LabelMap } from '../data/labels'
 import { readVolume } from '../data/volume-io'
 import type { Mat4, Volume, VoxelArray } from '../data/volume'
 import { DsdError, toErrorShape } from '../errors'
@@ -221,31 +222,59 @@ function classArray(data: VoxelArray, file: string): Uint8Array {
   return out
 }
 
-/** Min, max and the 1st / 99th percentiles (exact for integer types, 4096 bins for floats). */
-export function valueRange(data: ViewerArray): { min: number; max: number; p1: number; p99: number } {
+/** Min and max (NaN skipped); typed loops, so a CT volume takes a fraction of a second. */
+function minMax(data: ViewerArray): { min: number; max: number; count: number } {
   let min = Infinity
   let max = -Infinity
-  let count = 0
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i]
-    if (v !== v) continue // NaN
-    if (v < min) min = v
-    if (v > max) max = v
-    count++
+  let count = data.length
+  if (data instanceof Float32Array) {
+    count = 0
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]
+      if (v !== v) continue
+      if (v < min) min = v
+      if (v > max) max = v
+      count++
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i]
+      if (v < min) min = v
+      if (v > max) max = v
+    }
   }
-  if (count === 0) return { min: 0, max: 0, p1: 0, p99: 0 }
-  if (min === max) return { min, max, p1: min, p99: max }
+  return count ? { min, max, count } : { min: 0, max: 0, count }
+}
+
+/**
+ * Min and max (exact), and the 1st / 99th percentiles (integer types: exact values, floats: 4096
+ * bins; from every voxel up to 4 M voxels, else from a regular sample of ~4 M).
+ */
+export function valueRange(data: ViewerArray): { min: number; max: number; p1: number; p99: number } {
+  const { min, max, count } = minMax(data)
+  if (count === 0 || min === max) return { min, max, p1: min, p99: max }
   const integral = !(data instanceof Float32Array)
   const bins = integral ? max - min + 1 : 4096
-  const width = integral ? 1 : (max - min) / bins
   const hist = new Uint32Array(bins)
-  for (let i = 0; i < data.length; i++) {
-    const v = data[i]
-    if (v !== v) continue
-    hist[Math.min(bins - 1, Math.floor((v - min) / width))]++
+  // The percentiles of a window need no more than ~4 M voxels: a regular stride of them.
+  const stride = Math.max(1, Math.floor(data.length / 4_000_000))
+  let sampled = 0
+  if (integral) {
+    for (let i = 0; i < data.length; i += stride) hist[data[i] - min]++
+    sampled = Math.ceil(data.length / stride)
+  } else {
+    const scale = bins / (max - min)
+    for (let i = 0; i < data.length; i += stride) {
+      const v = data[i]
+      if (v === v) {
+        hist[Math.min(bins - 1, ((v - min) * scale) | 0)]++
+        sampled++
+      }
+    }
   }
+  const width = integral ? 1 : (max - min) / bins
   const at = (q: number) => {
-    const target = q * (count - 1)
+    const target = q * (sampled - 1)
     let seen = 0
     for (let b = 0; b < bins; b++) {
       seen += hist[b]
@@ -254,6 +283,77 @@ export function valueRange(data: ViewerArray): { min: number; max: number; p1: n
     return max
   }
   return { min, max, p1: at(0.01), p99: at(0.99) }
+}
+
+/**
+ * Ground-truth voxels as class indices: a uint8 file whose values are already classes (no
+ * remapping, all below the class count) is used as it is; anything else goes through the
+ * dataset's label map (which names any value it cannot map).
+ */
+function labelClasses(data: VoxelArray, map: LabelMap, file: string): Uint8Array {
+  if (data instanceof Uint8Array && !map.remap) {
+    const k = classCount(map)
+    let max = 0
+    for (let i = 0; i < data.length; i++) if (data[i] > max) max = data[i]
+    if (max < k) return data
+  }
+  return applyLabelMap(data, map, file)
+}
+
+/** Voxels of background kept around the labels (outlines need a neighbour outside). */
+const LABEL_MARGIN = 2
+
+/** The box of the non-zero voxels, grown by `margin` (inside the grid); one voxel when empty. */
+export function labelBox(
+  data: Uint8Array,
+  dims: [number, number, number],
+  margin: number,
+): { offset: [number, number, number]; dims: [number, number, number] } {
+  const [nx, ny, nz] = dims
+  let x0 = nx
+  let y0 = ny
+  let z0 = nz
+  let x1 = -1
+  let y1 = -1
+  let z1 = -1
+  for (let k = 0, p = 0; k < nz; k++) {
+    for (let j = 0; j < ny; j++) {
+      const row = p
+      p += nx
+      // Most rows are empty: find the first and last labelled voxel of the row.
+      let i = 0
+      while (i < nx && data[row + i] === 0) i++
+      if (i === nx) continue
+      let e = nx - 1
+      while (data[row + e] === 0) e--
+      if (i < x0) x0 = i
+      if (e > x1) x1 = e
+      if (j < y0) y0 = j
+      if (j > y1) y1 = j
+      if (k < z0) z0 = k
+      if (k > z1) z1 = k
+    }
+  }
+  if (x1 < 0) return { offset: [0, 0, 0], dims: [1, 1, 1] }
+  const lo = [x0, y0, z0].map((v) => Math.max(0, v - margin)) as [number, number, number]
+  const hi = [x1, y1, z1].map((v, a) => Math.min(dims[a] - 1, v + margin))
+  return { offset: lo, dims: [hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1] }
+}
+
+function cropBlock(
+  data: Uint8Array,
+  dims: [number, number, number],
+  offset: [number, number, number],
+  size: [number, number, number],
+): Uint8Array {
+  if (size[0] === dims[0] && size[1] === dims[1] && size[2] === dims[2]) return data
+  const out = new Uint8Array(size[0] * size[1] * size[2])
+  for (let k = 0; k < size[2]; k++)
+    for (let j = 0; j < size[1]; j++) {
+      const src = ((k + offset[2]) * dims[1] + j + offset[1]) * dims[0] + offset[0]
+      out.set(data.subarray(src, src + size[0]), (k * size[1] + j) * size[0])
+    }
+  return out
 }
 
 const DTYPE: Record<string, ViewerVolumeHeader['dtype']> = {
@@ -289,16 +389,32 @@ export function encodeViewerVolume(
   const raw = vol.data.subarray(channel * n, (channel + 1) * n) as VoxelArray
   let data: ViewerArray
   if (kind === 'image') data = viewerImageArray(raw)
-  else if (labelMap) data = applyLabelMap(raw, labelMap, file)
+  else if (labelMap) data = labelClasses(raw, labelMap, file)
   else data = classArray(raw, file)
   const geo = lpsGeometry(vol.affine, dims)
   if (geo.flipK) data = reverseSlices(data, dims)
-  const range = valueRange(data)
+  let offset: [number, number, number] = [0, 0, 0]
+  let blockDims = dims
+  if (kind !== 'image') {
+    // Label maps are mostly background: send the box around their labels (exact, same lattice).
+    const box = labelBox(data as Uint8Array, dims, LABEL_MARGIN)
+    offset = box.offset
+    blockDims = box.dims
+    data = cropBlock(data as Uint8Array, dims, box.offset, box.dims)
+    for (let r = 0; r < 3; r++) {
+      geo.origin[r] += offset.reduce((acc, o, c) => acc + o * geo.spacing[c] * geo.direction[c * 3 + r], 0)
+    }
+  }
+  // Percentiles only for images (the "auto" window); label maps need just their range.
+  const mm = kind === 'image' ? null : minMax(data)
+  const range = mm ? { min: mm.min, max: mm.max, p1: mm.min, p99: mm.max } : valueRange(data)
   const header: ViewerVolumeHeader = {
     format: 'dsd-volume',
     version: 1,
     kind,
-    dims,
+    dims: blockDims,
+    offset,
+    gridDims: dims,
     spacing: geo.spacing,
     origin: geo.origin,
     direction: geo.direction,
@@ -335,12 +451,50 @@ async function readCached(file: string): Promise<Volume> {
   return vol
 }
 
+/**
+ * Recently sent volumes, encoded (reopening a case, or comparing two runs on it, then costs no
+ * read or decode). Keyed by the path and the file's size and mtime, so a changed file is read
+ * again; bounded in bytes (DSD_VOLUME_CACHE_MB, default 1024 or an eighth of the RAM if less).
+ */
+const encodedCache = new Map<string, EncodedVolume>()
+let encodedBytes = 0
+function cacheLimit(): number {
+  const env = Number(process.env.DSD_VOLUME_CACHE_MB)
+  if (env >= 0 && process.env.DSD_VOLUME_CACHE_MB) return env * 2 ** 20
+  return Math.min(2 ** 30, totalmem() / 8)
+}
+
 /** Read the volume a path names and encode it for the viewer. */
 export async function readViewerVolume(workspace: string, path: string): Promise<EncodedVolume> {
   const ref = parseVolumePath(path)
   const loc = await locateVolume(workspace, ref)
+  const s = await stat(loc.file).catch(() => null)
+  const key = s ? `${volumePath(ref)}\0${loc.file}\0${s.size}\0${s.mtimeMs}` : null
+  const hit = key ? encodedCache.get(key) : undefined
+  if (hit) {
+    encodedCache.delete(key!)
+    encodedCache.set(key!, hit) // most recent last
+    return hit
+  }
   const vol = await readCached(loc.file)
-  return encodeViewerVolume(vol, ref.what, loc.channel, ref.what === 'label' ? loc.labelMap : null, loc.file)
+  const enc = encodeViewerVolume(vol, ref.what, loc.channel, ref.what === 'label' ? loc.labelMap : null, loc.file)
+  const limit = cacheLimit()
+  if (key && enc.bytes <= limit) {
+    encodedCache.set(key, enc)
+    encodedBytes += enc.bytes
+    for (const [k, v] of encodedCache) {
+      if (encodedBytes <= limit) break
+      encodedCache.delete(k)
+      encodedBytes -= v.bytes
+    }
+  }
+  return enc
+}
+
+/** Forget the encoded volumes (tests). */
+export function clearVolumeCache(): void {
+  encodedCache.clear()
+  encodedBytes = 0
 }
 
 const STATUS: Record<string, number> = {

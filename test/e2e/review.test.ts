@@ -8,7 +8,7 @@
  * renderer (`node scripts/build.mjs`). Screenshots go to test/.tmp/screenshots/ (and with
  * DSD_SCREENSHOTS=1 to docs/screenshots/).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
@@ -16,9 +16,10 @@ import { readNifti } from '../../main/data/nifti'
 import type { Volume } from '../../main/data/volume'
 import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
+import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
-import { dsdCli, ROOT, tmpDir } from '../helpers/shared'
+import { dsdCli, ROOT, sharedPath, tmpDir } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -140,6 +141,47 @@ window.__probe = {
 }
 `
 
+const TCIA_CASE = 'PGBM-003_19950329'
+const tciaFile = (kind: 'imagesTr' | 'labelsTr') => sharedPath('data', 'tcia-brain-tumor-progression', kind, `${TCIA_CASE}.nii.gz`)
+const tciaPred = () => sharedPath('golden', 'metrics', `pred_${TCIA_CASE}_dilate_inplane.nii.gz`)
+
+/** A prediction set of one TCIA case from files (no dataset), as `dsd predict --image` writes it. */
+async function writeTciaSet(dir: string): Promise<void> {
+  mkdirSync(dir, { recursive: true })
+  copyFileSync(tciaPred(), join(dir, `${TCIA_CASE}.nii.gz`))
+  const v = await readNifti(tciaFile('labelsTr'))
+  const m: PredictionsManifest = {
+    format: 'dsd-predictions',
+    version: 1,
+    createdAt: new Date().toISOString(),
+    datasetId: null,
+    runIds: [],
+    fold: null,
+    which: null,
+    models: [],
+    settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
+    preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
+    preprocessingHash: 'golden',
+    labelMap: { classes: { '0': 'background', '1': 'tumor' } },
+    classes: 2,
+    cases: [
+      {
+        caseId: TCIA_CASE,
+        file: `${TCIA_CASE}.nii.gz`,
+        preprocessedFile: null,
+        images: [tciaFile('imagesTr')],
+        label: tciaFile('labelsTr'),
+        sourceFormat: 'nifti',
+        shape: v.shape,
+        affine: v.affine,
+        preprocessedShape: v.shape,
+        seconds: 0,
+      },
+    ],
+  }
+  writeFileSync(join(dir, 'predictions.json'), JSON.stringify(m))
+}
+
 describe('Review: cohort table, case viewer and run comparison in Chromium', () => {
   let server: RunningServer
   let browser: Browser
@@ -255,6 +297,9 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       if (e.status !== 0) throw new Error(`dsd evaluate --run ${id} failed: ${e.stderr}`)
       csv[id] = readCsv(join(runFiles(workspace, id).metrics, 'last-original.csv'))
     }
+    // An oblique, left-handed scan (TCIA: L-A-S, tilted, 0.69 × 0.69 × 6.5 mm) as an ensemble-style
+    // set of files: its ground truth and the golden "dilated in-plane" prediction.
+    await writeTciaSet(join(workspace, 'predictions', 'tcia'))
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
     context = await browser.newContext({ viewport: { width: 1600, height: 1000 } })
     await context.addInitScript({ content: PROBE_SCRIPT })
@@ -597,6 +642,55 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     expect((await hook<{ voiRange: { lower: number; upper: number } }>(`probe(${JSON.stringify(axial)})`)).voiRange).toEqual({ lower: -160, upper: 240 })
     await setChecked('label-visible-2', true)
     await choose('window-preset', 'Auto')
+  })
+
+  test('an oblique, left-handed scan shows its overlays where its files put them', async () => {
+    await choose('review-set', 'tcia')
+    await eventually(() => page.locator('[data-testid="cohort-row"]').count()).toBe(1)
+    await openCase(TCIA_CASE)
+    const gt = await readNifti(tciaFile('labelsTr'))
+    const pred = await readNifti(tciaPred())
+    const [, , nz] = gt.shape
+    let k = 0
+    let best = 0
+    for (let z = 0; z < nz; z++) {
+      const n = interior(pred, z, 1, 1).length + boundary(gt, z, 1).length
+      if (n > best) [best, k] = [n, z]
+    }
+    const inside = interior(gt, k, 1, 1)
+    expect(inside.length).toBeGreaterThan(0)
+    // The crosshairs on the tumour, and the axial view zoomed ×4 around it (voxels of 0.69 mm).
+    const centre = JSON.stringify(lps(gt, inside[Math.floor(inside.length / 2)]))
+    await page.evaluate(`window.__dsdViewer.jumpTo(${centre})`)
+    const axial = await paneId(0, 'axial')
+    await page.evaluate(`window.__dsdViewer.zoomAt(${JSON.stringify(axial)}, ${centre}, 4)`)
+    await hook('rendered(5000)')
+    // The view is the file's slice k: its voxel centres lie on the view plane.
+    const probe = await hook<{ focalPoint: V3; viewPlaneNormal: V3 }>(`probe(${JSON.stringify(axial)})`)
+    const c = lps(gt, inside[0])
+    const off = c.reduce((s, v, r) => s + (v - probe.focalPoint[r]) * probe.viewPlaneNormal[r], 0)
+    expect(Math.abs(off), 'slice k is the view plane').toBeLessThan(0.5)
+    await setChecked('show-pred', false)
+    const edges = sample(boundary(gt, k, 1), 16)
+    let hits = 0
+    for (const e of edges) {
+      const a = lps(gt, e.inside)
+      const b = lps(gt, e.outside)
+      const line = Array.from({ length: 7 }, (_, t) => a.map((v, r) => v + ((b[r] - v) * t) / 6) as V3)
+      if ((await pixelsAt(0, 'axial', line)).some((p) => dist(p, labelColor(1)) < 60)) hits++
+    }
+    expect(hits / edges.length, 'tumour outline at its boundary').toBeGreaterThanOrEqual(0.8)
+    await setChecked('show-gt', false)
+    const fill = sample(interior(pred, k, 1, 1), 10)
+    const plain = await pixelsAt(0, 'axial', fill.map((v) => lps(pred, v)))
+    await setChecked('show-pred', true)
+    const on = await pixelsAt(0, 'axial', fill.map((v) => lps(pred, v)))
+    on.forEach((p, n) => {
+      const expected = plain[n].map((g, r) => 0.5 * g + 0.5 * labelColor(1)[r])
+      expect(dist(p, expected), `tumour fill ${p} vs ${expected}`).toBeLessThan(30)
+    })
+    await setChecked('show-gt', true)
+    await shot('review-oblique')
   })
 
   test('without WebGL2 the viewer says so instead of drawing nothing', async () => {

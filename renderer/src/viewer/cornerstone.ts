@@ -147,16 +147,29 @@ function fixSlicePositions(vol: Types.IImageVolume, frameOfReferenceUID: string)
   })
 }
 
-/** A labelmap volume on another volume's grid, from voxels computed in the page. */
-export function createDerivedLabelmap(volumeId: string, like: Types.IImageVolume, data: Uint8Array): Types.IImageVolume {
+/**
+ * A labelmap volume on a block of another volume's grid (`offset` voxels in, `dims` in size),
+ * from voxels computed in the page.
+ */
+export function createDerivedLabelmap(
+  volumeId: string,
+  like: Types.IImageVolume,
+  data: Uint8Array,
+  offset: [number, number, number],
+  dims: [number, number, number],
+): Types.IImageVolume {
   const existing = cache.getVolume(volumeId)
   if (existing) return existing
+  const d = like.direction
+  const origin = [0, 1, 2].map(
+    (r) => like.origin[r] + offset[0] * like.spacing[0] * d[r] + offset[1] * like.spacing[1] * d[3 + r] + offset[2] * like.spacing[2] * d[6 + r],
+  ) as Types.Point3
   const vol = volumeLoader.createLocalLabelmapVolume(
     {
-      metadata: { ...(like.metadata as object), Modality: 'SEG' } as Types.Metadata,
-      dimensions: like.dimensions,
+      metadata: { ...(like.metadata as object), Modality: 'SEG', Columns: dims[0], Rows: dims[1] } as Types.Metadata,
+      dimensions: dims,
       spacing: like.spacing,
-      origin: like.origin,
+      origin,
       direction: like.direction,
       scalarData: data,
     },

@@ -23,6 +23,7 @@ import {
   ZoomTool,
 } from '@cornerstonejs/tools'
 import { createDerivedLabelmap, createVolume, engine, ENGINE_ID, removeVolume } from './cornerstone'
+import { errorMap, gridOrientation, type LabelBlock } from './grid'
 import { decodeVolume, type DecodedVolume } from './volume-format'
 
 import {
@@ -32,11 +33,12 @@ import {
   WINDOWS,
   type CaseSpec,
   type DisplaySettings,
-  type Pane,
+  type Orientation,
   type WindowPreset,
 } from './settings'
 
 export * from './settings'
+export { errorMap, gridOrientation, type LabelBlock } from './grid'
 export { cacheBytes, initCornerstone, ViewerUnavailable } from './cornerstone'
 
 
@@ -45,15 +47,13 @@ const Labelmap = toolEnums.SegmentationRepresentations.Labelmap
 // No ":" in ids: Cornerstone reads "scheme:" ids as loadable image ids (and would fetch them).
 const volumeIdOf = (path: string) => `dsdv_${path}`
 
-/** 1 = false positive, 2 = false negative, 3 = different labels, 0 = agreement. */
-export function errorMap(gt: ArrayLike<number>, pred: ArrayLike<number>): Uint8Array {
-  const out = new Uint8Array(gt.length)
-  for (let i = 0; i < out.length; i++) {
-    const g = gt[i]
-    const p = pred[i]
-    if (g !== p) out[i] = g === 0 ? 1 : p === 0 ? 2 : 3
-  }
-  return out
+/** One viewport: its element, orientation and column. */
+export interface Pane {
+  id: string
+  element: HTMLDivElement
+  orientation: Orientation
+  /** 0 = the first prediction set, 1 = the one it is compared with. */
+  column: number
 }
 
 interface Loaded {
@@ -78,7 +78,7 @@ export class ReviewViewer {
   private imageHeader: DecodedVolume['header'] | null = null
   /** Headers of the loaded images and voxels of the loaded label maps (views, not copies). */
   private headers = new Map<string, DecodedVolume['header']>()
-  private labelData = new Map<string, Uint8Array>()
+  private labelData = new Map<string, LabelBlock>()
   private destroyed = false
   /** Incremented by every IMAGE_RENDERED (the tests wait on it). */
   renders = 0
@@ -193,10 +193,21 @@ export class ReviewViewer {
     return out
   }
 
+  /** Milliseconds of the steps of the last `show` (the benchmark reads them). */
+  timings: Record<string, number> = {}
+
   /** Show a case (or another channel / prediction set of it) with these settings. */
   async show(spec: CaseSpec, settings: DisplaySettings): Promise<void> {
+    const t = { start: performance.now(), last: performance.now() }
+    const timings: Record<string, number> = {}
+    const lap = (name: string) => {
+      const now = performance.now()
+      timings[name] = Math.round(now - t.last)
+      t.last = now
+    }
     const paths = [spec.image, ...(spec.groundTruth ? [spec.groundTruth] : []), ...spec.predictions]
     const decoded = await this.fetchAll(paths)
+    lap('fetch')
     if (this.destroyed) return
     const frameOfReference = `dsd-case:${spec.key}`
     const previous = this.volumes
@@ -207,7 +218,9 @@ export class ReviewViewer {
     const vol = (p: string) => {
       want.add(volumeIdOf(p))
       const d = decoded.get(p)
-      if (d && d.header.kind !== 'image') this.labelData.set(p, d.data as Uint8Array)
+      if (d && d.header.kind !== 'image') {
+        this.labelData.set(p, { data: d.data, dims: d.header.dims, offset: d.header.offset })
+      }
       return d ? createVolume(volumeIdOf(p), d, frameOfReference) : cache.getVolume(volumeIdOf(p))!
     }
     const image = vol(spec.image)
@@ -217,33 +230,55 @@ export class ReviewViewer {
     this.imageHeader = imageHeader
     const gt = spec.groundTruth ? vol(spec.groundTruth) : null
     const preds = spec.predictions.map(vol)
-    const errors = preds.map((p, c) => {
-      if (!gt) return null
-      const id = `dsde_${spec.groundTruth}|${spec.predictions[c]}`
-      want.add(id)
-      if (cache.getVolume(id)) return cache.getVolume(id)!
-      const g = this.labelData.get(spec.groundTruth!)
-      const q = this.labelData.get(spec.predictions[c])
-      if (!g || !q || g.length !== q.length) return null // a prediction on another grid: no voxelwise map
-      return createDerivedLabelmap(id, gt, errorMap(g, q))
-    })
-    this.loaded = { image, gt, preds, errors }
+    lap('volumes')
+    this.loaded = { image, gt, preds, errors: preds.map(() => null) }
     this.spec = spec
     this.volumes = want
+    // The FP/FN maps are made when first shown (a voxel pass and a texture each).
+    if (settings.errors) this.buildErrorMaps()
+    lap('errorMaps')
     const eng = engine()
     await setVolumesForViewports(eng, [{ volumeId: image.volumeId }], this.panes.map((p) => p.id))
-    for (const id of previous) if (!want.has(id)) removeVolume(id)
+    lap('setVolumes')
+    for (const id of previous) if (!this.volumes.has(id)) removeVolume(id)
     for (const p of [...this.labelData.keys(), ...this.headers.keys()]) {
-      if (!want.has(volumeIdOf(p))) {
+      if (!this.volumes.has(volumeIdOf(p))) {
         this.labelData.delete(p)
         this.headers.delete(p)
       }
     }
+    lap('release')
     this.addSegmentations(spec)
-    if (!sameCase) {
-      for (const p of this.panes) this.viewport(p.id).resetCamera()
-    }
+    // A new case: views along its voxel grid (see gridOrientation), camera reset.
+    if (!sameCase) this.orient()
     this.apply(settings)
+    lap('overlays')
+    await this.rendered()
+    lap('render')
+    timings.total = Math.round(performance.now() - t.start)
+    this.timings = timings
+  }
+
+  /** Create the FP/FN label map of each column (once per ground truth and prediction). */
+  private buildErrorMaps(): boolean {
+    const l = this.loaded
+    const spec = this.spec
+    if (!l || !spec || !l.gt || !spec.groundTruth) return false
+    let added = false
+    l.errors = l.preds.map((p, c) => {
+      const id = `dsde_${spec.groundTruth}|${spec.predictions[c]}`
+      this.volumes.add(id)
+      const cached = cache.getVolume(id)
+      if (cached) return cached
+      const g = this.labelData.get(spec.groundTruth!)
+      const q = this.labelData.get(spec.predictions[c])
+      const gh = this.headers.get(spec.image)
+      if (!g || !q || !gh) return null
+      added = true
+      const e = errorMap(g, q)
+      return createDerivedLabelmap(id, l.image, e.data as Uint8Array, e.offset, e.dims)
+    })
+    return added || l.errors.some(Boolean)
   }
 
   private addSegmentations(spec: CaseSpec): void {
@@ -345,6 +380,11 @@ export class ReviewViewer {
     const l = this.loaded
     const spec = this.spec
     if (!l || !spec) return
+    if (settings.errors && l.gt && l.errors.every((e) => e === null) && this.buildErrorMaps()) {
+      // First time the FP/FN map is asked for: rebuild the overlays with it (under the outline).
+      this.removeSegmentations()
+      this.addSegmentations(spec)
+    }
     const { visibility } = segmentation.config
     const hidden = new Set(settings.hiddenLabels)
     for (const p of this.panes) {
@@ -392,9 +432,27 @@ export class ReviewViewer {
     this.viewport(viewportId).setProperties({ voiRange: this.windowRange(preset) }, l.image.volumeId, true)
   }
 
+  /**
+   * Each pane along the voxel grid (gridOrientation), zoom and pan reset. The vectors become the
+   * viewport's `orientation` property, which every resetCamera re-applies: `setOrientation` with
+   * vectors (5.14) turns the camera once but leaves the property at the standard view, so the
+   * next reset (a resize, the crosshairs, Reset view) would snap back to it.
+   */
+  private orient(): void {
+    const h = this.imageHeader
+    for (const p of this.panes) {
+      const vp = this.viewport(p.id)
+      if (h) {
+        const props = (vp as unknown as { viewportProperties?: { orientation?: unknown } }).viewportProperties
+        if (props) props.orientation = gridOrientation(h.direction, p.orientation)
+      }
+      vp.resetCamera()
+    }
+  }
+
   /** Reset zoom, pan, slices and the crosshairs. */
   resetView(): void {
-    for (const p of this.panes) this.viewport(p.id).resetCamera()
+    this.orient()
     for (const id of this.toolGroupIds) {
       const tool = ToolGroupManager.getToolGroup(id)?.getToolInstance(CrosshairsTool.toolName) as CrosshairsTool | undefined
       tool?.resetCrosshairs?.()
@@ -419,6 +477,8 @@ export class ReviewViewer {
       slices: vp.getNumberOfSlices(),
       focalPoint: [...(cam.focalPoint ?? [0, 0, 0])],
       parallelScale: cam.parallelScale ?? 0,
+      viewPlaneNormal: [...(cam.viewPlaneNormal ?? [0, 0, 0])],
+      viewUp: [...(cam.viewUp ?? [0, 0, 0])],
       voiRange: vp.getProperties()?.voiRange ?? null,
     }
   }
@@ -426,6 +486,20 @@ export class ReviewViewer {
   worldToCanvas(paneId: string, world: Types.Point3): [number, number] {
     const p = this.viewport(paneId).worldToCanvas(world)
     return [p[0], p[1]]
+  }
+
+  /** Centre a pane on a world point (in its plane) and zoom by `factor` relative to the fit. */
+  zoomAt(paneId: string, world: Types.Point3, factor: number): void {
+    const vp = this.viewport(paneId)
+    const cam = vp.getCamera()
+    const fp = cam.focalPoint!
+    const n = cam.viewPlaneNormal!
+    const d = (world[0] - fp[0]) * n[0] + (world[1] - fp[1]) * n[1] + (world[2] - fp[2]) * n[2]
+    const focalPoint = [0, 1, 2].map((r) => world[r] - d * n[r]) as Types.Point3
+    const position = [0, 1, 2].map((r) => focalPoint[r] + cam.position![r] - fp[r]) as Types.Point3
+    vp.setCamera({ focalPoint, position })
+    vp.setZoom(factor)
+    vp.render()
   }
 
   /** Scroll a pane by `delta` slices. */

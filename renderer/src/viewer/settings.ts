@@ -5,14 +5,6 @@
 export type Orientation = 'axial' | 'sagittal' | 'coronal'
 export const ORIENTATIONS: Orientation[] = ['axial', 'sagittal', 'coronal']
 
-export interface Pane {
-  id: string
-  element: HTMLDivElement
-  orientation: Orientation
-  /** 0 = the first prediction set, 1 = the one it is compared with. */
-  column: number
-}
-
 export interface LabelSpec {
   value: number
   name: string

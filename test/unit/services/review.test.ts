@@ -45,6 +45,18 @@ async function writeSet(dir: string, ids: string[], fold: number | null, runIds:
   await writeShiftedSet(dir, { datasetId, cases: ids, fold, runIds, shift, empty })
 }
 
+/** A decoded label block put back into its full grid. */
+function full(v: ReturnType<typeof decodeVolume>): Uint8Array {
+  const [gx, gy, gz] = v.header.gridDims
+  const [bx, by, bz] = v.header.dims
+  const [ox, oy, oz] = v.header.offset
+  const out = new Uint8Array(gx * gy * gz)
+  for (let k = 0; k < bz; k++)
+    for (let j = 0; j < by; j++)
+      for (let i = 0; i < bx; i++) out[((k + oz) * gy + j + oy) * gx + i + ox] = v.data[(k * by + j) * bx + i]
+  return out
+}
+
 /** Every file under the workspace with its size and mtime (to show that reads never write). */
 function snapshot(root: string): string[] {
   const out: string[] = []
@@ -213,13 +225,18 @@ describe('review.case and the volumes', () => {
       const b = lpsOfHeader(vi.header, i, j, k)
       for (let r = 0; r < 3; r++) expect(b[r]).toBeCloseTo(a[r], 4)
     }
+    expect(vi.header).toMatchObject({ offset: [0, 0, 0], gridDims: img.shape })
+    // Label maps come as the block around their labels (2 voxels of margin) on the same lattice.
     const vg = await decode(c.volumes.groundTruth!)
-    expect(vg.header).toMatchObject({ kind: 'label', dtype: 'uint8', max: 2 })
-    expect(Array.from(vg.data)).toEqual(Array.from(gt.data))
+    expect(vg.header).toMatchObject({ kind: 'label', dtype: 'uint8', max: 2, gridDims: img.shape })
+    expect(Array.from(full(vg))).toEqual(Array.from(gt.data))
+    expect(vg.header.dims[0] * vg.header.dims[1] * vg.header.dims[2]).toBeLessThan(gt.data.length / 2)
+    const [bi, bj, bk] = vg.header.offset
+    expect(Math.min(bi, bj, bk)).toBeGreaterThanOrEqual(0)
+    expect(lpsOfHeader(vg.header, 0, 0, 0)).toEqual(lpsOfHeader(vi.header, bi, bj, bk))
     const vp = await decode(c.volumes.prediction)
-    expect(vp.header).toMatchObject({ kind: 'prediction', dtype: 'uint8', dims: img.shape })
-    expect(Array.from(vp.data)).toEqual(Array.from(pred.data))
-    expect(vp.header.origin).toEqual(vi.header.origin)
+    expect(vp.header).toMatchObject({ kind: 'prediction', dtype: 'uint8', gridDims: img.shape })
+    expect(Array.from(full(vp))).toEqual(Array.from(pred.data))
   })
 
   it('a left-handed (L-A-S, oblique) file is sent right-handed with the same voxel centres', async () => {
