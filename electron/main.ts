@@ -47,6 +47,18 @@ async function serveFrom(root: string, pathname: string, html: boolean): Promise
   return new Response(res.body, { status: res.status, headers })
 }
 
+/** Workspace files: bytes only, never active content (the same headers as browser mode). */
+async function serveData(pathname: string): Promise<Response> {
+  const res = await serveFrom(workspace, pathname, false)
+  if (!res.ok) return res
+  const headers = new Headers(res.headers)
+  headers.set('Content-Type', 'application/octet-stream')
+  headers.set('X-Content-Type-Options', 'nosniff')
+  headers.set('Content-Security-Policy', "default-src 'none'; sandbox; frame-ancestors 'none'")
+  headers.set('Content-Disposition', 'attachment')
+  return new Response(res.body, { status: res.status, headers })
+}
+
 function isAppFrame(url: string | undefined): boolean {
   return typeof url === 'string' && url.startsWith(`${APP_ORIGIN}/`)
 }
@@ -91,7 +103,11 @@ app.on('web-contents-created', (_event, contents) => {
 })
 
 app.whenReady().then(() => {
+  // No permission is ever granted: requests (camera, notifications, …) and the synchronous
+  // checks Chromium makes before them (clipboard, media, storage access, …) are all denied.
   session.defaultSession.setPermissionRequestHandler((_wc, _permission, callback) => callback(false))
+  session.defaultSession.setPermissionCheckHandler(() => false)
+  session.defaultSession.setDevicePermissionHandler(() => false)
   // Nothing remote: block every request that is not one of our schemes or devtools.
   session.defaultSession.webRequest.onBeforeRequest((details, callback) => {
     const ok =
@@ -118,7 +134,7 @@ app.whenReady().then(() => {
       return new Response(new Blob(r.body), { status: r.status, headers })
     }
     if (url.host !== 'workspace') return new Response('not found', { status: 404 })
-    return serveFrom(workspace, url.pathname, false)
+    return serveData(url.pathname)
   })
   ipcMain.handle(IPC_INVOKE_CHANNEL, async (event, name: unknown, payload: unknown) => {
     if (!isAppFrame(event.senderFrame?.url)) {

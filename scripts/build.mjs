@@ -1,6 +1,9 @@
 #!/usr/bin/env node
-// Builds what `npm start` and packaging need: the renderer (Vite → dist/renderer) and the
-// Electron main + preload (esbuild → dist/electron). The CLI needs no build (tsx).
+// Builds what `npm start`, `dsd serve`, packaging and library users need: the renderer
+// (Vite → dist/renderer), the Electron main + preload (esbuild → dist/electron) and the engine
+// library (`dsd-studio/engine`: esbuild → dist/engine/index.mjs, declarations by tsc →
+// dist/engine/types). It runs on `npm ci` (the `prepare` script), so a fresh clone is ready to
+// serve and to import from plain Node. The CLI needs no build (tsx).
 import { build as esbuild } from 'esbuild'
 import { spawnSync } from 'node:child_process'
 import { rmSync } from 'node:fs'
@@ -9,7 +12,7 @@ import { fileURLToPath } from 'node:url'
 import { tsImport } from 'tsx/esm/api'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-const only = process.argv[2] // 'renderer' | 'electron' | undefined (both)
+const only = process.argv[2] // 'renderer' | 'electron' | 'engine' | undefined (all)
 
 if (!only || only === 'renderer') {
   const r = spawnSync(process.execPath, [join(root, 'node_modules/vite/bin/vite.js'), 'build', '--logLevel', 'warn'], {
@@ -49,5 +52,36 @@ if (!only || only === 'electron') {
     },
     logLevel: 'warning',
   })
+}
+if (!only || only === 'engine') {
+  rmSync(join(root, 'dist/engine'), { recursive: true, force: true })
+  await esbuild({
+    entryPoints: [join(root, 'main/engine/index.ts')],
+    outfile: join(root, 'dist/engine/index.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // Packages stay external, except TF.js's per-gradient ESM files (main/engine/tf.ts): their
+    // extensionless relative imports do not load under plain Node, so they are bundled (they
+    // share the core's engine through TF.js's global namespace, as they do under tsx).
+    plugins: [
+      {
+        name: 'external-packages',
+        setup(b) {
+          b.onResolve({ filter: /^[^./]/ }, (args) =>
+            args.path.startsWith('@tensorflow/tfjs-core/dist/') ? undefined : { path: args.path, external: true },
+          )
+        },
+      },
+    ],
+    sourcemap: true,
+    logLevel: 'warning',
+  })
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.engine.json'], {
+    cwd: root,
+    stdio: 'inherit',
+  })
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1)
 }
 console.log('build: ok')

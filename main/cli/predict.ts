@@ -5,6 +5,7 @@
  */
 import { basename, resolve } from 'node:path'
 import { readFileSync } from 'node:fs'
+import { toSafeId } from '../contract/ids'
 import { PREPROCESS_PRESETS, type PreprocessSettings } from '../data/preprocess'
 import { initBackend, type BackendName } from '../engine/backends'
 import { DsdError } from '../errors'
@@ -58,7 +59,7 @@ function caseIdOf(file: string): string {
     /\.(nii\.gz|nii|hdr|img|nrrd|nhdr)$/i,
     '',
   )
-  const id = name.replace(/_0000$/, '').replace(/[^A-Za-z0-9._-]/g, '_')
+  const id = toSafeId(name.replace(/_0000$/, ''), 'case')
   return id || 'case'
 }
 

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { startServer } from '../server'
@@ -29,10 +30,14 @@ export async function run(args: string[]): Promise<number> {
   const port = intOption('port', values.port, 5174)
   if (port < 0 || port > 65535) throw new CliError(`--port must be 0…65535, got ${port}`)
   const staticDir = values['static-dir'] ?? join(ROOT, 'dist', 'renderer')
+  if (!existsSync(join(staticDir, 'index.html')) && !values['static-dir']) {
+    // `npm ci` builds it (prepare); after `npm ci --ignore-scripts` build it now, once.
+    console.log('The app is not built yet: building it (about a minute, once)…')
+    const r = spawnSync(process.execPath, [join(ROOT, 'scripts/build.mjs'), 'renderer'], { cwd: ROOT, stdio: 'inherit' })
+    if (r.status !== 0) throw new CliError(`building the app failed (exit ${r.status}); run \`npm run build\` to see why.`)
+  }
   if (!existsSync(join(staticDir, 'index.html'))) {
-    console.error(
-      `dsd serve: the renderer is not built (${staticDir}/index.html is missing); run \`npm run build\` first.`,
-    )
+    console.error(`dsd serve: the renderer is not built (${staticDir}/index.html is missing); run \`npm run build\` first.`)
   }
   const workspace = workspaceRoot(values.workspace)
   if (values.sample) {
@@ -40,7 +45,15 @@ export async function run(args: string[]): Promise<number> {
     const sample = await ensureSampleDataset(workspace)
     if (sample?.imported) console.log(`Imported the bundled sample dataset as "${sample.datasetId}" into ${workspace}.`)
   }
-  const server = await startServer({ port, staticDir, workspace })
+  const server = await startServer({ port, staticDir, workspace }).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EADDRINUSE' || err.code === 'EACCES') {
+      const why = err.code === 'EADDRINUSE' ? 'is already in use (another DSD Studio, or another program)' : 'may not be used by this user'
+      throw new CliError(
+        `port ${port} on 127.0.0.1 ${why}. Choose another port with --port N (e.g. --port ${port + 1}, or --port 0 for any free port); with npm start: npm start -- --port N`,
+      )
+    }
+    throw err
+  })
   console.log(`DSD Studio is running in browser mode. Open this URL (it holds the session token):`)
   console.log(server.url)
   if (values.open) openBrowser(server.url)

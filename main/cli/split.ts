@@ -53,7 +53,7 @@ export async function run(args: string[]): Promise<number> {
       printJson({ ...splitSummary(r.split), edited: r.edited, problems: r.problems, file: r.file })
     else {
       console.log(
-        `${r.file}: valid${r.edited ? ' (edited by hand; hash re-stamped)' : ''} — ${r.split.folds.length} fold(s), ${r.split.test.length} test case(s), ${r.split.hash}`,
+        `${r.file}: valid${r.edited ? ` (edited by hand: the file says ${r.storedHash}; nothing was rewritten)` : ''} — ${r.split.folds.length} fold(s), ${r.split.test.length} test case(s), ${r.split.hash}`,
       )
       for (const p of r.problems) console.log(`  ${p.severity.toUpperCase()} ${p.message}`)
     }

@@ -7,6 +7,7 @@
  * *types* from this module (`import type`), never the schemas.
  */
 import { z } from 'zod'
+import { SafeId } from './ids'
 import { reviewCommands } from './review'
 
 export type { ErrorShape } from './errors'
@@ -14,11 +15,7 @@ export type { ErrorShape } from './errors'
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
 
-const id = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
+const id = SafeId
 
 export const BackendName = z.enum(['tfjs-node-gpu', 'webgpu', 'tfjs-node', 'wasm', 'cpu'])
 export type BackendName = z.infer<typeof BackendName>

@@ -9,14 +9,10 @@
  * renderer.
  */
 import { z } from 'zod'
+import { SafeId } from './ids'
 
-/** Workspace ids (runs, datasets, prediction sets): the same rule as ./index.ts. */
-const Id = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[A-Za-z0-9._-]+$/, 'only letters, digits, ".", "_" and "-"')
-  .refine((s) => s !== '.' && s !== '..', 'not "." or ".."')
+/** Workspace ids (runs, datasets, prediction sets): the one rule of ./ids.ts. */
+const Id = SafeId
 
 /**
  * A prediction set: a run's `runs/<runId>/predictions/<set>/` folder (what `dsd predict --run`

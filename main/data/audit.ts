@@ -7,7 +7,7 @@
  * names the file and the fix; the summary has one line per problem kind.
  */
 import { DsdError } from '../errors'
-import { readVolumeFile, readVolumeHeader, type VolumeHeader } from './case-io'
+import { readVolume, readVolumeHeader, type VolumeHeader } from './volume-io'
 import { labelHistogram, type LabelMap } from './labels'
 import type { CaseEntry } from './layouts'
 import { orientationCodes } from './resample'
@@ -274,7 +274,7 @@ async function auditCase(c: CaseEntry, input: AuditInput, opts: AuditOptions): P
   for (const p of c.images) {
     let vol
     try {
-      vol = await readVolumeFile(p)
+      vol = await readVolume(p)
     } catch (e) {
       add('error', 'FILE_UNREADABLE', (e as Error).message)
       return { findings, stats: null, header: h0 }
@@ -318,7 +318,7 @@ async function auditCase(c: CaseEntry, input: AuditInput, opts: AuditOptions): P
   // Full read: label values
   if (c.label && labelHeader) {
     try {
-      const lab = await readVolumeFile(c.label)
+      const lab = await readVolume(c.label)
       const hist = labelHistogram(lab.data)
       stats.labelCounts = Object.fromEntries([...hist].map(([v, n]) => [String(v), n]))
       const nonInt = [...hist.keys()].filter((v) => !Number.isInteger(v))

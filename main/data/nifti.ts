@@ -6,14 +6,13 @@
  * the centre). Data is converted with typed-array views; scl_slope/scl_inter are applied when
  * they change values (slope 0 or NaN means "no scaling").
  */
-import { open, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { basename, dirname, join } from 'node:path'
-import { constants as zc, gunzip, gunzipSync, gzip } from 'node:zlib'
+import { gzip } from 'node:zlib'
 import { promisify } from 'node:util'
+import { atomicWriteFile } from '../atomic-file'
 import { DsdError } from '../errors'
-import type { DataType, Mat4, Vec3, Volume, VoxelArray } from './volume'
+import { ByteStream, StreamError } from './byte-stream'
+import { MAX_VOLUME_BYTES, type DataType, type Mat4, type Vec3, type Volume, type VoxelArray } from './volume'
 
-const gunzipAsync = promisify(gunzip)
 const gzipAsync = promisify(gzip)
 
 /** Every header field that matters, decoded from either NIfTI version and byte order. */
@@ -79,6 +78,8 @@ export interface NiftiHeaderInfo {
 export interface ReadNiftiOptions {
   /** Accept files with fewer than 3 dimensions (they get nz = 1). Default false: throw NIFTI_NOT_3D. */
   allow2D?: boolean
+  /** Largest voxel data accepted, in bytes (default MAX_VOLUME_BYTES); checked from the header. */
+  maxBytes?: number
 }
 
 export interface WriteNiftiOptions {
@@ -553,10 +554,6 @@ export function affineToQuatern(affine: Mat4): {
 // ---------------------------------------------------------------------------------------------
 // reading
 
-function isGzip(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b
-}
-
 function gzipError(file: string, err: unknown): DsdError {
   const msg = (err as Error).message ?? String(err)
   const truncated = /unexpected end/i.test(msg)
@@ -569,6 +566,14 @@ function gzipError(file: string, err: unknown): DsdError {
   )
 }
 
+function badHeader(file: string, field: string, problem: string, details: Record<string, unknown> = {}): DsdError {
+  return new DsdError(
+    'NIFTI_BAD_HEADER',
+    `${file}: header field ${field} ${problem}; the header is corrupt — re-export the file (e.g. with nibabel or ITK-SNAP)`,
+    { file, field, ...details },
+  )
+}
+
 interface Layout {
   ndim: number
   shape: Vec3
@@ -578,22 +583,26 @@ interface Layout {
   dataBytes: number
 }
 
-function layoutOf(h: NiftiHeader, file: string): Layout {
+/** Largest extension block (bytes between the header and vox_offset) a reader skips over. */
+const MAX_EXTENSION_BYTES = 256 << 20
+
+/** Shape, datatype and where the data lies, every field checked (throws NIFTI_BAD_HEADER …). */
+function layoutOf(h: NiftiHeader, file: string, maxBytes = MAX_VOLUME_BYTES): Layout {
   const ndim = h.dim[0]
-  if (!(ndim >= 1 && ndim <= 7)) {
+  if (!(Number.isInteger(ndim) && ndim >= 1 && ndim <= 7)) {
     throw new DsdError(
       'NIFTI_BAD_HEADER',
       `${file}: dim[0] is ${ndim}, but a NIfTI file has 1 to 7 dimensions; the header is corrupt (or the byte order is wrong) — re-export the file`,
-      { file, dim: h.dim },
+      { file, field: 'dim[0]', dim: h.dim },
     )
   }
   const d = (k: number) => (k <= ndim ? h.dim[k] : 1)
   for (let k = 1; k <= ndim; k++) {
-    if (!(h.dim[k] >= 1)) {
+    if (!(Number.isSafeInteger(h.dim[k]) && h.dim[k] >= 1)) {
       throw new DsdError(
         'NIFTI_BAD_HEADER',
         `${file}: dim[${k}] is ${h.dim[k]}; every dimension must be at least 1 — the header is corrupt, re-export the file`,
-        { file, dim: h.dim },
+        { file, field: `dim[${k}]`, dim: h.dim },
       )
     }
   }
@@ -610,13 +619,38 @@ function layoutOf(h: NiftiHeader, file: string): Layout {
       { file, datatypeCode: h.datatypeCode },
     )
   }
+  const info = DTYPES[datatype]
+  if (h.bitpix !== info.bytes * 8) {
+    throw badHeader(file, 'bitpix', `is ${h.bitpix} but datatype ${datatype} has ${info.bytes * 8} bits per voxel`, {
+      bitpix: h.bitpix,
+      datatype,
+    })
+  }
   const shape: Vec3 = [d(1), d(2), d(3)]
   const single = h.magic === 'n+1' || h.magic === 'n+2'
-  let dataOffset = Math.round(h.voxOffset)
   const minOffset = h.version === 1 ? 352 : 544
-  if (single && dataOffset < minOffset) dataOffset = minOffset
-  if (!single) dataOffset = Math.max(0, dataOffset)
-  const dataBytes = shape[0] * shape[1] * shape[2] * channels * DTYPES[datatype].bytes
+  const off = h.voxOffset
+  if (!(Number.isSafeInteger(off) && off >= 0 && off <= MAX_EXTENSION_BYTES)) {
+    throw badHeader(file, 'vox_offset', `is ${off}, not a whole number of bytes between 0 and ${MAX_EXTENSION_BYTES}`, {
+      voxOffset: off,
+    })
+  }
+  if (single && off > 0 && off < minOffset) {
+    throw badHeader(file, 'vox_offset', `is ${off}, inside the ${minOffset}-byte header of a single-file NIfTI-${h.version}`, {
+      voxOffset: off,
+    })
+  }
+  // vox_offset 0 in a single file means "right after the header" (old writers).
+  const dataOffset = single ? Math.max(off, minOffset) : off
+  const voxels = shape[0] * shape[1] * shape[2] * channels
+  const dataBytes = voxels * info.bytes
+  if (!Number.isSafeInteger(dataBytes) || dataBytes > maxBytes) {
+    throw new DsdError(
+      'NIFTI_TOO_LARGE',
+      `${file}: the header says ${[...shape, ...(channels > 1 ? [channels] : [])].join('×')} ${datatype}, ${fmtBytes(dataBytes)} bytes of voxels, more than the ${fmtBytes(maxBytes)}-byte limit; if the size is real, crop or downsample the volume first, else the header is corrupt — re-export the file`,
+      { file, dataBytes, maxBytes },
+    )
+  }
   return { ndim, shape, channels, datatype, dataOffset, dataBytes }
 }
 
@@ -626,40 +660,60 @@ function describeShape(l: Layout): string {
   )
 }
 
-async function readHeaderBytes(path: string): Promise<{ bytes: Uint8Array; gzipped: boolean }> {
-  let fh
-  try {
-    fh = await open(path, 'r')
-  } catch (err) {
-    throw notFound(path, err)
-  }
-  try {
-    const size = (await fh.stat()).size
-    let want = 4096
-    for (;;) {
-      const n = Math.min(want, size)
-      const buf = Buffer.alloc(n)
-      const { bytesRead } = await fh.read(buf, 0, n, 0)
-      const raw = new Uint8Array(buf.buffer, buf.byteOffset, bytesRead)
-      if (!isGzip(raw)) return { bytes: raw, gzipped: false }
-      let out: Buffer
-      try {
-        out = gunzipSync(raw, { finishFlush: zc.Z_SYNC_FLUSH })
-      } catch (err) {
-        throw gzipError(path, err)
+/**
+ * The voxel-to-world affine after checking the fields it is built from: finite values, a unit
+ * quaternion, positive voxel sizes (qform / fallback) and a non-degenerate 3×3 part.
+ */
+function checkedAffine(h: NiftiHeader, file: string, ndim: number): Mat4 {
+  const finite = (v: number[]) => v.every(Number.isFinite)
+  const zooms = (upTo: number) => {
+    for (let k = 1; k <= upTo; k++) {
+      if (!(Number.isFinite(h.pixdim[k]) && h.pixdim[k] > 0)) {
+        throw badHeader(file, `pixdim[${k}]`, `is ${h.pixdim[k]}; a voxel size must be a positive number of mm`, {
+          pixdim: h.pixdim,
+        })
       }
-      if (out.length >= 548 || n >= size) {
-        return { bytes: new Uint8Array(out.buffer, out.byteOffset, out.length), gzipped: true }
-      }
-      want *= 4
     }
-  } finally {
-    await fh.close()
+  }
+  let which: string
+  if (h.sformCode > 0) {
+    which = 'srow_x/srow_y/srow_z (sform)'
+    if (!h.srow.every(finite)) throw badHeader(file, which, `holds a non-finite value (${h.srow.map((r) => r.join(' ')).join(' | ')})`)
+  } else if (h.qformCode > 0) {
+    which = 'quatern_b/c/d (qform)'
+    zooms(3)
+    if (!finite([...h.quatern, ...h.qoffset])) {
+      throw badHeader(file, 'quatern_b/c/d / qoffset_x/y/z', `holds a non-finite value (${[...h.quatern, ...h.qoffset].join(', ')})`)
+    }
+    const [b, c, dq] = h.quatern
+    if (b * b + c * c + dq * dq > 1 + 1e-6) {
+      throw badHeader(file, which, `is not a unit quaternion (b²+c²+d² = ${(b * b + c * c + dq * dq).toFixed(6)} > 1)`)
+    }
+  } else {
+    which = 'pixdim'
+    zooms(Math.min(3, ndim))
+  }
+  const a = affineFromHeader(h)
+  const m = [0, 1, 2].map((r) => [0, 1, 2].map((col) => a[r][col]))
+  const norms = [0, 1, 2].map((col) => Math.hypot(m[0][col], m[1][col], m[2][col]))
+  const det = det3(m)
+  if (!(norms.every((n) => n > 0 && Number.isFinite(n)) && Math.abs(det) > 1e-6 * norms[0] * norms[1] * norms[2])) {
+    throw badHeader(file, which, `gives a degenerate voxel-to-world matrix (voxel sizes ${norms.map((n) => +n.toPrecision(6)).join(', ')}, determinant ${det.toPrecision(4)}): two axes are parallel or an axis has length 0`)
+  }
+  return a
+}
+
+function checkedScaling(h: NiftiHeader, file: string): void {
+  if (h.sclSlope === Infinity || h.sclSlope === -Infinity) {
+    throw badHeader(file, 'scl_slope', `is ${h.sclSlope}`)
+  }
+  if (Number.isFinite(h.sclSlope) && h.sclSlope !== 0 && (h.sclInter === Infinity || h.sclInter === -Infinity)) {
+    throw badHeader(file, 'scl_inter', `is ${h.sclInter}`)
   }
 }
 
-function notFound(path: string, err: unknown): DsdError {
-  const code = (err as { code?: string }).code
+function openError(path: string, err: StreamError | NodeJS.ErrnoException): DsdError {
+  const code = err.code
   if (code === 'ENOENT') {
     return new DsdError('NOT_FOUND', `${path}: no such file; check the path`, { file: path })
   }
@@ -670,9 +724,38 @@ function notFound(path: string, err: unknown): DsdError {
       { file: path },
     )
   }
-  return new DsdError('IO_ERROR', `${path}: cannot read the file (${(err as Error).message})`, {
-    file: path,
-  })
+  return new DsdError('IO_ERROR', `${path}: cannot read the file (${err.message})`, { file: path })
+}
+
+/** Run `fn` on the opened stream of `path`, mapping I/O and gzip errors to DsdErrors. */
+async function withStream<T>(path: string, fn: (s: ByteStream) => Promise<T>, chunkSize?: number): Promise<T> {
+  let s: ByteStream
+  try {
+    s = await ByteStream.open(path, { chunkSize })
+  } catch (err) {
+    throw openError(path, err as StreamError)
+  }
+  try {
+    return await fn(s)
+  } catch (err) {
+    if (err instanceof StreamError) throw err.kind === 'gzip' ? gzipError(path, err) : openError(path, err)
+    throw err
+  } finally {
+    s.close()
+  }
+}
+
+/** The header bytes (plus the 4 extension-flag bytes when present) from the stream's start. */
+async function takeHeader(s: ByteStream, file: string): Promise<Uint8Array> {
+  const first = await s.take(4)
+  const dv = new DataView(first.buffer, first.byteOffset, first.byteLength)
+  const v2 = first.length === 4 && (dv.getInt32(0, true) === 540 || dv.getInt32(0, false) === 540)
+  const rest = await s.take((v2 ? 540 : 348) + 4 - first.length)
+  const bytes = new Uint8Array(first.length + rest.length)
+  bytes.set(first)
+  bytes.set(rest, first.length)
+  parseNiftiHeader(bytes, file) // throws on a short or foreign header
+  return bytes
 }
 
 function infoFrom(
@@ -681,7 +764,8 @@ function infoFrom(
   gzipped: boolean,
   source: string,
 ): NiftiHeaderInfo {
-  const affine = affineFromHeader(header)
+  const affine = checkedAffine(header, source, l.ndim)
+  checkedScaling(header, source)
   return {
     header,
     ndim: l.ndim,
@@ -696,36 +780,19 @@ function infoFrom(
 }
 
 /**
- * Read only the header (the first few KB, inflated partially for .nii.gz) and derive the
- * geometry. Fast enough for hundreds of files per second.
+ * Read only the header (the first bytes, inflated partially for .nii.gz), check every field
+ * that geometry and data depend on, and derive the geometry. Hundreds of files per second.
  */
-export async function readNiftiHeader(path: string): Promise<NiftiHeaderInfo> {
-  const { bytes, gzipped } = await readHeaderBytes(path)
-  const header = parseNiftiHeader(bytes, path)
-  return infoFrom(header, layoutOf(header, path), gzipped, path)
+export async function readNiftiHeader(path: string, opts: ReadNiftiOptions = {}): Promise<NiftiHeaderInfo> {
+  return withStream(path, async (s) => {
+    const header = parseNiftiHeader(await takeHeader(s, path), path)
+    return infoFrom(header, layoutOf(header, path, opts.maxBytes), s.gzipped, path)
+  }, 4096)
 }
 
 function imgPathFor(hdrPath: string): string {
   if (/\.hdr\.gz$/i.test(hdrPath)) return hdrPath.replace(/\.hdr\.gz$/i, '.img.gz')
   return hdrPath.replace(/\.hdr$/i, '.img')
-}
-
-async function readWhole(path: string): Promise<{ bytes: Uint8Array; gzipped: boolean }> {
-  let buf: Buffer
-  try {
-    buf = await readFile(path)
-  } catch (err) {
-    throw notFound(path, err)
-  }
-  let bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length)
-  if (!isGzip(bytes)) return { bytes, gzipped: false }
-  try {
-    const out = await gunzipAsync(bytes)
-    bytes = new Uint8Array(out.buffer, out.byteOffset, out.length)
-  } catch (err) {
-    throw gzipError(path, err)
-  }
-  return { bytes, gzipped: true }
 }
 
 function swapBytes(bytes: Uint8Array, size: number): void {
@@ -769,39 +836,43 @@ export function effectiveScaling(h: NiftiHeader): { slope: number; inter: number
 }
 
 /**
- * Decode a whole uncompressed NIfTI file (header + data) already in memory.
- * The voxel array always owns a fresh, exactly sized ArrayBuffer (safe to transfer).
+ * Read the voxel data from the stream positioned at `start`: skip to the data offset, fill an
+ * array of exactly the declared size, and refuse a stream that ends early or runs on.
  */
-export function decodeNifti(
-  bytes: Uint8Array,
-  file: string,
-  opts: ReadNiftiOptions & { dataBytes?: Uint8Array; gzipped?: boolean } = {},
-): NiftiVolume {
-  const header = parseNiftiHeader(bytes, file)
-  const l = layoutOf(header, file)
-  if (l.ndim < 3 && !opts.allow2D) {
-    throw new DsdError(
-      'NIFTI_NOT_3D',
-      `${file}: the image is ${l.ndim}D (${describeShape(l)}), but a 3D volume is needed; export the whole volume, not a single slice`,
-      { file, dim: header.dim },
-    )
-  }
-  // for an .hdr/.img pair vox_offset is the offset inside the .img file
-  const src = opts.dataBytes ?? bytes
-  const off = l.dataOffset
-  if (src.length < off + l.dataBytes) {
-    const have = Math.max(0, src.length - off)
+async function readData(s: ByteStream, l: Layout, file: string, dataFile: string): Promise<Uint8Array> {
+  const skip = l.dataOffset - s.position
+  if (skip < 0 || (await s.skip(skip)) < skip) {
     throw new DsdError(
       'NIFTI_TRUNCATED',
-      `${file}: header says ${describeShape(l)} ${l.datatype} (${fmtBytes(l.dataBytes)} bytes) but the file has ${fmtBytes(have)} bytes of data; the file is truncated — re-export it`,
-      { file, expectedBytes: l.dataBytes, actualBytes: have, shape: l.shape, channels: l.channels },
+      `${dataFile}: the file ends before vox_offset ${l.dataOffset}, where the image data should start; the file is truncated — re-export it`,
+      { file, dataFile, voxOffset: l.dataOffset },
     )
   }
+  const data = new Uint8Array(l.dataBytes)
+  const got = await s.readInto(data)
+  if (got < l.dataBytes) {
+    throw new DsdError(
+      'NIFTI_TRUNCATED',
+      `${file}: header says ${describeShape(l)} ${l.datatype} (${fmtBytes(l.dataBytes)} bytes) but the file has ${fmtBytes(got)} bytes of data; the file is truncated — re-export it`,
+      { file, expectedBytes: l.dataBytes, actualBytes: got, shape: l.shape, channels: l.channels },
+    )
+  }
+  const extra = await s.remaining()
+  if (extra > 0) {
+    throw new DsdError(
+      'NIFTI_TOO_LONG',
+      `${dataFile}: ${extra >= 1 << 20 ? 'more than ' : ''}${fmtBytes(extra)} bytes follow the ${fmtBytes(l.dataBytes)} bytes of ${describeShape(l)} ${l.datatype} data the header describes; the header (dim, datatype or vox_offset) does not match the data — re-export the file`,
+      { file, dataFile, expectedBytes: l.dataBytes, extraBytes: extra },
+    )
+  }
+  return data
+}
+
+function volumeFrom(header: NiftiHeader, l: Layout, bytes: Uint8Array, gzipped: boolean, file: string): NiftiVolume {
+  const g = infoFrom(header, l, gzipped, file)
   const info = DTYPES[l.datatype]
-  const copy = new Uint8Array(l.dataBytes)
-  copy.set(src.subarray(off, off + l.dataBytes))
-  if (header.littleEndian !== HOST_LE) swapBytes(copy, info.bytes)
-  let data: VoxelArray = new info.ctor(copy.buffer)
+  if (header.littleEndian !== HOST_LE) swapBytes(bytes, info.bytes)
+  let data: VoxelArray = new info.ctor(bytes.buffer as ArrayBuffer)
   const scale = effectiveScaling(header)
   if (scale) {
     const out =
@@ -810,7 +881,6 @@ export function decodeNifti(
     for (let i = 0; i < data.length; i++) out[i] = data[i] * slope + inter
     data = out
   }
-  const g = infoFrom(header, l, opts.gzipped ?? false, file)
   return {
     shape: g.shape,
     channels: g.channels,
@@ -823,17 +893,34 @@ export function decodeNifti(
   }
 }
 
-/** Read a NIfTI-1/-2 volume (`.nii`, `.nii.gz`, or a `.hdr` with its `.img`). */
+/**
+ * Read a NIfTI-1/-2 volume (`.nii`, `.nii.gz`, or a `.hdr` with its `.img`). The header is
+ * checked before any voxel memory is allocated; gzip data is inflated as a stream that stops
+ * at the size the header implies. The voxel array owns a fresh, exactly sized ArrayBuffer.
+ */
 export async function readNifti(path: string, opts: ReadNiftiOptions = {}): Promise<NiftiVolume> {
-  const { bytes, gzipped } = await readWhole(path)
-  if (/\.hdr(\.gz)?$/i.test(path)) {
-    const header = parseNiftiHeader(bytes, path)
-    if (header.magic === 'ni1' || header.magic === 'ni2') {
-      const img = await readWhole(imgPathFor(path))
-      return decodeNifti(bytes, path, { ...opts, dataBytes: img.bytes, gzipped })
+  const pair = /\.hdr(\.gz)?$/i.test(path)
+  const { header, layout, bytes, gzipped } = await withStream(path, async (s) => {
+    const header = parseNiftiHeader(await takeHeader(s, path), path)
+    const layout = layoutOf(header, path, opts.maxBytes)
+    if (layout.ndim < 3 && !opts.allow2D) {
+      throw new DsdError(
+        'NIFTI_NOT_3D',
+        `${path}: the image is ${layout.ndim}D (${describeShape(layout)}), but a 3D volume is needed; export the whole volume, not a single slice`,
+        { file: path, dim: header.dim },
+      )
     }
-  }
-  return decodeNifti(bytes, path, { ...opts, gzipped })
+    infoFrom(header, layout, s.gzipped, path) // geometry checked before reading the data
+    if (pair && (header.magic === 'ni1' || header.magic === 'ni2')) {
+      return { header, layout, bytes: null, gzipped: s.gzipped }
+    }
+    return { header, layout, bytes: await readData(s, layout, path, path), gzipped: s.gzipped }
+  })
+  if (bytes) return volumeFrom(header, layout, bytes, gzipped, path)
+  // .hdr/.img pair: vox_offset is the offset inside the .img file
+  const img = imgPathFor(path)
+  const data = await withStream(img, (s) => readData(s, layout, path, img))
+  return volumeFrom(header, layout, data, gzipped, path)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -991,25 +1078,5 @@ export async function writeNifti(
   const raw = encodeNifti(volume, opts, path)
   const doGzip = opts.gzip ?? /\.gz$/i.test(path)
   const bytes = doGzip ? await gzipAsync(raw, { level: opts.gzipLevel ?? 6 }) : raw
-  await writeAtomic(path, bytes)
-}
-
-/** Write bytes to `path` via a temp file in the same folder and a rename. */
-export async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(
-    dirname(path),
-    `.${basename(path)}.${process.pid}.${Date.now().toString(36)}.tmp`,
-  )
-  try {
-    await writeFile(tmp, bytes)
-    await rename(tmp, path)
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => {})
-    const code = (err as { code?: string }).code
-    throw new DsdError(
-      'IO_ERROR',
-      `${path}: cannot write the file (${(err as Error).message})${code === 'ENOENT' ? '; the folder does not exist — create it first' : ''}`,
-      { file: path, code },
-    )
-  }
+  await atomicWriteFile(path, bytes, { mkdir: false })
 }

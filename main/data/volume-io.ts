@@ -1,16 +1,18 @@
 /**
- * One entry point for volume files: `readVolume` picks the reader from the path (NIfTI,
- * NRRD, a DICOM folder or one file of a DICOM series), `writeVolume` writes NIfTI, and
- * `alignToGrid` reorders a volume onto another grid that differs only by axis flips or
- * permutations (e.g. a NRRD label map in LPS order onto a DICOM-derived image grid).
+ * The one way to read a volume: `readVolume` picks the reader from the path (NIfTI, NRRD, a
+ * DICOM folder or one file of a DICOM series) and `readVolumeHeader` gives the geometry
+ * without the voxels (header-only for NIfTI). Dataset import, audit, training, prediction,
+ * evaluation and the CLI all read through here. `writeVolume` writes NIfTI, and `alignToGrid`
+ * reorders a volume onto another grid that differs only by axis flips or permutations (e.g. a
+ * NRRD label map in LPS order onto a DICOM-derived image grid).
  */
 import { stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { DsdError } from '../errors'
 import { readDicomHeader, readDicomSeries, isDicomFile, type DicomVolume } from './dicom'
-import { readNifti, writeNifti, type WriteNiftiOptions } from './nifti'
+import { readNifti, readNiftiHeader, writeNifti, type WriteNiftiOptions } from './nifti'
 import { readNrrd } from './nrrd'
-import type { Mat4, Vec3, Volume } from './volume'
+import type { DataType, Mat4, Vec3, Volume } from './volume'
 
 /** What kind of input a path is. */
 export type VolumeFormat = 'nifti' | 'nrrd' | 'dicom-dir' | 'dicom-file'
@@ -20,6 +22,19 @@ export interface ReadVolumeOptions {
   seriesUID?: string
   /** Accept 2D NIfTI files (nz = 1). */
   allow2D?: boolean
+  /** Largest voxel data accepted, in bytes (default MAX_VOLUME_BYTES); checked from the header. */
+  maxBytes?: number
+}
+
+/** Geometry from a header, without the voxels. */
+export interface VolumeHeader {
+  /** Number of dimensions as stored (2 for a 2D NIfTI, 4 with channels). */
+  ndim: number
+  shape: Vec3
+  channels: number
+  spacing: Vec3
+  affine: Mat4
+  datatype: DataType
 }
 
 const NIFTI_RE = /\.(nii|nii\.gz|hdr|hdr\.gz)$/i
@@ -49,13 +64,14 @@ export async function detectFormat(path: string): Promise<VolumeFormat> {
 /** Read a NIfTI / NRRD file, a DICOM series folder, or the series one DICOM file belongs to. */
 export async function readVolume(path: string, opts: ReadVolumeOptions = {}): Promise<Volume> {
   const format = await detectFormat(path)
+  const { maxBytes } = opts
   switch (format) {
     case 'nifti':
-      return readNifti(path, { allow2D: opts.allow2D })
+      return readNifti(path, { allow2D: opts.allow2D, maxBytes })
     case 'nrrd':
-      return readNrrd(path)
+      return readNrrd(path, { maxBytes })
     case 'dicom-dir':
-      return readDicomSeries(path, { seriesUID: opts.seriesUID })
+      return readDicomSeries(path, { seriesUID: opts.seriesUID, maxBytes })
     case 'dicom-file': {
       const { dataset } = await readDicomHeader(path)
       if (dataset.Modality === 'SEG') {
@@ -68,8 +84,29 @@ export async function readVolume(path: string, opts: ReadVolumeOptions = {}): Pr
       return readDicomSeries(dirname(path), {
         seriesUID: opts.seriesUID ?? String(dataset.SeriesInstanceUID),
         recursive: false,
+        maxBytes,
       })
     }
+  }
+}
+
+/**
+ * The geometry of a volume without its voxels: NIfTI reads only the (checked) header; the
+ * other formats are read whole.
+ */
+export async function readVolumeHeader(path: string, opts: ReadVolumeOptions = {}): Promise<VolumeHeader> {
+  if ((await detectFormat(path)) === 'nifti') {
+    const h = await readNiftiHeader(path, { maxBytes: opts.maxBytes })
+    return { ndim: h.ndim, shape: h.shape, channels: h.channels, spacing: h.spacing, affine: h.affine, datatype: h.datatype }
+  }
+  const v = await readVolume(path, opts)
+  return {
+    ndim: v.channels > 1 ? 4 : 3,
+    shape: v.shape,
+    channels: v.channels,
+    spacing: v.spacing,
+    affine: v.affine,
+    datatype: v.datatype,
   }
 }
 

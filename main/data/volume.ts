@@ -26,6 +26,12 @@ export type VoxelArray =
   | Float64Array
 
 export type Vec3 = [number, number, number]
+
+/**
+ * Largest voxel data (bytes) a reader allocates by default: a header that implies more is
+ * refused before any allocation or inflation. 2 GiB holds a 1024×1024×512 float32 volume.
+ */
+export const MAX_VOLUME_BYTES = 2 ** 31
 /** Row-major 4×4 matrix as 4 rows of 4. */
 export type Mat4 = [number[], number[], number[], number[]]
 

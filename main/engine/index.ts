@@ -56,7 +56,16 @@ export {
   type DsdOutputName,
   type TermName,
 } from './loss'
-export { AdamW, StepLR, type AdamWOptions, type AdamWState, type StepLRState } from './optimizer'
+export {
+  AdamW,
+  StepLR,
+  WarmupPolyLR,
+  type AdamWOptions,
+  type AdamWState,
+  type StepLRState,
+  type WarmupPolyLRState,
+  type SchedulerState,
+} from './optimizer'
 export {
   saveCheckpoint,
   loadCheckpoint,

@@ -103,6 +103,13 @@ export const PRESETS: Record<Backbone, Record<string, Preset>> = {
       patch: 32,
       filters: [4, 8, 16, 32, 64],
     },
+    quick: {
+      description: 'Quick start on a CPU: filters 8-16-32-64-128, 32³, 1 in, 3 classes (docs/quickstart-recipe.md)',
+      inChannels: 1,
+      numClasses: 3,
+      patch: 32,
+      filters: [8, 16, 32, 64, 128],
+    },
   },
   unetr: {
     mmwhs: {

@@ -264,3 +264,67 @@ export class StepLR {
     return r
   }
 }
+
+/** WarmupPolyLR state for checkpoints. */
+export interface WarmupPolyLRState {
+  kind: 'warmup-poly'
+  baseLr: number
+  warmupSteps: number
+  totalSteps: number
+  power: number
+  /** Optimizer steps taken so far. */
+  step: number
+}
+
+/**
+ * Per-step schedule: a linear warm-up over `warmupSteps` (`lr = baseLr · (s + 1) / warmupSteps`),
+ * then the poly decay of nnU-Net, `lr = baseLr · (1 − t)^power` with
+ * `t = (s − warmupSteps) / (totalSteps − warmupSteps)`, where `s` is the 0-based step. Set the
+ * rate before every optimizer step with {@link WarmupPolyLR.stepTo} (the global step), so a resumed
+ * run continues the same curve.
+ */
+export class WarmupPolyLR {
+  step = 0
+
+  constructor(
+    readonly baseLr: number,
+    readonly warmupSteps: number,
+    readonly totalSteps: number,
+    readonly power = 0.9,
+  ) {
+    if (!(baseLr > 0) || !Number.isFinite(baseLr)) throw new DsdError('SCHEDULER_OPTION', `WarmupPolyLR: base rate must be > 0, got ${baseLr}`, {})
+    if (!Number.isInteger(warmupSteps) || warmupSteps < 0) throw new DsdError('SCHEDULER_OPTION', `WarmupPolyLR: warm-up steps must be an integer ≥ 0, got ${warmupSteps}`, {})
+    if (!Number.isInteger(totalSteps) || totalSteps <= warmupSteps) {
+      throw new DsdError('SCHEDULER_OPTION', `WarmupPolyLR: total steps (${totalSteps}) must be an integer above the warm-up steps (${warmupSteps})`, {})
+    }
+    if (!(power > 0) || !Number.isFinite(power)) throw new DsdError('SCHEDULER_OPTION', `WarmupPolyLR: power must be > 0, got ${power}`, {})
+  }
+
+  /** Learning rate of 0-based step `s` (defaults to the current one). */
+  lrAt(s = this.step): number {
+    if (s < this.warmupSteps) return (this.baseLr * (s + 1)) / this.warmupSteps
+    const t = Math.min(1, (s - this.warmupSteps) / (this.totalSteps - this.warmupSteps))
+    return this.baseLr * (1 - t) ** this.power
+  }
+
+  /** Move to 0-based step `s` and return its rate (also written to `optimizer.lr`). */
+  stepTo(s: number, optimizer?: { lr: number }): number {
+    this.step = s
+    const lr = this.lrAt()
+    if (optimizer) optimizer.lr = lr
+    return lr
+  }
+
+  state(): WarmupPolyLRState {
+    return { kind: 'warmup-poly', baseLr: this.baseLr, warmupSteps: this.warmupSteps, totalSteps: this.totalSteps, power: this.power, step: this.step }
+  }
+
+  static fromState(s: WarmupPolyLRState): WarmupPolyLR {
+    const r = new WarmupPolyLR(s.baseLr, s.warmupSteps, s.totalSteps, s.power)
+    r.step = s.step
+    return r
+  }
+}
+
+/** Any scheduler's checkpoint state. */
+export type SchedulerState = StepLRState | WarmupPolyLRState

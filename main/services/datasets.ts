@@ -9,7 +9,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
 import type { AuditReport, CommandParams, DatasetSummary, SplitSummary } from '../contract'
 import { auditDataset as runAudit, type AuditFinding, type AuditResult } from '../data/audit'
-import { readVolumeFile, readVolumeHeader } from '../data/case-io'
+import { readVolume } from '../data/volume-io'
 import {
   LABEL_PRESETS,
   identityLabelMap,
@@ -46,17 +46,21 @@ import { atomicWriteJson, readJsonFile } from '../workspace/atomic'
 import { readCacheEntry, writeCacheEntry } from '../workspace/cache'
 import {
   auditPath,
+  createDatasetEntry,
   datasetIdFor,
   listDatasetIds,
   readManifest,
+  trashDataset,
   writeManifest,
   type DatasetManifest,
   type FileGeometry,
   type ImportProblem,
   type ManifestCase,
   type ManifestFile,
+  type UnreadableCase,
 } from '../workspace/datasets'
-import { listSplitNames, readSplit, writeSplit } from '../workspace/splits'
+import { listSplitNames, readSplit, trashSplit, writeSplit } from '../workspace/splits'
+import { sweepOnce } from '../workspace/sweep'
 import type { TaskContext } from './tasks'
 
 /** Progress callback: cases done, total, the case just finished. */
@@ -79,6 +83,8 @@ export interface ImportResult {
   imported: number
   skipped: number
   problems: ImportProblem[]
+  /** Cases whose files cannot be read (also recorded in the manifest). */
+  unreadable: UnreadableCase[]
 }
 
 export interface SplitOptions {
@@ -90,12 +96,28 @@ export interface SplitOptions {
   test?: string[]
 }
 
-/** Result of reading a split: the split, whether it was edited, and what validation found. */
+/**
+ * Result of reading a split: the split (its `hash` is the hash of its content), whether the
+ * file was edited by hand since it was saved (stored hash ≠ content), and what validation found.
+ * Reading never writes; `repairSplit` re-stamps an edited file.
+ */
 export interface SplitRead {
   split: SplitFile
   file: string
   edited: boolean
+  /** The hash stored in the file (differs from `split.hash` when edited). */
+  storedHash: string
   problems: SplitProblem[]
+}
+
+/** A case the training service must not use: its files cannot be read. */
+export interface UnreadableCaseReport {
+  caseId: string
+  file: string | null
+  code: string
+  message: string
+  /** Where it was found: at import (manifest) or by the last audit. */
+  source: 'import' | 'audit'
 }
 
 async function sha256File(path: string): Promise<{ sha256: string; bytes: number }> {
@@ -138,25 +160,31 @@ export class DatasetService {
     const problems: ImportProblem[] = [...layout.problems]
     const total = layout.cases.length
     const cases: (ManifestCase | null)[] = new Array(total)
+    const unreadable: UnreadableCase[] = []
     let next = 0
     let done = 0
     const importCase = async (c: CaseEntry): Promise<ManifestCase | null> => {
       const files: ManifestFile[] = []
       const geoms: FileGeometry[] = []
+      let reading = ''
       try {
+        // Every file is read whole, through the same checks as the audit's full reads, so
+        // a case that cannot be read is known now, not when a run reaches it.
         for (const p of c.images) {
-          const h = await readVolumeHeader(p)
+          reading = p
+          const vol = await readVolume(p)
           const { sha256, bytes } = await sha256File(p)
           files.push({ path: p, rel: relPath(layout.root, p), bytes, sha256 })
-          geoms.push(geometryOf(h))
+          geoms.push(geometryOf(vol))
         }
         let label: ManifestFile | null = null
         let labelGeometry: FileGeometry | null = null
         let labelValues: number[] | null = null
         if (c.label) {
+          reading = c.label
           const { sha256, bytes } = await sha256File(c.label)
           label = { path: c.label, rel: relPath(layout.root, c.label), bytes, sha256 }
-          const vol = await readVolumeFile(c.label)
+          const vol = await readVolume(c.label)
           labelGeometry = geometryOf(vol)
           labelValues = [...labelHistogram(vol.data).keys()]
           const g0 = geoms[0]
@@ -181,11 +209,13 @@ export class DatasetService {
         }
       } catch (e) {
         const err = e as DsdError
+        const code = typeof err.code === 'string' ? err.code : 'FILE_UNREADABLE'
+        unreadable.push({ caseId: c.id, file: reading, code, message: err.message })
         problems.push({
           caseId: c.id,
           severity: 'error',
-          code: err.code ?? 'FILE_UNREADABLE',
-          message: `${err.message} — the case is skipped`,
+          code,
+          message: `${err.message} — the case cannot be read, so runs on this dataset are refused until it is fixed and the dataset re-imported`,
         })
         return null
       }
@@ -226,6 +256,7 @@ export class DatasetService {
     validateLabelMap(labelMap, 'label map')
     problems.push(...unmappedProblems(kept, labelMap))
     const name = opts.name ?? layout.name
+    await sweepOnce(this.workspace)
     const manifest: DatasetManifest = {
       format: 'dsd-dataset',
       version: 1,
@@ -242,10 +273,21 @@ export class DatasetService {
       patients: layout.patients,
       cases: kept,
       problems,
+      ...(unreadable.length ? { unreadable: unreadable.sort((a, b) => (a.caseId < b.caseId ? -1 : 1)) } : {}),
       hash: '',
     }
-    await writeManifest(this.workspace, manifest)
-    return { manifest, imported: kept.length, skipped: total - kept.length, problems }
+    // The whole dataset folder appears at once (staging folder renamed into place); another
+    // import that took the id meanwhile moves this one to the next free id.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await createDatasetEntry(this.workspace, manifest)
+        break
+      } catch (err) {
+        if ((err as DsdError).code !== 'ENTRY_EXISTS' || attempt >= 20) throw err
+        manifest.id = datasetIdFor(this.workspace, opts.name ?? (layout.name || basename(layout.root)))
+      }
+    }
+    return { manifest, imported: kept.length, skipped: total - kept.length, problems, unreadable }
   }
 
   /** Summaries of every readable dataset, plus the ones whose manifest is damaged. */
@@ -255,6 +297,7 @@ export class DatasetService {
   }> {
     const datasets: DatasetSummary[] = []
     const broken: { id: string; code: string; message: string }[] = []
+    await sweepOnce(this.workspace)
     for (const id of await listDatasetIds(this.workspace)) {
       try {
         datasets.push(summaryOf(await readManifest(this.workspace, id)))
@@ -355,9 +398,14 @@ export class DatasetService {
     return { manifest: m, problems }
   }
 
-  /** Create and save a split (k-fold, or a paper preset). */
+  /**
+   * Create and save a split (k-fold, or a paper preset). A name that exists is refused
+   * (SPLIT_EXISTS, with a free name to use instead): runs may have been validated on the
+   * existing split, so it is never replaced.
+   */
   async createSplit(id: string, opts: SplitOptions = {}): Promise<SplitFile> {
     const m = await this.getDataset(id)
+    await sweepOnce(this.workspace)
     const ids = m.cases.map((c) => c.id)
     const fileOf = new Map(m.cases.map((c) => [c.id, basename(c.images[0].path)]))
     const groups = Object.fromEntries(Object.entries(m.patients).filter(([, v]) => v.length > 1))
@@ -391,13 +439,15 @@ export class DatasetService {
       throw new DsdError('SPLIT_INVALID', `split "${split.name}": ${problems[0].message}`, {
         problems,
       })
-    await writeSplit(this.workspace, id, split)
+    await writeSplit(this.workspace, id, split, 'create')
     return split
   }
 
   /**
-   * Read a split and check it against the dataset. An edited file (hash mismatch) that is still
-   * valid is re-stamped; an invalid one throws SPLIT_INVALID listing the problems.
+   * Read a split and check it against the dataset; nothing is written. An edited file (stored
+   * hash ≠ content) that is still valid is returned with `edited: true`, its content's hash and
+   * method "custom" (in memory only; `repairSplit` writes that); an invalid one throws
+   * SPLIT_INVALID listing the problems.
    */
   async getSplit(id: string, name: string): Promise<SplitRead> {
     const m = await this.getDataset(id)
@@ -419,12 +469,97 @@ export class DatasetService {
         { file, problems },
       )
     }
+    const storedHash = split.hash
     if (!hashMatches) {
       split.hash = splitHash(split)
-      if (split.method !== 'custom') split.method = 'custom'
-      await writeSplit(this.workspace, id, split)
+      split.method = 'custom'
     }
-    return { split, file, edited: !hashMatches, problems }
+    return { split, file, edited: !hashMatches, storedHash, problems }
+  }
+
+  /**
+   * The explicit repair of a split edited by hand: re-stamp its hash (method "custom") in the
+   * file, and log it. Runs recorded the old hash, so predict/evaluate will tell them apart.
+   */
+  async repairSplit(
+    id: string,
+    name: string,
+    log: (message: string) => void = (msg) => console.warn(msg),
+  ): Promise<{ file: string; repaired: boolean; from: string; to: string }> {
+    const r = await this.getSplit(id, name)
+    if (!r.edited) return { file: r.file, repaired: false, from: r.storedHash, to: r.split.hash }
+    await writeSplit(this.workspace, id, r.split, 'replace')
+    log(`${r.file}: split "${name}" of dataset "${id}" was edited by hand; its hash was re-stamped from ${r.storedHash} to ${r.split.hash} (method "custom")`)
+    return { file: r.file, repaired: true, from: r.storedHash, to: r.split.hash }
+  }
+
+  /**
+   * Cases of a dataset whose files cannot be read: recorded at import, or found unreadable or
+   * changed by the last audit. Pure read.
+   */
+  async unreadableCases(id: string): Promise<UnreadableCaseReport[]> {
+    const m = await this.getDataset(id)
+    const out: UnreadableCaseReport[] = (m.unreadable ?? []).map((u) => ({ ...u, source: 'import' as const }))
+    const audit = await this.lastAudit(id).catch(() => null)
+    for (const f of audit?.findings ?? []) {
+      if ((f.code === 'FILE_UNREADABLE' || f.code === 'FILE_CHANGED') && f.caseId && !out.some((u) => u.caseId === f.caseId)) {
+        out.push({ caseId: f.caseId, file: null, code: f.code, message: f.message, source: 'audit' })
+      }
+    }
+    return out
+  }
+
+  /** Refuse (DATASET_UNREADABLE_CASES, naming them) a dataset with unreadable cases. */
+  async assertReadable(id: string): Promise<void> {
+    const bad = await this.unreadableCases(id)
+    if (!bad.length) return
+    const names = bad.slice(0, 5).map((u) => `${u.caseId} (${u.file ?? u.code})`).join(', ')
+    throw new DsdError(
+      'DATASET_UNREADABLE_CASES',
+      `dataset "${id}" has ${bad.length} case(s) whose files cannot be read: ${names}${bad.length > 5 ? ', …' : ''}; fix or remove those files and import the dataset again before training on it`,
+      { datasetId: id, cases: bad.map((u) => u.caseId), problems: bad },
+    )
+  }
+
+  /** Runs (ids) in the workspace that use a dataset, or one of its splits. */
+  private async runsUsing(id: string, split?: string): Promise<string[]> {
+    const { listRuns } = await import('../workspace/runs')
+    return (await listRuns(this.workspace))
+      .filter((r) => r.config.datasetId === id && (split === undefined || r.config.split === split))
+      .map((r) => r.config.id)
+  }
+
+  /**
+   * Delete a dataset: its workspace folder (manifest, splits, cache) moves to the workspace's
+   * trash folder; the source data is untouched. Refused while runs use it.
+   */
+  async deleteDataset(id: string): Promise<{ trashedTo: string }> {
+    await this.getDataset(id).catch((err: DsdError) => {
+      if (err.code !== 'WORKSPACE_CORRUPT') throw err // a damaged one can still be deleted
+    })
+    const runs = await this.runsUsing(id)
+    if (runs.length) {
+      throw new DsdError(
+        'DATASET_IN_USE',
+        `dataset "${id}" is used by ${runs.length} run(s) (${runs.slice(0, 3).join(', ')}${runs.length > 3 ? ', …' : ''}); delete those runs first`,
+        { datasetId: id, runs },
+      )
+    }
+    return { trashedTo: await trashDataset(this.workspace, id) }
+  }
+
+  /** Delete a split (moved to the workspace's trash folder). Refused while runs use it. */
+  async deleteSplit(id: string, name: string): Promise<{ trashedTo: string }> {
+    await this.getDataset(id)
+    const runs = await this.runsUsing(id, name)
+    if (runs.length) {
+      throw new DsdError(
+        'SPLIT_IN_USE',
+        `split "${name}" of dataset "${id}" is used by ${runs.length} run(s) (${runs.slice(0, 3).join(', ')}${runs.length > 3 ? ', …' : ''}); their validation cases come from it — delete those runs first`,
+        { datasetId: id, split: name, runs },
+      )
+    }
+    return { trashedTo: await trashSplit(this.workspace, id, name) }
   }
 
   /** Summaries of a dataset's splits (damaged files are listed with hash "invalid"). */
@@ -460,8 +595,8 @@ export class DatasetService {
     const sources = [...c.images.map((f) => f.sha256), c.label?.sha256 ?? '']
     const hit = await readCacheEntry(this.workspace, id, key, caseId, sources)
     if (hit) return hit
-    const images = await Promise.all(c.images.map((f) => readVolumeFile(f.path)))
-    const label = c.label ? await readVolumeFile(c.label.path) : null
+    const images = await Promise.all(c.images.map((f) => readVolume(f.path)))
+    const label = c.label ? await readVolume(c.label.path) : null
     // The files must still be the imported ones.
     for (const [f, v] of [
       ...c.images.map((f, i) => [f, images[i]] as const),
@@ -494,7 +629,13 @@ export class DatasetService {
   async importForTask(
     p: CommandParams<'datasets.import'>,
     ctx: TaskContext,
-  ): Promise<{ datasetId: string; imported: number; skipped: number; problems: ImportProblem[] }> {
+  ): Promise<{
+    datasetId: string
+    imported: number
+    skipped: number
+    problems: ImportProblem[]
+    unreadable: UnreadableCase[]
+  }> {
     const r = await this.importDataset(p.path, {
       layout: p.layout,
       name: p.name,
@@ -506,6 +647,7 @@ export class DatasetService {
       imported: r.imported,
       skipped: r.skipped,
       problems: r.problems,
+      unreadable: r.unreadable,
     }
   }
 

@@ -13,9 +13,9 @@
  * reason; an empty prediction has Dice 0, null distances and a reason. In CSV a null is an
  * empty cell and the `reason` column says why.
  */
-import { existsSync, statSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { readVolumeFile } from '../data/case-io'
+import { readVolume } from '../data/volume-io'
 import { applyLabelMap, type LabelMap } from '../data/labels'
 import { readNifti } from '../data/nifti'
 import { preprocessVolumes, type PreparedCase } from '../data/preprocess'
@@ -217,11 +217,7 @@ function finishTable(t: Omit<EvaluationTable, 'summary' | 'summaryVoxel'>): Eval
 
 /** A NIfTI file, or a DICOM series folder (e.g. a mask stored as an image series). */
 async function readAnyVolume(path: string): Promise<Volume> {
-  if (statSync(path).isDirectory()) {
-    const { readDicomSeries } = await import('../data/dicom')
-    return readDicomSeries(path)
-  }
-  return readVolumeFile(path)
+  return readVolume(path)
 }
 
 /**

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto'
 import { existsSync, statSync } from 'node:fs'
 import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises'
 import { basename, dirname, join, resolve } from 'node:path'
-import { readVolumeFile } from '../data/case-io'
+import { readVolume } from '../data/volume-io'
 import { classCount, type LabelMap } from '../data/labels'
 import { writeNifti } from '../data/nifti'
 import {
@@ -43,8 +43,9 @@ import {
   type SlidingWindowProgress,
 } from '../engine/sliding-window'
 import { tf } from '../engine/tf'
+import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
-import { atomicWriteJson } from '../workspace/atomic'
+import { atomicWriteJson, readJsonFile } from '../workspace/atomic'
 import { readManifest, type DatasetManifest } from '../workspace/datasets'
 import { DatasetService } from './datasets'
 import { runFiles, type RunConfig } from '../workspace/run-layout'
@@ -526,29 +527,18 @@ function isDicomDir(p: string): boolean {
 }
 
 async function readFileCase(job: CaseJob): Promise<{ images: Volume[]; label: Volume | null }> {
+  // NIfTI, NRRD or a DICOM series folder (a mask may be stored as an image series)
   const images: Volume[] = []
-  for (const p of job.images) {
-    if (isDicomDir(p)) {
-      const { readDicomSeries } = await import('../data/dicom')
-      images.push(await readDicomSeries(p))
-    } else images.push(await readVolumeFile(p))
-  }
-  let label: Volume | null = null
-  if (job.label) {
-    if (isDicomDir(job.label)) {
-      // A mask stored as an image series (values 0/1/…) on the image's grid.
-      const { readDicomSeries } = await import('../data/dicom')
-      label = await readDicomSeries(job.label)
-    } else label = await readVolumeFile(job.label)
-  }
+  for (const p of job.images) images.push(await readVolume(p))
+  const label = job.label ? await readVolume(job.label) : null
   return { images, label }
 }
 
 function safeCaseId(id: string): string {
-  if (!/^[A-Za-z0-9._-]{1,200}$/.test(id) || id === '.' || id === '..') {
+  if (!isSafeId(id)) {
     throw new DsdError(
       'CASE_ID_INVALID',
-      `case id "${id}" cannot be a file name (letters, digits, '.', '_', '-' only); rename the case`,
+      `case id "${id}" cannot be a file name (${SAFE_ID_RULE}); rename the case`,
       { caseId: id },
     )
   }
@@ -953,26 +943,7 @@ export async function predictCases(opts: PredictOptions): Promise<PredictResult>
 /** Read and check a predictions folder's `predictions.json`. */
 export async function readPredictionsManifest(dir: string): Promise<PredictionsManifest> {
   const file = join(dir, 'predictions.json')
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch {
-    throw new DsdError(
-      'PREDICTIONS_NOT_FOUND',
-      `${file}: missing; this folder holds no predictions — run \`dsd predict\` first`,
-      { file },
-    )
-  }
-  let m: PredictionsManifest
-  try {
-    m = JSON.parse(text) as PredictionsManifest
-  } catch {
-    throw new DsdError(
-      'PREDICTIONS_CORRUPT',
-      `${file}: not valid JSON; run \`dsd predict\` again`,
-      { file },
-    )
-  }
+  const m = (await readJsonFile(file, 'PREDICTIONS_NOT_FOUND', 'run `dsd predict` (again)', 'PREDICTIONS_CORRUPT')) as PredictionsManifest
   if (m?.format !== 'dsd-predictions' || !Array.isArray(m.cases)) {
     throw new DsdError(
       'PREDICTIONS_CORRUPT',

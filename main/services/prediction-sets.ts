@@ -12,17 +12,17 @@
 import { existsSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join, resolve, sep } from 'node:path'
+import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import type { PredictionSetRef } from '../contract/review'
 import { DsdError } from '../errors'
 import { runFiles } from '../workspace/run-layout'
 import type { EvaluationTable } from './evaluation'
 import type { PredictionsManifest } from './inference'
 
-const ID = /^[A-Za-z0-9._-]{1,128}$/
 
 function checkId(what: string, v: string): void {
-  if (!ID.test(v) || v === '.' || v === '..') {
-    throw new DsdError('VALIDATION', `"${v}" is not a valid ${what} (letters, digits, ".", "_", "-").`, {
+  if (!isSafeId(v)) {
+    throw new DsdError('VALIDATION', `"${v}" is not a valid ${what} (${SAFE_ID_RULE}).`, {
       [what]: v,
     })
   }
@@ -51,7 +51,7 @@ async function subdirs(dir: string): Promise<string[]> {
   if (!existsSync(dir)) return []
   const out: string[] = []
   for (const e of await readdir(dir, { withFileTypes: true })) {
-    if (e.isDirectory() && ID.test(e.name)) out.push(e.name)
+    if (e.isDirectory() && isSafeId(e.name)) out.push(e.name)
   }
   return out.sort()
 }

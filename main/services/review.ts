@@ -229,7 +229,7 @@ export async function reviewCase(workspace: string, ref: PredictionSetRef, caseI
   let channels = dataset && dsCase ? dataset.channels : c.images.map((_, i) => `channel ${i}`)
   if (!dsCase && c.images.length === 1) {
     // One file: a 4D NIfTI holds every channel (its header says how many).
-    const { readVolumeHeader } = await import('../data/case-io')
+    const { readVolumeHeader } = await import('../data/volume-io')
     const n = await readVolumeHeader(c.images[0]).then((h) => h.channels).catch(() => 1)
     channels = n > 1 ? Array.from({ length: n }, (_, i) => `channel ${i}`) : ['image']
   }

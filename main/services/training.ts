@@ -2,6 +2,7 @@
  * The training service: turns a run form (one run, or all folds × a set of variants) into run
  * folders and queues them on the job queue. Used by the CLI and (through the contract) the UI.
  */
+import { toSafeId } from '../contract/ids'
 import { DsdError } from '../errors'
 import { ablation } from '../engine/loss'
 import { JobQueue } from './jobs'
@@ -34,12 +35,13 @@ export const RUN_DEFAULTS = {
 } as const
 
 export function runId(prefix: string, variant: Variant, fold: number): string {
-  return `${prefix}-${variant}-fold${fold}`.replace(/[^A-Za-z0-9._-]/g, '_')
+  return toSafeId(`${prefix}-${variant}-fold${fold}`)
 }
 
 /** Create the run folders of a form (refuses existing ids). Returns them in queue order. */
 export async function createRuns(workspace: string, form: RunForm): Promise<RunConfig[]> {
   const datasets = createDatasetService(workspace)
+  await datasets.assertReadable(form.datasetId) // DATASET_UNREADABLE_CASES names them
   const { split } = await datasets.getSplit(form.datasetId, form.split)
   const folds = form.folds ?? split.folds.map((_, i) => i)
   for (const f of folds) {

@@ -18,6 +18,7 @@
 import { stat } from 'node:fs/promises'
 import { totalmem } from 'node:os'
 import { basename } from 'node:path'
+import { isSafeId } from '../contract/ids'
 import type { PredictionSetRef, ViewerVolumeHeader } from '../contract/review'
 import { applyLabelMap, classCount, type LabelMap } from '../data/labels'
 import { readVolume } from '../data/volume-io'
@@ -38,7 +39,6 @@ export interface VolumeRef {
   channel: number
 }
 
-const ID = /^[A-Za-z0-9._-]{1,128}$/
 
 function bad(path: string, why: string): DsdError {
   return new DsdError('VOLUME_PATH_INVALID', `volume path "${path}": ${why}`, { path })
@@ -64,7 +64,7 @@ export function parseVolumePath(path: string): VolumeRef {
   }
   if (seg.some((s) => s.length === 0 || s.length > 256 || s.includes('\0'))) throw bad(path, 'empty or too long segment')
   const idAt = (i: number, what: string) => {
-    if (!ID.test(seg[i]) || seg[i] === '.' || seg[i] === '..') throw bad(path, `${what} "${seg[i]}" is not an id`)
+    if (!isSafeId(seg[i])) throw bad(path, `${what} "${seg[i]}" is not an id`)
     return seg[i]
   }
   let source: VolumeSource

@@ -8,8 +8,9 @@
 import { createHash } from 'node:crypto'
 import { readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { isSafeId } from '../contract/ids'
 import type { PreparedCase, PreprocessSettings } from '../data/preprocess'
-import { atomicWriteFile, atomicWriteJson } from './atomic'
+import { atomicWriteFile, atomicWriteJson, readJsonFile } from './atomic'
 import { cacheDir } from './datasets'
 
 interface CacheMeta {
@@ -27,8 +28,13 @@ interface CacheMeta {
   binSha256: string
 }
 
+/** The entry's path; a case id that is not a safe file name is replaced by its hash. */
 const entryBase = (ws: string, datasetId: string, key: string, caseId: string) =>
-  join(cacheDir(ws, datasetId), key, caseId)
+  join(
+    cacheDir(ws, datasetId),
+    key,
+    isSafeId(caseId) ? caseId : `case-${createHash('sha256').update(caseId).digest('hex').slice(0, 24)}`,
+  )
 
 /** Store a prepared case. */
 export async function writeCacheEntry(
@@ -74,7 +80,7 @@ export async function readCacheEntry(
   let meta: CacheMeta
   let bin: Buffer
   try {
-    meta = JSON.parse(await readFile(base + '.json', 'utf8')) as CacheMeta
+    meta = (await readJsonFile(base + '.json')) as CacheMeta
     bin = await readFile(base + '.bin')
   } catch {
     return null

@@ -7,11 +7,13 @@
  */
 import { createHash } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { readdir, rm } from 'node:fs/promises'
+import { mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
+import { isSafeId, SafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
 import { atomicWriteJson, readJsonFile } from './atomic'
+import { createEntry, moveToTrash } from './entries'
 
 /** One file of a case. */
 export interface ManifestFile {
@@ -55,6 +57,16 @@ export interface ImportProblem {
   message: string
 }
 
+/** A case that could not be read at import: its files fail the same checks as the audit's. */
+export interface UnreadableCase {
+  caseId: string
+  /** The file that failed. */
+  file: string
+  /** The reader's error code (NIFTI_TRUNCATED, DICOM_BAD_HEADER, …) and message. */
+  code: string
+  message: string
+}
+
 /** The manifest file. */
 export interface DatasetManifest {
   format: 'dsd-dataset'
@@ -77,6 +89,8 @@ export interface DatasetManifest {
   cases: ManifestCase[]
   /** Cases that could not be imported, and other import problems. */
   problems: ImportProblem[]
+  /** Cases whose files cannot be read (not in `cases`); runs are refused while any are listed. */
+  unreadable?: UnreadableCase[]
   /** sha256 over case IDs, file hashes and the label map (see `manifestHash`). */
   hash: string
 }
@@ -105,7 +119,7 @@ const problemSchema = z.object({
 const manifestSchema = z.object({
   format: z.literal('dsd-dataset'),
   version: z.literal(1),
-  id: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/),
+  id: SafeId,
   name: z.string(),
   description: z.string(),
   layout: z.enum(['msd', 'nnunet', 'pairs']),
@@ -131,11 +145,17 @@ const manifestSchema = z.object({
     }),
   ),
   problems: z.array(problemSchema),
+  unreadable: z
+    .array(z.object({ caseId: z.string(), file: z.string(), code: z.string(), message: z.string() }))
+    .optional(),
   hash: z.string(),
 })
 
-/** Canonical content hash: case IDs with their file hashes, plus the label map. */
-export function manifestHash(m: Pick<DatasetManifest, 'cases' | 'labelMap'>): string {
+/**
+ * Canonical content hash: case IDs with their file hashes, plus the label map (and the
+ * unreadable cases, when there are any — so the list cannot be dropped by editing the file).
+ */
+export function manifestHash(m: Pick<DatasetManifest, 'cases' | 'labelMap' | 'unreadable'>): string {
   const h = createHash('sha256')
   for (const c of [...m.cases].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     h.update(`${c.id}\0${c.images.map((f) => f.sha256).join(',')}\0${c.label?.sha256 ?? ''}\n`)
@@ -149,6 +169,9 @@ export function manifestHash(m: Pick<DatasetManifest, 'cases' | 'labelMap'>): st
         .map((k) => [k, m.labelMap.remap![k]])
     : null
   h.update(JSON.stringify({ classes, remap }))
+  if (m.unreadable?.length) {
+    h.update(JSON.stringify([...m.unreadable].map((u) => [u.caseId, u.file, u.code]).sort()))
+  }
   return 'sha256:' + h.digest('hex')
 }
 
@@ -173,20 +196,42 @@ export function datasetIdFor(ws: string, name: string): string {
 }
 
 function checkId(id: string): void {
-  if (!/^[A-Za-z0-9._-]{1,128}$/.test(id) || id === '.' || id === '..') {
+  if (!isSafeId(id)) {
     throw new DsdError(
       'DATASET_ID_INVALID',
-      `"${id}" is not a dataset ID (letters, digits, ".", "_", "-"); run \`dsd import\` to list datasets`,
+      `"${id}" is not a dataset ID (${SAFE_ID_RULE}); list the datasets with \`dsd import --list\``,
       { id },
     )
   }
 }
 
-/** Write a manifest atomically (restamps the hash). */
+/** Rewrite an existing dataset's manifest atomically (restamps the hash). */
 export async function writeManifest(ws: string, m: DatasetManifest): Promise<DatasetManifest> {
   checkId(m.id)
+  if (!existsSync(datasetDir(ws, m.id))) {
+    throw new DsdError('DATASET_NOT_FOUND', `no dataset "${m.id}" in ${join(ws, 'datasets')}; import it first`, { id: m.id })
+  }
   m.hash = manifestHash(m)
   await atomicWriteJson(manifestPath(ws, m.id), m)
+  return m
+}
+
+/**
+ * Create a new dataset entry as a whole (staging folder renamed into place): ENTRY_EXISTS when
+ * the id is taken. The hash is stamped.
+ */
+export async function createDatasetEntry(ws: string, m: DatasetManifest): Promise<DatasetManifest> {
+  checkId(m.id)
+  m.hash = manifestHash(m)
+  await createEntry(
+    join(ws, 'datasets'),
+    m.id,
+    async (dir) => {
+      await atomicWriteJson(join(dir, 'manifest.json'), m)
+      await mkdir(join(dir, 'splits'))
+    },
+    'dataset',
+  )
   return m
 }
 
@@ -246,8 +291,14 @@ export async function listDatasetIds(ws: string): Promise<string[]> {
   }
 }
 
-/** Remove a dataset's workspace folder (manifest, splits, cache). The source is untouched. */
-export async function removeDataset(ws: string, id: string): Promise<void> {
+/**
+ * Move a dataset's workspace folder (manifest, splits, cache) to the workspace's trash folder
+ * and return where it went. The source data is untouched.
+ */
+export async function trashDataset(ws: string, id: string): Promise<string> {
   checkId(id)
-  await rm(datasetDir(ws, id), { recursive: true, force: true })
+  if (!existsSync(datasetDir(ws, id))) {
+    throw new DsdError('DATASET_NOT_FOUND', `no dataset "${id}" in ${join(ws, 'datasets')}; nothing was deleted`, { id })
+  }
+  return moveToTrash(ws, datasetDir(ws, id), 'datasets')
 }

@@ -4,19 +4,19 @@
  */
 import { existsSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { z } from 'zod'
+import { isSafeId, SafeId, SAFE_ID_RULE } from '../contract/ids'
 import { DsdError } from '../errors'
-import { atomicWriteJson } from './atomic'
+import { atomicWriteJson, readJsonFile } from './atomic'
+import { createEntry } from './entries'
 import { runDir, runFiles, type EpochLog, type RunConfig, type RunState } from './run-layout'
-
-const idPattern = /^[A-Za-z0-9._-]{1,128}$/
 
 export const RunConfigSchema = z
   .object({
-    id: z.string().regex(idPattern),
-    datasetId: z.string().regex(idPattern),
-    split: z.string().regex(idPattern),
+    id: SafeId,
+    datasetId: SafeId,
+    split: SafeId,
     fold: z.number().int().min(0),
     model: z.object({
       backbone: z.enum(['dynunet', 'unetr']),
@@ -50,17 +50,7 @@ export const RunConfigSchema = z
   .strict()
 
 async function readJson<T>(path: string, what: string): Promise<T> {
-  let text: string
-  try {
-    text = await readFile(path, 'utf8')
-  } catch {
-    throw new DsdError('RUN_FILE_MISSING', `${path}: ${what} is missing; the run folder is incomplete.`, { file: path })
-  }
-  try {
-    return JSON.parse(text) as T
-  } catch {
-    throw new DsdError('RUN_FILE_CORRUPT', `${path}: ${what} is not valid JSON; restore it or delete the run.`, { file: path })
-  }
+  return (await readJsonFile(path, 'RUN_FILE_MISSING', `${what} belongs in the run folder: restore it or delete the run`, 'RUN_FILE_CORRUPT')) as T
 }
 
 export function validateRunConfig(config: unknown, where = 'run config'): RunConfig {
@@ -88,11 +78,10 @@ export function validateRunConfig(config: unknown, where = 'run config'): RunCon
 export async function createRun(workspace: string, config: RunConfig): Promise<RunConfig> {
   const cfg = validateRunConfig(config)
   const files = runFiles(workspace, cfg.id)
-  if (existsSync(files.config)) {
-    throw new DsdError('RUN_EXISTS', `Run ${cfg.id} already exists (${files.dir}); pick another id or resume it.`, { runId: cfg.id })
-  }
-  await atomicWriteJson(files.config, cfg)
-  await writeRunState(workspace, cfg.id, {
+  const exists = () =>
+    new DsdError('RUN_EXISTS', `Run ${cfg.id} already exists (${files.dir}); pick another id or resume it.`, { runId: cfg.id })
+  if (existsSync(files.config)) throw exists()
+  const state: RunState = {
     status: 'queued',
     epoch: 0,
     epochs: cfg.epochs,
@@ -100,12 +89,19 @@ export async function createRun(workspace: string, config: RunConfig): Promise<R
     bestMeanDice: null,
     message: 'queued',
     updatedAt: new Date().toISOString(),
+  }
+  // config and state appear together: the run folder is built in staging and renamed into place
+  await createEntry(dirname(files.dir), cfg.id, async (dir) => {
+    await atomicWriteJson(join(dir, basename(files.config)), cfg)
+    await atomicWriteJson(join(dir, basename(files.state)), state)
+  }, 'run').catch((err: DsdError) => {
+    throw err.code === 'ENTRY_EXISTS' ? exists() : err
   })
   return cfg
 }
 
 export async function readRunConfig(workspace: string, runId: string): Promise<RunConfig> {
-  if (!idPattern.test(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id.`, { runId })
+  if (!isSafeId(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id (${SAFE_ID_RULE}).`, { runId })
   const file = runFiles(workspace, runId).config
   if (!existsSync(runDir(workspace, runId))) {
     throw new DsdError('RUN_NOT_FOUND', `No run "${runId}" in ${join(workspace, 'runs')}.`, { runId })

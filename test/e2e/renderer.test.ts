@@ -159,9 +159,9 @@ describe('renderer in Chromium against the browser-mode server', () => {
   })
 
   test('the event WebSocket without the token is refused', async () => {
-    const attempt = (url: string) =>
+    const attempt = (url: string, protocols?: string[]) =>
       new Promise<{ opened: boolean; status?: number }>((resolve) => {
-        const ws = new WebSocket(url)
+        const ws = new WebSocket(url, protocols)
         ws.on('open', () => {
           ws.close()
           resolve({ opened: true })
@@ -175,7 +175,10 @@ describe('renderer in Chromium against the browser-mode server', () => {
     const base = `ws://127.0.0.1:${server.port}/api/events`
     expect(await attempt(base)).toEqual({ opened: false, status: 401 })
     expect(await attempt(`${base}?token=wrong`)).toEqual({ opened: false, status: 401 })
-    expect((await attempt(`${base}?token=${server.token}`)).opened).toBe(true)
+    // The token in the query string is accepted on page loads only, never on the socket.
+    expect(await attempt(`${base}?token=${server.token}`)).toEqual({ opened: false, status: 401 })
+    expect(await attempt(base, ['dsd.token.wrong'])).toEqual({ opened: false, status: 401 })
+    expect((await attempt(base, [`dsd.token.${server.token}`])).opened).toBe(true)
   })
 
   test('the app loads, keeps the token out of the address bar and connects', async () => {

@@ -35,6 +35,11 @@ describe.skipIf(!binary.path)('Electron app', () => {
         return dsd.invoke('fs.readFile', { path: '/etc/passwd' })
       })
       expect(refused).toMatchObject({ ok: false, error: { code: 'UNKNOWN_COMMAND' } })
+      // The permission check handler denies everything the page could ask for.
+      // (browser-side code as a string: this file is type-checked without DOM types)
+      const states = await win.evaluate(`Promise.all(['notifications', 'geolocation', 'camera', 'microphone', 'clipboard-read'].map((name) =>
+        navigator.permissions.query({ name }).then((s) => s.state).catch(() => 'denied')))`)
+      expect(states).toEqual(['denied', 'denied', 'denied', 'denied', 'denied'])
     } finally {
       await app.close()
     }

@@ -24,7 +24,7 @@ type AnyListener = (payload: unknown) => void
 /**
  * The contract over HTTP + WebSocket (browser mode, `dsd serve`):
  * commands are `POST api/invoke/<name>` answering a `Result`, events arrive on
- * `ws(s)://…/api/events?token=…` as `{ event, payload }`. The socket reconnects with backoff.
+ * `ws(s)://…/api/events` (token as subprotocol `dsd.token.<T>`) as `{ event, payload }`. The socket reconnects with backoff.
  */
 export function createBrowserTransport(options: BrowserTransportOptions): Transport {
   const base = new URL('./', options.baseUrl ?? document.baseURI)
@@ -48,13 +48,13 @@ export function createBrowserTransport(options: BrowserTransportOptions): Transp
   function eventsUrl(): string {
     const url = new URL('api/events', base)
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:'
-    if (token) url.searchParams.set('token', token)
     return url.href
   }
 
   function connect(): void {
     if (closed) return
-    const ws = new WebSocket(eventsUrl())
+    // The token travels as a subprotocol (the server accepts it only there or in its cookie).
+    const ws = token ? new WebSocket(eventsUrl(), [`dsd.token.${token}`]) : new WebSocket(eventsUrl())
     socket = ws
     ws.onopen = () => {
       delay = firstDelay

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from 'vitest'
-import { AdamW, StepLR } from '../../../main/engine/optimizer'
+import { AdamW, StepLR, WarmupPolyLR } from '../../../main/engine/optimizer'
 import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
 import { expectClose } from './golden'
@@ -122,5 +122,37 @@ describe('StepLR (stepped per epoch)', () => {
     expect(s.lrAt()).toBe(1e-4)
     expect(StepLR.fromState(JSON.parse(JSON.stringify(s.state()))).lrAt()).toBe(1e-4)
     expect(() => new StepLR(1e-3, 0, 0.5)).toThrow(/step size/)
+  })
+})
+
+describe('WarmupPolyLR (linear warm-up, then poly decay, per step)', () => {
+  // Reference values from the quick-start study's PyTorch mirror (bench/quickstart/dsd_recipe.py
+  // lr_at with --sched poly --warmup 20 --lr 1e-2 over 300 steps), computed in CPython.
+  const cases: [number, number][] = [
+    [0, 0.0005],
+    [19, 0.01],
+    [20, 0.01],
+    [160, 0.005358867312681466],
+    [299, 6.274191525314209e-5],
+  ]
+  test.each(cases)('step %i → lr %f', (step, lr) => {
+    const s = new WarmupPolyLR(1e-2, 20, 300, 0.9)
+    expect(s.lrAt(step)).toBeCloseTo(lr, 15)
+  })
+
+  test('stepTo sets the optimizer rate; state round-trips mid-run', () => {
+    const s = new WarmupPolyLR(1e-2, 20, 300)
+    const opt = { lr: 0 }
+    s.stepTo(160, opt)
+    expect(opt.lr).toBeCloseTo(0.005358867312681466, 15)
+    const r = WarmupPolyLR.fromState(JSON.parse(JSON.stringify(s.state())))
+    expect(r.step).toBe(160)
+    expect(r.lrAt(161)).toBe(s.lrAt(161))
+  })
+
+  test('refuses settings that make no schedule', () => {
+    expect(() => new WarmupPolyLR(1e-2, 20, 20)).toThrow(/total steps/)
+    expect(() => new WarmupPolyLR(0, 0, 10)).toThrow(/base rate/)
+    expect(() => new WarmupPolyLR(1e-2, -1, 10)).toThrow(/warm-up/)
   })
 })

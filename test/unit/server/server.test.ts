@@ -41,6 +41,8 @@ describe('browser-mode server', () => {
     writeFileSync(join(staticDir, 'index.html'), '<!doctype html><title>DSD Studio</title>')
     writeFileSync(join(staticDir, 'assets', 'app.js'), 'console.log(1)')
     writeFileSync(join(workspace, 'datasets', 'vol.bin'), Buffer.from([1, 2, 3]))
+    writeFileSync(join(workspace, 'datasets', 'evil.html'), '<script>fetch("/api/invoke/runs.list")</script>')
+    writeFileSync(join(workspace, 'datasets', 'evil.svg'), '<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
     writeFileSync(join(staticDir, '..', 'secret.txt'), 'secret')
     symlinkSync(join(staticDir, '..', 'secret.txt'), join(staticDir, 'assets', 'link.txt'))
     server = await startServer({ port: 0, staticDir, workspace })
@@ -111,6 +113,53 @@ describe('browser-mode server', () => {
     expect(data.status).toBe(200)
   })
 
+  it('serves workspace files as downloads that can never run on the app origin', async () => {
+    const h = { cookie: `dsd_token=${server.token}` }
+    for (const name of ['evil.html', 'evil.svg', 'vol.bin']) {
+      const res = await http(server, `/data/datasets/${name}`, { headers: h })
+      expect(res.status).toBe(200)
+      expect(res.headers['content-type']).toBe('application/octet-stream')
+      expect(res.headers['content-disposition']).toBe(`attachment; filename="${name}"`)
+      expect(res.headers['x-content-type-options']).toBe('nosniff')
+      const policy = String(res.headers['content-security-policy'])
+      expect(policy).toContain("default-src 'none'")
+      expect(policy).toContain('sandbox')
+      expect(policy).toContain("frame-ancestors 'none'")
+    }
+    const head = await http(server, '/data/datasets/vol.bin', { method: 'HEAD', headers: h })
+    expect(head.status).toBe(200)
+    expect(head.headers['content-length']).toBe('3')
+    expect(head.body).toBe('')
+  })
+
+  it('accepts the query token on page loads only, never for API, data, assets or sockets', async () => {
+    const q = `?token=${server.token}`
+    expect((await http(server, `/${q}`)).status).toBe(200)
+    expect((await http(server, `/training${q}`)).status).toBe(200) // a history-mode route
+    expect((await http(server, `/assets/app.js${q}`)).status).toBe(401)
+    expect((await http(server, `/data/datasets/vol.bin${q}`)).status).toBe(401)
+    const api = await http(server, `/api/invoke/app.ping${q}`, { method: 'POST', body: '{"message":"x"}' })
+    expect(api.status).toBe(401)
+    const ws = await new Promise<number>((resolve) => {
+      const s = new WebSocket(`ws://127.0.0.1:${server.port}/api/events${q}`)
+      s.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+      s.on('open', () => resolve(101))
+      s.on('error', () => undefined)
+    })
+    expect(ws).toBe(401)
+  })
+
+  it('refuses run ids "." and ".." (they never reach the file system)', async () => {
+    for (const runId of ['.', '..']) {
+      const res = await http(server, '/api/invoke/runs.get', {
+        method: 'POST',
+        headers: { 'x-dsd-token': server.token },
+        body: JSON.stringify({ runId }),
+      })
+      expect(JSON.parse(res.body)).toMatchObject({ ok: false, error: { code: 'VALIDATION' } })
+    }
+  })
+
   it('pushes events over the WebSocket, and refuses sockets without the token', async () => {
     const refused = await new Promise<number>((resolve) => {
       const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`)
@@ -120,7 +169,7 @@ describe('browser-mode server', () => {
     })
     expect(refused).toBe(401)
 
-    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/events?token=${server.token}`)
+    const ws = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`, [`dsd.token.${server.token}`])
     await new Promise((resolve, reject) => {
       ws.once('open', resolve)
       ws.once('error', reject)
@@ -134,7 +183,17 @@ describe('browser-mode server', () => {
       body: JSON.stringify({ message: 'pushed' }),
     })
     expect(await event).toEqual({ event: 'app.pong', payload: { message: 'pushed' } })
+    expect(ws.protocol).toBe(`dsd.token.${server.token}`)
     ws.close()
+    // the cookie set on the first page load opens the socket too (what a browser sends)
+    const viaCookie = new WebSocket(`ws://127.0.0.1:${server.port}/api/events`, {
+      headers: { cookie: `dsd_token=${server.token}` },
+    })
+    await new Promise((resolve, reject) => {
+      viaCookie.once('open', resolve)
+      viaCookie.once('error', reject)
+    })
+    viaCookie.close()
   })
 })
 

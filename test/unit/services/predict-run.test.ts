@@ -18,7 +18,7 @@ import {
 import { runFiles } from '../../../main/workspace/run-layout'
 import { createRun } from '../../../main/workspace/runs'
 import { preprocessVolumes } from '../../../main/data/preprocess'
-import { readVolumeFile } from '../../../main/data/case-io'
+import { readVolume } from '../../../main/data/volume-io'
 import {
   slidingWindowInference,
   argmaxClasses,
@@ -162,7 +162,7 @@ describe('predictCases on files with a checkpoint', () => {
 describe('ensembles', () => {
   it('predictPrepared takes the argmax of the mean softmax over models', async () => {
     const id = 'hippocampus_001'
-    const image = await readVolumeFile(
+    const image = await readVolume(
       sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', `${id}.nii.gz`),
     )
     const prepared = preprocessVolumes(id, [image], null, PREPROCESS_PRESETS.mri, null)

@@ -7,7 +7,7 @@
 import { mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { readVolumeFile } from '../../../main/data/case-io'
+import { readVolume } from '../../../main/data/volume-io'
 import { readNifti } from '../../../main/data/nifti'
 import {
   PREPROCESS_PRESETS,
@@ -35,8 +35,8 @@ async function perfectRoundTrip(
 ) {
   const imgFile = sharedPath('data', dataset, 'imagesTr', `${id}.nii.gz`)
   const labFile = sharedPath('data', dataset, 'labelsTr', `${id}.nii.gz`)
-  const image = await readVolumeFile(imgFile)
-  const label = await readVolumeFile(labFile)
+  const image = await readVolume(imgFile)
+  const label = await readVolume(labFile)
   const prepared = preprocessVolumes(id, [image], label, settings, null)
   const overlap = 0.25
   const res = await predictPrepared(

@@ -132,7 +132,7 @@ describe('predictions.list', () => {
     expect(sets.find((s) => s.key === 'ensemble:ens')!.metrics.length).toBe(1)
     expect(problems).toHaveLength(1)
     expect(problems[0].where).toBe('ensemble:broken')
-    expect(problems[0].message).toMatch(/predictions\.json.*not valid JSON/)
+    expect(problems[0].message).toMatch(/predictions\.json: the file is damaged.*dsd predict/)
     expect(snapshot(WS)).toEqual(before)
   })
 })
