@@ -8,7 +8,7 @@
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { readNifti } from '../../../main/data/nifti'
+import { readNifti, writeNifti } from '../../../main/data/nifti'
 import type { Mat4 } from '../../../main/data/volume'
 import { DatasetService } from '../../../main/services/datasets'
 import { evaluatePredictions, evaluateRun, readTable, writeTable } from '../../../main/services/evaluation'
@@ -260,6 +260,61 @@ describe('review.case and the volumes', () => {
       for (let r = 0; r < 3; r++) expect(b[r]).toBeCloseTo(a[r], 3)
       expect(v.data[(k * ny + j) * nx + i]).toBe(src.data[(kk * ny + j) * nx + i])
     }
+  })
+
+  it('multi-channel images: each channel of a 4D file, or one file per channel', async () => {
+    const src = await readNifti(sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', 'hippocampus_001.nii.gz'))
+    const n = src.data.length
+    const both = new Float32Array(2 * n)
+    for (let i = 0; i < n; i++) {
+      both[i] = src.data[i]
+      both[n + i] = 2 * src.data[i] + 0.5 // not integral: sent as float32
+    }
+    const dir = join(WS, 'predictions', 'multi')
+    mkdirSync(dir, { recursive: true })
+    const four = join(TMP, 'two-channel.nii.gz')
+    await writeNifti(four, { ...src, channels: 2, datatype: 'float32', data: both })
+    copyFileSync(join(runFiles(WS, 'r1').predictions, 'last', 'hippocampus_001.nii.gz'), join(dir, 'a.nii.gz'))
+    copyFileSync(join(runFiles(WS, 'r1').predictions, 'last', 'hippocampus_001.nii.gz'), join(dir, 'b.nii.gz'))
+    const file = (id: string, images: string[]) => ({
+      caseId: id, file: `${id}.nii.gz`, preprocessedFile: null, images, label: null, sourceFormat: 'nifti' as const,
+      shape: src.shape, affine: src.affine, preprocessedShape: src.shape, seconds: 0,
+    })
+    const img = sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', 'hippocampus_001.nii.gz')
+    const img3 = sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', 'hippocampus_003.nii.gz')
+    await atomicWriteJson(join(dir, 'predictions.json'), {
+      format: 'dsd-predictions', version: 1, createdAt: new Date().toISOString(), datasetId: null, runIds: [], fold: null,
+      which: null, models: [], settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
+      preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } }, preprocessingHash: 'x',
+      labelMap: { classes: { '0': 'background', '1': 'Anterior', '2': 'Posterior' } }, classes: 3,
+      cases: [file('a', [four]), file('b', [img, img3])],
+    } satisfies PredictionsManifest)
+    const ref = { kind: 'ensemble' as const, name: 'multi' }
+    const a = await reviewCase(WS, ref, 'a')
+    expect(a.channels).toEqual(['channel 0', 'channel 1'])
+    expect(a.volumes.images).toEqual(['ensemble/multi/a/image/0', 'ensemble/multi/a/image/1'])
+    expect(a.volumes.groundTruth).toBeNull()
+    const decode = async (p: string) => {
+      const e = await readViewerVolume(WS, p)
+      const buf = new Uint8Array(e.bytes)
+      buf.set(e.parts[0])
+      buf.set(e.parts[1], e.parts[0].length)
+      return decodeVolume(buf.buffer)
+    }
+    const c0 = await decode(a.volumes.images[0])
+    const c1 = await decode(a.volumes.images[1])
+    expect(c0.header).toMatchObject({ channel: 0, channels: 2, dtype: 'int16' })
+    expect(c1.header).toMatchObject({ channel: 1, channels: 2, dtype: 'float32' })
+    expect(Array.from(c0.data)).toEqual(Array.from(src.data))
+    expect(Array.from(c1.data)).toEqual(Array.from(both.subarray(n)))
+    // One file per channel: channel 1 is the second file.
+    const b = await reviewCase(WS, ref, 'b')
+    expect(b.channels).toEqual(['channel 0', 'channel 1'])
+    const b1 = await decode(b.volumes.images[1])
+    const third = await readNifti(img3)
+    expect(b1.header.dims).toEqual(third.shape)
+    expect(Array.from(b1.data)).toEqual(Array.from(third.data))
+    await expect(readViewerVolume(WS, 'ensemble/multi/a/image/2')).rejects.toMatchObject({ code: 'CHANNEL_NOT_FOUND' })
   })
 
   it('volume paths round-trip and anything else is refused', async () => {
