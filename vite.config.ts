@@ -43,6 +43,8 @@ export default defineConfig({
               proxy.on('proxyReqWs', (req) => req.removeHeader('origin'))
             },
           },
+          // The viewer's volumes (GET /volume/…, token in the X-DSD-Token header).
+          '/volume': { target: devServer, changeOrigin: true },
         }
       : undefined,
   },
