@@ -16,12 +16,17 @@ export default defineConfig({
   build: {
     outDir: fileURLToPath(new URL('./dist/renderer', import.meta.url)),
     emptyOutDir: true,
-    // Naive UI + ECharts make a large bundle; that is expected for a desktop app.
-    chunkSizeWarningLimit: 4000,
+    // Naive UI + ECharts make a large bundle, and the viewer's lazily loaded chunk (Cornerstone3D
+    // with vtk.js, ~4.5 MB) is larger still; expected for a desktop app.
+    chunkSizeWarningLimit: 5000,
     // No inline scripts or data: URLs for assets: the app runs under a strict CSP.
     assetsInlineLimit: 0,
     modulePreload: { polyfill: false },
   },
+  // Cornerstone3D's recipe: module workers (its tools' compute worker is emitted as its own file,
+  // and never started by the viewer: no statistics or contours). NIfTI is decoded in main, so no
+  // dicom-image-loader, WASM or SharedArrayBuffer is involved (docs/ui.md, "Review").
+  worker: { format: 'es' },
   // `DSD_SERVER=http://127.0.0.1:PORT npx vite` develops against a running `dsd serve`
   // (open the dev page with that server's ?token=). The proxy drops the Origin header,
   // which the server would otherwise refuse as a foreign origin.
@@ -38,6 +43,8 @@ export default defineConfig({
               proxy.on('proxyReqWs', (req) => req.removeHeader('origin'))
             },
           },
+          // The viewer's volumes (GET /volume/…, token in the X-DSD-Token header).
+          '/volume': { target: devServer, changeOrigin: true },
         }
       : undefined,
   },

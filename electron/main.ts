@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { DATA_SCHEME, IPC_EVENT_CHANNEL, IPC_INVOKE_CHANNEL } from '../main/contract'
 import { contentSecurityPolicy } from '../main/server/csp'
-import { resolveInside } from '../main/server/safe-path'
+import { resolveInside } from '../main/safe-path'
 import { createApp } from '../main/services/app'
 import { workspaceRoot } from '../main/services/workspace-root'
 import { projectRoot } from '../main/version'
@@ -23,7 +23,7 @@ protocol.registerSchemesAsPrivileged([
     scheme: APP_SCHEME,
     privileges: { standard: true, secure: true, supportFetchAPI: true, codeCache: true },
   },
-  { scheme: DATA_SCHEME, privileges: { secure: true, supportFetchAPI: true, stream: true } },
+  { scheme: DATA_SCHEME, privileges: { secure: true, supportFetchAPI: true, stream: true, corsEnabled: true } },
 ])
 
 const rendererDir = join(projectRoot(), 'dist', 'renderer')
@@ -124,8 +124,15 @@ app.whenReady().then(() => {
     const path = url.pathname === '/' ? 'index.html' : url.pathname
     return serveFrom(rendererDir, path, path.endsWith('.html'))
   })
-  protocol.handle(DATA_SCHEME, (request) => {
+  protocol.handle(DATA_SCHEME, async (request) => {
     const url = new URL(request.url)
+    if (url.host === 'volume') {
+      // The viewer's volumes (main/services/volumes.ts parses and validates the path).
+      const { volumeResponse } = await import('../main/services/volumes')
+      const r = await volumeResponse(workspace, url.pathname.slice(1))
+      const headers = { ...r.headers, 'Access-Control-Allow-Origin': APP_ORIGIN }
+      return new Response(new Blob(r.body), { status: r.status, headers })
+    }
     if (url.host !== 'workspace') return new Response('not found', { status: 404 })
     return serveData(url.pathname)
   })

@@ -11,6 +11,7 @@ import { ErrorShape } from './errors'
 import { BackendName, id } from './shapes'
 import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
+import { reviewCommands } from './review'
 
 export { ErrorShape } from './errors'
 export { BackendName } from './shapes'
@@ -166,6 +167,7 @@ export const commands = {
     request: JobRef.extend({ action: JobAction }).strict(),
     response: z.object({ accepted: z.boolean() }),
   },
+  ...reviewCommands,
 } as const
 
 export type Commands = typeof commands

@@ -12,6 +12,7 @@
  *                                   messages { event, payload }
  *   GET  /data/<path>             → files under the workspace, traversal-safe, always as an
  *                                   attachment with a sandboxing CSP (never active content)
+ *   GET  /volume/<path>           → a volume for the viewer (main/services/volumes.ts)
  *
  * Nothing a client sends can stop the process: URL parsing and decoding cannot throw, every
  * handler's failure becomes a 4xx/5xx (or a closed socket once the answer has started), every
@@ -28,7 +29,7 @@ import { pipeline } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { createApp, type App } from '../services/app'
 import { contentSecurityPolicy } from './csp'
-import { resolveInside } from './safe-path'
+import { resolveInside } from '../safe-path'
 
 export interface ServerOptions {
   /** 0 picks a free port. */
@@ -239,6 +240,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sendFile(req, res, file, headers, st.size)
   }
 
+  /** The viewer's volumes: main/services/volumes.ts parses and validates the path. */
+  const serveVolume = async (req: IncomingMessage, res: ServerResponse, pathname: string) => {
+    const { volumeResponse } = await import('../services/volumes')
+    const r = await volumeResponse(options.workspace, pathname.slice('/volume/'.length))
+    res.writeHead(r.status, { ...r.headers, 'Content-Security-Policy': DATA_HEADERS['Content-Security-Policy'], 'Cross-Origin-Resource-Policy': 'same-origin' })
+    if (req.method !== 'HEAD') for (const part of r.body) res.write(part)
+    res.end()
+  }
+
   const serveData = (req: IncomingMessage, res: ServerResponse, pathname: string) => {
     let file: string
     try {
@@ -295,6 +305,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (pathname.startsWith('/api/')) return send(res, 404, 'not found')
     if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, 405, 'method not allowed', undefined, { Allow: 'GET, HEAD' })
     if (pathname.startsWith('/data/')) return serveData(req, res, pathname)
+    if (pathname.startsWith('/volume/')) return serveVolume(req, res, pathname)
     serveStatic(req, res, pathname, viaQuery)
   }
 

@@ -208,6 +208,10 @@ export function createApp(options: AppOptions): App {
       return { jobs: jobs.list() }
     },
     'jobs.control': async ({ jobId, action }) => ({ accepted: jobs.control(jobId, action) }),
+    // Review (read-only, main/services/review.ts): prediction sets, metric tables, one case.
+    'predictions.list': async () => (await import('./review')).listPredictionSets(options.workspace),
+    'metrics.get': async ({ ref, table }) => (await import('./review')).getMetrics(options.workspace, ref, table),
+    'review.case': async ({ ref, caseId }) => (await import('./review')).reviewCase(options.workspace, ref, caseId),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
   return {

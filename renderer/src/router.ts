@@ -1,4 +1,5 @@
 import { createRouter, createWebHashHistory, type RouteRecordRaw } from 'vue-router'
+import { loadState, saveState } from './persist'
 import AboutPage from './pages/AboutPage.vue'
 import DatasetsPage from './pages/DatasetsPage.vue'
 import ExportPage from './pages/ExportPage.vue'
@@ -20,7 +21,8 @@ export const pages = [
 ] as const
 
 const routes: RouteRecordRaw[] = [
-  { path: '/', redirect: '/datasets' },
+  // The page open when the app was last closed (persist.ts), else Datasets.
+  { path: '/', redirect: () => lastPage() },
   ...pages.map((p) => ({
     path: p.path,
     name: p.name,
@@ -30,6 +32,11 @@ const routes: RouteRecordRaw[] = [
   { path: '/:rest(.*)*', redirect: '/datasets' },
 ]
 
+function lastPage(): string {
+  const page = loadState<string>('page', '/datasets')
+  return pages.some((p) => p.path === page) ? page : '/datasets'
+}
+
 /**
  * Hash history: the app is loaded from `index.html` by a custom protocol in Electron and from
  * `/` by the server, so the path part of the URL never changes and reloads always work.
@@ -37,6 +44,7 @@ const routes: RouteRecordRaw[] = [
 export function createAppRouter() {
   const router = createRouter({ history: createWebHashHistory(), routes })
   router.afterEach((to) => {
+    if (pages.some((p) => p.path === to.path)) saveState('page', to.path)
     const title = (to.meta as { title?: string }).title
     document.title = title ? `${title} · DSD Studio` : 'DSD Studio'
   })

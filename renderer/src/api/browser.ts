@@ -6,7 +6,7 @@ import type {
   EventPayload,
   Result,
 } from '../../../main/contract'
-import { ApiError } from './errors'
+import { ApiError, volumeBody } from './errors'
 import type { ConnectionState, Transport } from './transport'
 
 export interface BrowserTransportOptions {
@@ -152,6 +152,24 @@ export function createBrowserTransport(options: BrowserTransportOptions): Transp
     return body.value as CommandResponse<N>
   }
 
+  async function fetchVolume(path: string, signal?: AbortSignal): Promise<ArrayBuffer> {
+    const url = new URL(`volume/${path}`, base)
+    const headers: Record<string, string> = {}
+    if (token) headers['X-DSD-Token'] = token
+    let response: Response
+    try {
+      response = await fetch(url, { headers, credentials: 'same-origin', cache: 'no-store', signal })
+    } catch (err) {
+      if ((err as Error).name === 'AbortError') throw err
+      throw new ApiError(
+        'NETWORK',
+        `Cannot load the volume ${path} from ${base.origin} (${(err as Error).message}); check that \`dsd serve\` is still running.`,
+        { path },
+      )
+    }
+    return volumeBody(response, path)
+  }
+
   return {
     kind: 'browser',
     description: `HTTP + WebSocket to ${base.origin}`,
@@ -165,6 +183,7 @@ export function createBrowserTransport(options: BrowserTransportOptions): Transp
         set.delete(wrapped)
       }
     },
+    fetchVolume,
     connection: () => state,
     onConnectionChange(listener) {
       stateListeners.add(listener)

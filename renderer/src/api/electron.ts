@@ -5,7 +5,7 @@ import type {
   EventName,
   EventPayload,
 } from '../../../main/contract'
-import { ApiError } from './errors'
+import { ApiError, volumeBody } from './errors'
 import type { Transport } from './transport'
 
 /** The contract over the Electron preload bridge (`window.dsd`). */
@@ -23,6 +23,10 @@ export function createElectronTransport(bridge: DsdPreloadBridge): Transport {
     },
     on<E extends EventName>(event: E, listener: (payload: EventPayload<E>) => void) {
       return bridge.on(event, (payload) => listener(payload as EventPayload<E>))
+    },
+    async fetchVolume(path: string, signal?: AbortSignal) {
+      // DATA_SCHEME of main/contract (a value the renderer does not import).
+      return volumeBody(await fetch(`dsd-data://volume/${path}`, { signal }), path)
     },
     connection: () => 'open',
     onConnectionChange: () => () => {},

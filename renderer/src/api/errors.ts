@@ -19,3 +19,19 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof Error) return new ApiError('CLIENT', err.message)
   return new ApiError('CLIENT', String(err))
 }
+
+/** The bytes of a data-channel answer, or its `{ code, message }` error as an ApiError. */
+export async function volumeBody(response: Response, path: string): Promise<ArrayBuffer> {
+  if (response.ok) return response.arrayBuffer()
+  let error: { code?: string; message?: string } = {}
+  try {
+    error = (await response.json()) as typeof error
+  } catch {
+    // not JSON: the status says enough
+  }
+  throw new ApiError(
+    error.code ?? `HTTP_${response.status}`,
+    error.message ?? `The volume ${path} could not be loaded (HTTP ${response.status}).`,
+    { path, status: response.status },
+  )
+}

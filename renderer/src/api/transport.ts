@@ -11,4 +11,10 @@ export interface Transport extends DsdApi {
   connection(): ConnectionState
   onConnectionChange(listener: (state: ConnectionState) => void): () => void
   close(): void
+  /**
+   * A volume for the viewer from the data channel: `path` is an opaque volume path that
+   * `review.case` answered (browser mode: `GET volume/<path>` with the session token;
+   * Electron: `dsd-data://volume/<path>`). Resolves to the binary of `ViewerVolumeHeader`.
+   */
+  fetchVolume(path: string, signal?: AbortSignal): Promise<ArrayBuffer>
 }

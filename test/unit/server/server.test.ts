@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../../main/server'
-import { resolveInside } from '../../../main/server/safe-path'
+import { resolveInside } from '../../../main/safe-path'
 import { tmpDir } from '../../helpers/shared'
 
 /** Raw HTTP (fetch forbids setting Host/Origin freely). */

@@ -1,6 +1,6 @@
 import { realpathSync } from 'node:fs'
 import { isAbsolute, relative, resolve, sep } from 'node:path'
-import { DsdError } from '../errors'
+import { DsdError } from './errors'
 
 /**
  * Resolve a URL path (still percent-encoded, without query) to a file inside `root`, or throw.
