@@ -122,107 +122,74 @@ const volume = join(tmpdir(), `dsd-bench-hippocampus-${process.pid}.f32`)
 let volumeShape = ''
 const ourEnv = { DSD_CPU_THREADS: String(threads) }
 
+/** A DSD training-step row: `dsd bench` on wasm against torch_dynunet.py, same network and shapes. */
+function trainRow(
+  name: string,
+  what: string,
+  preset: string,
+  filters: string,
+  classes: number,
+  patch: number,
+  timed: number,
+  warmup: number,
+): Row {
+  const shape = ['--patch', String(patch), '--batch', '2', '--steps', String(timed)]
+  const tail = ['--warmup', String(warmup), '--no-infer']
+  return {
+    name,
+    what,
+    ours: () =>
+      run(
+        process.execPath,
+        [
+          'bin/dsd.mjs',
+          'bench',
+          '--backend',
+          'wasm',
+          '--preset',
+          preset,
+          ...shape,
+          ...tail,
+          '--json',
+        ],
+        ourEnv,
+      ).trainStepMs as number,
+    torch: (threads) =>
+      run(
+        PY,
+        [
+          'bench/cpu/torch_dynunet.py',
+          ...['--filters', filters, '--classes', String(classes)],
+          ...shape,
+          ...tail,
+          ...['--threads', String(threads)],
+        ],
+        { OMP_WAIT_POLICY: 'PASSIVE' },
+      ).trainStepMs as number,
+  }
+}
+
 const ROWS: Record<string, Row> = {
-  small: {
-    name: 'small',
-    what: 'DynUNet small, 2 × 32³, DSD training step',
-    ours: () =>
-      run(
-        process.execPath,
-        [
-          'bin/dsd.mjs',
-          'bench',
-          '--backend',
-          'wasm',
-          '--preset',
-          'small',
-          '--patch',
-          '32',
-          '--batch',
-          '2',
-          '--steps',
-          String(steps),
-          '--warmup',
-          '2',
-          '--no-infer',
-          '--json',
-        ],
-        ourEnv,
-      ).trainStepMs as number,
-    torch: (threads) =>
-      run(
-        PY,
-        [
-          'bench/cpu/torch_dynunet.py',
-          '--filters',
-          '4,8,16,32,64',
-          '--classes',
-          '3',
-          '--patch',
-          '32',
-          '--batch',
-          '2',
-          '--steps',
-          String(steps),
-          '--warmup',
-          '2',
-          '--no-infer',
-          '--threads',
-          String(threads),
-        ],
-        { OMP_WAIT_POLICY: 'PASSIVE' },
-      ).trainStepMs as number,
-  },
-  mmwhs: {
-    name: 'mmwhs',
-    what: 'DynUNet mmwhs, 2 × 64³, DSD training step',
-    ours: () =>
-      run(
-        process.execPath,
-        [
-          'bin/dsd.mjs',
-          'bench',
-          '--backend',
-          'wasm',
-          '--preset',
-          'mmwhs',
-          '--patch',
-          '64',
-          '--batch',
-          '2',
-          '--steps',
-          String(Math.min(steps, 2)),
-          '--warmup',
-          '1',
-          '--no-infer',
-          '--json',
-        ],
-        ourEnv,
-      ).trainStepMs as number,
-    torch: (threads) =>
-      run(
-        PY,
-        [
-          'bench/cpu/torch_dynunet.py',
-          '--filters',
-          '32,64,128,256,320',
-          '--classes',
-          '8',
-          '--patch',
-          '64',
-          '--batch',
-          '2',
-          '--steps',
-          String(Math.min(steps, 2)),
-          '--warmup',
-          '1',
-          '--no-infer',
-          '--threads',
-          String(threads),
-        ],
-        { OMP_WAIT_POLICY: 'PASSIVE' },
-      ).trainStepMs as number,
-  },
+  small: trainRow(
+    'small',
+    'DynUNet small, 2 × 32³, DSD training step',
+    'small',
+    '4,8,16,32,64',
+    3,
+    32,
+    steps,
+    2,
+  ),
+  mmwhs: trainRow(
+    'mmwhs',
+    'DynUNet mmwhs, 2 × 64³, DSD training step',
+    'mmwhs',
+    '32,64,128,256,320',
+    8,
+    64,
+    Math.min(steps, 2),
+    1,
+  ),
   predict: {
     name: 'predict',
     what: 'sliding-window prediction, one hippocampus case, small network',
