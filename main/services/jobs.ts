@@ -6,6 +6,7 @@
  * | datasets.import  | in-process (DatasetService) | io     | no    | failed, start again |
  * | datasets.audit   | in-process (DatasetService) | io     | no    | failed, start again |
  * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
+ * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
  *
  * Prediction, evaluation and export become kinds here: a params schema, a label, a queue, and
  * `run` (in-process, or `runWorker` with a worker entry under main/workers/).
@@ -18,6 +19,7 @@ import { id } from '../contract/shapes'
 import { DsdError } from '../errors'
 import { JobSystem, type JobKind } from '../jobs/system'
 import { runWorker } from '../jobs/worker'
+import { exportKind } from './export-job'
 import type { TrainMessage } from '../training/loop'
 import type { TrainWorkerData } from '../workers/protocol'
 import { workspaceJobStore } from '../workspace/jobs'
@@ -167,4 +169,5 @@ export function createJobSystem(workspace: string, options: AppJobsOptions = {})
     .register(importKind(workspace))
     .register(auditKind(workspace))
     .register(trainKind(workspace, options))
+    .register(exportKind(workspace))
 }
