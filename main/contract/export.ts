@@ -46,9 +46,13 @@ export const ExportResult = z.object({
   folder: z.string(),
   /** Files written, relative to the folder ('/' separated). */
   files: z.array(z.string()),
-  sets: z.array(z.object({ key: z.string(), title: z.string(), folder: z.string(), cases: z.number().int() })),
+  sets: z.array(
+    z.object({ key: z.string(), title: z.string(), folder: z.string(), cases: z.number().int() }),
+  ),
   /** A format that could not be written for a case, with the reason (e.g. DICOM SEG of a NIfTI source). */
-  unavailable: z.array(z.object({ set: z.string(), caseId: z.string(), format: z.string(), reason: z.string() })),
+  unavailable: z.array(
+    z.object({ set: z.string(), caseId: z.string(), format: z.string(), reason: z.string() }),
+  ),
 })
 export type ExportResult = z.infer<typeof ExportResult>
 

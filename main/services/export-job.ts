@@ -92,7 +92,15 @@ async function chooseSets(workspace: string, p: ExportParams): Promise<ChosenSet
     if (seen.has(key)) continue
     seen.add(key)
     const { dir, manifest } = await readSet(workspace, ref)
-    sets.push({ ref, key, title: setTitle(ref), dir, manifest, cases: manifest.cases.map((c) => c.caseId), folder: '' })
+    sets.push({
+      ref,
+      key,
+      title: setTitle(ref),
+      dir,
+      manifest,
+      cases: manifest.cases.map((c) => c.caseId),
+      folder: '',
+    })
   }
   if (p.folds) {
     const folds = new Set(p.folds)
@@ -110,9 +118,13 @@ async function chooseSets(workspace: string, p: ExportParams): Promise<ChosenSet
     const wanted = new Set(p.cases)
     for (const id of wanted) {
       if (!sets.some((s) => s.cases.includes(id))) {
-        throw new DsdError('CASE_NOT_FOUND', `Case "${id}" is in none of the chosen prediction sets; predict it first or leave it out`, {
-          caseId: id,
-        })
+        throw new DsdError(
+          'CASE_NOT_FOUND',
+          `Case "${id}" is in none of the chosen prediction sets; predict it first or leave it out`,
+          {
+            caseId: id,
+          },
+        )
       }
     }
     for (const s of sets) s.cases = s.cases.filter((c) => wanted.has(c))
@@ -122,7 +134,11 @@ async function chooseSets(workspace: string, p: ExportParams): Promise<ChosenSet
     const used = new Set<string>()
     for (const s of sets) {
       const base = toSafeId(
-        s.ref.kind === 'run' ? (s.ref.set === 'last' ? s.ref.runId : `${s.ref.runId}-${s.ref.set}`) : `ensemble-${s.ref.name}`,
+        s.ref.kind === 'run'
+          ? s.ref.set === 'last'
+            ? s.ref.runId
+            : `${s.ref.runId}-${s.ref.set}`
+          : `ensemble-${s.ref.name}`,
         'set',
       )
       let name = base
@@ -140,11 +156,20 @@ async function chooseSets(workspace: string, p: ExportParams): Promise<ChosenSet
  */
 export async function checkExport(workspace: string, request: ExportParams): Promise<void> {
   const sets = await chooseSets(workspace, ExportRequest.parse(request))
-  if (!sets.length) throw new DsdError('EXPORT_NOTHING', 'Nothing to export: no chosen set has any of the chosen cases.', {})
+  if (!sets.length)
+    throw new DsdError(
+      'EXPORT_NOTHING',
+      'Nothing to export: no chosen set has any of the chosen cases.',
+      {},
+    )
   if (request.name && existsSync(join(exportsDir(workspace), request.name))) {
-    throw new DsdError('ENTRY_EXISTS', `An export named "${request.name}" exists in ${exportsDir(workspace)}; choose another name`, {
-      name: request.name,
-    })
+    throw new DsdError(
+      'ENTRY_EXISTS',
+      `An export named "${request.name}" exists in ${exportsDir(workspace)}; choose another name`,
+      {
+        name: request.name,
+      },
+    )
   }
 }
 
@@ -153,7 +178,11 @@ function defaultName(workspace: string, sets: ChosenSet[]): string {
   const t = new Date().toISOString()
   const stamp = `${t.slice(0, 10).replace(/-/g, '')}-${t.slice(11, 19).replace(/:/g, '')}`
   const first = sets[0].ref.kind === 'run' ? sets[0].ref.runId : sets[0].ref.name
-  const base = toSafeId(`${first}${sets.length > 1 ? `-and-${sets.length - 1}` : ''}`.slice(0, 100), 'export') + `-${stamp}`
+  const base =
+    toSafeId(
+      `${first}${sets.length > 1 ? `-and-${sets.length - 1}` : ''}`.slice(0, 100),
+      'export',
+    ) + `-${stamp}`
   let name = base
   for (let n = 2; existsSync(join(exportsDir(workspace), name)); n++) name = `${base}-${n}`
   return name
@@ -188,23 +217,33 @@ async function tableOf(
  * Export prediction sets into `<workspace>/exports/<name>/` (see the module comment). Progress
  * counts files (masks, metric tables, the report); the answer says where everything went.
  */
-export async function runExport(workspace: string, request: ExportParams, hooks: ExportHooks = {}): Promise<ExportResult> {
+export async function runExport(
+  workspace: string,
+  request: ExportParams,
+  hooks: ExportHooks = {},
+): Promise<ExportResult> {
   const p = ExportRequest.parse(request)
   const { signal } = hooks
   await sweepOnce(workspace) // staging folders a killed export left
   const sets = await chooseSets(workspace, p)
-  if (!sets.length) throw new DsdError('EXPORT_NOTHING', 'Nothing to export: no chosen set has any of the chosen cases.', {})
+  if (!sets.length)
+    throw new DsdError(
+      'EXPORT_NOTHING',
+      'Nothing to export: no chosen set has any of the chosen cases.',
+      {},
+    )
   const maskFormats = p.formats.filter((f): f is MaskFormat => f === 'nifti' || f === 'dicom-seg')
   const wantMetrics = p.formats.includes('metrics')
   const wantReport = p.formats.includes('report')
   const total =
-    sets.reduce((n, s) => n + s.cases.length * maskFormats.length + (wantMetrics ? 1 : 0), 0) + (wantReport ? 1 : 0)
+    sets.reduce((n, s) => n + s.cases.length * maskFormats.length + (wantMetrics ? 1 : 0), 0) +
+    (wantReport ? 1 : 0)
   let done = 0
   const tell = (message: string) => hooks.progress?.(done, total, message)
   const name = p.name ?? defaultName(workspace, sets)
   const parent = exportsDir(workspace)
   const unavailable: ExportResult['unavailable'] = []
-  tell(`file 0 of ${total}: starting`)
+  tell('starting')
   try {
     const files = await createEntry(
       parent,
@@ -222,27 +261,31 @@ export async function runExport(workspace: string, request: ExportParams, hooks:
               signal,
               onProgress: (k, n, caseId) => {
                 done = before + k * maskFormats.length
-                tell(`file ${done} of ${total}: ${s.title} · ${caseId} (${k} of ${n} cases)`)
+                tell(`${s.title} · ${caseId} (${k} of ${n} cases)`)
               },
             })
             for (const u of r.unavailable) unavailable.push({ set: s.key, ...u })
           }
           if (wantMetrics || wantReport) {
             if (signal?.aborted) throw cancelled(done, total)
-            tell(`file ${done} of ${total}: ${s.title} · metrics`)
+            tell(`${s.title} · metrics`)
             const { table, name: tableName } = await tableOf(workspace, s, p, signal)
             tables.push({ set: s, table })
             if (wantMetrics) {
               await writeTable(table, join(root, 'metrics'), tableName)
               done++
-              tell(`file ${done} of ${total}: ${s.title} · metrics ${tableName}.csv`)
+              tell(`${s.title} · metrics ${tableName}.csv`)
             }
           }
         }
         if (wantReport) {
           if (signal?.aborted) throw cancelled(done, total)
-          tell(`file ${done} of ${total}: report.html (example slices)`)
-          const runIds = [...new Set(sets.flatMap((s) => (s.ref.kind === 'run' ? [s.ref.runId] : s.manifest.runIds)))]
+          tell('report.html (example slices)')
+          const runIds = [
+            ...new Set(
+              sets.flatMap((s) => (s.ref.kind === 'run' ? [s.ref.runId] : s.manifest.runIds)),
+            ),
+          ]
           const runs = []
           for (const id of runIds) {
             try {
@@ -259,7 +302,12 @@ export async function runExport(workspace: string, request: ExportParams, hooks:
                   sets.map((s) => s.title).join(' + '),
                 )
           const slices = await reportSlices(
-            tables.map((t) => ({ title: t.set.title, dir: t.set.dir, manifest: t.set.manifest, table: t.table })),
+            tables.map((t) => ({
+              title: t.set.title,
+              dir: t.set.dir,
+              manifest: t.set.manifest,
+              table: t.table,
+            })),
             signal,
           )
           await writeReport(join(stage, 'report.html'), {
@@ -269,7 +317,7 @@ export async function runExport(workspace: string, request: ExportParams, hooks:
             slices,
           })
           done++
-          tell(`file ${done} of ${total}: report.html`)
+          tell('report.html')
         }
         if (signal?.aborted) throw cancelled(done, total)
         await atomicWriteJson(join(stage, 'export.json'), {
@@ -279,7 +327,13 @@ export async function runExport(workspace: string, request: ExportParams, hooks:
           formats: p.formats,
           values: p.values,
           grid: p.grid,
-          sets: sets.map((s) => ({ key: s.key, title: s.title, folder: s.folder || '.', predictions: s.dir, cases: s.cases })),
+          sets: sets.map((s) => ({
+            key: s.key,
+            title: s.title,
+            folder: s.folder || '.',
+            predictions: s.dir,
+            cases: s.cases,
+          })),
           unavailable,
         })
         return listFiles(stage)
@@ -290,7 +344,12 @@ export async function runExport(workspace: string, request: ExportParams, hooks:
       name,
       folder: join(parent, name),
       files,
-      sets: sets.map((s) => ({ key: s.key, title: s.title, folder: s.folder || '.', cases: s.cases.length })),
+      sets: sets.map((s) => ({
+        key: s.key,
+        title: s.title,
+        folder: s.folder || '.',
+        cases: s.cases.length,
+      })),
       unavailable,
     }
   } catch (err) {
@@ -305,9 +364,11 @@ export function exportKind(workspace: string): JobKind<ExportParams, ExportResul
     name: 'export',
     params: ExportRequest,
     queue: 'io',
-    label: (p) => `Export ${setTitle(p.sets[0])}${p.sets.length > 1 ? ` and ${p.sets.length - 1} more` : ''}`,
+    label: (p) =>
+      `Export ${setTitle(p.sets[0])}${p.sets.length > 1 ? ` and ${p.sets.length - 1} more` : ''}`,
     subject: (p) => p.name ?? null,
-    run: (p, ctx) => runExport(workspace, p, { signal: ctx.signal, progress: (d, t, m) => ctx.progress(d, t, m) }),
+    run: (p, ctx) =>
+      runExport(workspace, p, { signal: ctx.signal, progress: (d, t, m) => ctx.progress(d, t, m) }),
   }
 }
 
@@ -319,7 +380,11 @@ export async function exportFolder(workspace: string, name: string): Promise<str
   const folder = resolveInside(exportsDir(workspace), encodeURIComponent(name))
   const s = await stat(folder).catch(() => null)
   if (!s?.isDirectory()) {
-    throw new DsdError('EXPORT_NOT_FOUND', `No export "${name}" in ${exportsDir(workspace)}; export again`, { name })
+    throw new DsdError(
+      'EXPORT_NOT_FOUND',
+      `No export "${name}" in ${exportsDir(workspace)}; export again`,
+      { name },
+    )
   }
   return folder
 }
@@ -331,7 +396,12 @@ export async function openExport(
   openFolder?: (folder: string) => Promise<string>,
 ): Promise<{ opened: boolean; folder: string; reason?: string }> {
   const folder = await exportFolder(workspace, name)
-  if (!openFolder) return { opened: false, folder, reason: 'this window cannot open folders (browser mode): the path is shown instead' }
+  if (!openFolder)
+    return {
+      opened: false,
+      folder,
+      reason: 'this window cannot open folders (browser mode): the path is shown instead',
+    }
   const error = await openFolder(folder)
   return error ? { opened: false, folder, reason: error } : { opened: true, folder }
 }

@@ -65,7 +65,10 @@ export interface SliceSource {
 export function caseMeanDice(
   table: Pick<EvaluationTable, 'rows'>,
 ): { caseId: string; fold: number | string | null; meanDice: number }[] {
-  const by = new Map<string, { caseId: string; fold: number | string | null; sum: number; n: number }>()
+  const by = new Map<
+    string,
+    { caseId: string; fold: number | string | null; sum: number; n: number }
+  >()
   for (const r of table.rows) {
     if (r.dice === null) continue
     const key = `${r.fold ?? ''}\u0000${r.caseId}`
@@ -110,7 +113,10 @@ export function axialLayout(affine: Mat4): {
     const n = Math.hypot(v[0], v[1], v[2]) || 1
     return [v[0] / n, v[1] / n, v[2] / n]
   })
-  const axis = [0, 1, 2].reduce((best, c) => (Math.abs(dirs[c][2]) > Math.abs(dirs[best][2]) ? c : best), 2) as 0 | 1 | 2
+  const axis = [0, 1, 2].reduce(
+    (best, c) => (Math.abs(dirs[c][2]) > Math.abs(dirs[best][2]) ? c : best),
+    2,
+  ) as 0 | 1 | 2
   const [a, b] = [0, 1, 2].filter((c) => c !== axis)
   const colAxis = Math.abs(dirs[a][0]) >= Math.abs(dirs[b][0]) ? a : b
   const rowAxis = colAxis === a ? b : a
@@ -142,7 +148,11 @@ export function renderSlice(
   const shape = image.shape
   const n = shape[0] * shape[1] * shape[2]
   if (prediction.length !== n || (groundTruth && groundTruth.length !== n)) {
-    throw new DsdError('SLICE_GRID_MISMATCH', 'report slice: the image, ground truth and prediction are not on one grid', {})
+    throw new DsdError(
+      'SLICE_GRID_MISMATCH',
+      'report slice: the image, ground truth and prediction are not on one grid',
+      {},
+    )
   }
   const { axis, cols, rows } = axialLayout(image.affine)
   const stride: Vec3 = [1, shape[0], shape[0] * shape[1]]
@@ -153,7 +163,8 @@ export function renderSlice(
     for (let j = 0; j < shape[1]; j++)
       for (let i = 0; i < shape[0]; i++) {
         const v = (k * shape[1] + j) * shape[0] + i
-        if (prediction[v] > 0 || (groundTruth && groundTruth[v] > 0)) fg[axis === 0 ? i : axis === 1 ? j : k]++
+        if (prediction[v] > 0 || (groundTruth && groundTruth[v] > 0))
+          fg[axis === 0 ? i : axis === 1 ? j : k]++
       }
   let index = Math.floor(count / 2)
   let most = 0
@@ -161,15 +172,19 @@ export function renderSlice(
   const nc = shape[cols.axis]
   const nr = shape[rows.axis]
   const voxel = (r: number, c: number) =>
-    index * stride[axis] + (cols.flip ? nc - 1 - c : c) * stride[cols.axis] + (rows.flip ? nr - 1 - r : r) * stride[rows.axis]
+    index * stride[axis] +
+    (cols.flip ? nc - 1 - c : c) * stride[cols.axis] +
+    (rows.flip ? nr - 1 - r : r) * stride[rows.axis]
   // Grey levels: the slice's 1st–99th percentile.
   const values = new Float64Array(nr * nc)
-  for (let r = 0; r < nr; r++) for (let c = 0; c < nc; c++) values[r * nc + c] = Number(image.data[voxel(r, c)])
+  for (let r = 0; r < nr; r++)
+    for (let c = 0; c < nc; c++) values[r * nc + c] = Number(image.data[voxel(r, c)])
   const sorted = Float64Array.from(values).sort()
   let lo = sorted[Math.floor(0.01 * (sorted.length - 1))]
   let hi = sorted[Math.ceil(0.99 * (sorted.length - 1))]
   if (!(hi > lo)) [lo, hi] = [sorted[0], sorted[sorted.length - 1]]
-  const grey = (x: number) => (hi > lo ? Math.round(Math.min(1, Math.max(0, (x - lo) / (hi - lo))) * 255) : 0)
+  const grey = (x: number) =>
+    hi > lo ? Math.round(Math.min(1, Math.max(0, (x - lo) / (hi - lo))) * 255) : 0
   let gtCount = 0
   let predCount = 0
   for (let r = 0; r < nr; r++)
@@ -202,7 +217,8 @@ export function renderSlice(
         const o = (y * width + p * (pw + GAP) + x) * 3
         const cls = masks[p] ?? 0
         const color = cls > 0 ? (colors.get(cls) ?? labelColor(cls)) : null
-        for (let ch = 0; ch < 3; ch++) rgb[o + ch] = color ? Math.round((1 - ALPHA) * g + ALPHA * color[ch]) : g
+        for (let ch = 0; ch < 3; ch++)
+          rgb[o + ch] = color ? Math.round((1 - ALPHA) * g + ALPHA * color[ch]) : g
       }
     }
   }
@@ -224,9 +240,13 @@ function toClasses(vol: Volume, map: LabelMap | null, file: string): Uint8Array 
   return Uint8Array.from(vol.data, (v) => (Number.isInteger(v) && v > 0 && v < 256 ? v : 0))
 }
 
-function sameGrid(a: Pick<Volume, 'shape' | 'affine'>, b: Pick<Volume, 'shape' | 'affine'>): boolean {
+function sameGrid(
+  a: Pick<Volume, 'shape' | 'affine'>,
+  b: Pick<Volume, 'shape' | 'affine'>,
+): boolean {
   if (a.shape.some((v, i) => v !== b.shape[i])) return false
-  for (let r = 0; r < 3; r++) for (let c = 0; c < 4; c++) if (Math.abs(a.affine[r][c] - b.affine[r][c]) > 1e-3) return false
+  for (let r = 0; r < 3; r++)
+    for (let c = 0; c < 4; c++) if (Math.abs(a.affine[r][c] - b.affine[r][c]) > 1e-3) return false
   return true
 }
 
@@ -247,7 +267,8 @@ export async function caseSlice(
   caseId: string,
 ): Promise<Omit<ReportSlice, 'roles' | 'set' | 'fold' | 'meanDice'>> {
   const c = m.cases.find((x) => x.caseId === caseId)
-  if (!c) throw new DsdError('CASE_NOT_FOUND', `${dir}: case "${caseId}" was not predicted`, { caseId })
+  if (!c)
+    throw new DsdError('CASE_NOT_FOUND', `${dir}: case "${caseId}" was not predicted`, { caseId })
   const predFile = join(dir, c.file)
   const pred = await readNifti(predFile)
   let image = await readVolume(c.images[0])
@@ -273,11 +294,15 @@ export async function caseSlice(
  * The report's slices for the worst and the median case (by mean Dice) over the cases of all
  * `sources` together.
  */
-export async function reportSlices(sources: SliceSource[], signal?: AbortSignal): Promise<ReportSlice[]> {
+export async function reportSlices(
+  sources: SliceSource[],
+  signal?: AbortSignal,
+): Promise<ReportSlice[]> {
   const candidates = sources.flatMap((s) => caseMeanDice(s.table).map((c) => ({ ...c, source: s })))
   const out: ReportSlice[] = []
   for (const { roles, item } of pickWorstAndMedian(candidates)) {
-    if (signal?.aborted) throw new DsdError('CANCELLED', 'cancelled while drawing the report slices', {})
+    if (signal?.aborted)
+      throw new DsdError('CANCELLED', 'cancelled while drawing the report slices', {})
     const drawn = await caseSlice(item.source.dir, item.source.manifest, item.caseId)
     out.push({ ...drawn, roles, set: item.source.title, fold: item.fold, meanDice: item.meanDice })
   }

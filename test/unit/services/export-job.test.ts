@@ -17,7 +17,12 @@ import { createApp } from '../../../main/services/app'
 import { evaluatePredictions, tableToCsv, writeTable } from '../../../main/services/evaluation'
 import { exportFolder, exportsDir, runExport } from '../../../main/services/export-job'
 import { createJobSystem } from '../../../main/services/jobs'
-import { axialLayout, caseMeanDice, pickWorstAndMedian, renderSlice } from '../../../main/services/report-slices'
+import {
+  axialLayout,
+  caseMeanDice,
+  pickWorstAndMedian,
+  renderSlice,
+} from '../../../main/services/report-slices'
 import { labelColor } from '../../../main/services/review'
 import { runFiles } from '../../../main/workspace/run-layout'
 import { createRun } from '../../../main/workspace/runs'
@@ -30,13 +35,21 @@ const WS = join(TMP, 'ws')
 const RUN = 'hippo-DSD-fold0'
 const CASES = ['hippocampus_001', 'hippocampus_003', 'hippocampus_004']
 const predDir = () => join(runFiles(WS, RUN).predictions, 'last')
-const image = (id: string) => sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', `${id}.nii.gz`)
+const image = (id: string) =>
+  sharedPath('data', 'msd-task04-hippocampus', 'imagesTr', `${id}.nii.gz`)
 
 beforeAll(async () => {
   mkdirSync(WS, { recursive: true })
   await createRun(WS, testRunConfig({ id: RUN, datasetId: 'hippo', split: 'k5' }))
   // Predictions: the ground truth shifted by one voxel along i; hippocampus_004 predicted empty.
-  await writeShiftedSet(predDir(), { datasetId: null, cases: CASES, fold: 0, runIds: [RUN], shift: 1, empty: ['hippocampus_004'] })
+  await writeShiftedSet(predDir(), {
+    datasetId: null,
+    cases: CASES,
+    fold: 0,
+    runIds: [RUN],
+    shift: 1,
+    empty: ['hippocampus_004'],
+  })
 })
 afterAll(() => rmSync(TMP, { recursive: true, force: true }))
 
@@ -47,7 +60,11 @@ describe('export job', () => {
     const jobs = createJobSystem(WS, { progressIntervalMs: 0 })
     const progress: string[] = []
     jobs.on('progress', (p) => progress.push(`${p.done}/${p.total} ${p.message}`))
-    const started = jobs.start('export', { sets: [REF], formats: ['nifti', 'metrics', 'report'], name: 'first' })
+    const started = jobs.start('export', {
+      sets: [REF],
+      formats: ['nifti', 'metrics', 'report'],
+      name: 'first',
+    })
     expect(started.kind).toBe('export')
     const info = await jobs.wait(started.jobId)
     expect(info.error?.message ?? '').toBe('')
@@ -68,27 +85,36 @@ describe('export job', () => {
     // Progress counted files: 3 masks + 1 table + the report.
     expect(info.total).toBe(5)
     expect(info.done).toBe(5)
-    expect(progress.some((m) => /^3\/5 file 3 of 5: .*hippocampus_004/.test(m))).toBe(true)
+    expect(progress.some((m) => /^3\/5 .*hippocampus_004 \(3 of 3 cases\)/.test(m))).toBe(true)
     // Masks: the app's reader gives the source image's grid and the predicted voxels.
     for (const c of CASES) {
       const mask = await readVolume(join(r.folder, 'masks', `${c}.nii.gz`))
       const src = await readVolume(image(c))
       const pred = await readVolume(join(predDir(), `${c}.nii.gz`))
       expect(mask.shape).toEqual(src.shape)
-      for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) expect(mask.affine[i][j]).toBeCloseTo(src.affine[i][j], 5)
+      for (let i = 0; i < 3; i++)
+        for (let j = 0; j < 4; j++) expect(mask.affine[i][j]).toBeCloseTo(src.affine[i][j], 5)
       expect(mask.datatype).toBe('uint8')
-      expect(Buffer.from(mask.data.buffer, mask.data.byteOffset, mask.data.byteLength).equals(Buffer.from(pred.data as Uint8Array))).toBe(true)
+      expect(
+        Buffer.from(mask.data.buffer, mask.data.byteOffset, mask.data.byteLength).equals(
+          Buffer.from(pred.data as Uint8Array),
+        ),
+      ).toBe(true)
     }
     // Metrics: the CSV of evaluating the set as `dsd evaluate` does.
     const table = await evaluatePredictions(predDir(), { workspace: WS, name: 'last-original' })
-    expect(readFileSync(join(r.folder, 'metrics', 'last-original.csv'), 'utf8')).toBe(tableToCsv(table))
+    expect(readFileSync(join(r.folder, 'metrics', 'last-original.csv'), 'utf8')).toBe(
+      tableToCsv(table),
+    )
     // The report: self-contained, the worst (the empty prediction) and the median case as PNGs.
     const html = readFileSync(join(r.folder, 'report.html'), 'utf8')
     expect(html).not.toMatch(/https?:/i)
     const srcs = [...html.matchAll(/\bsrc="([^"]*)"/g)].map((m) => m[1])
     expect(srcs).toHaveLength(2)
     for (const s of srcs) expect(s).toMatch(/^data:image\/png;base64,[A-Za-z0-9+/]+=*$/)
-    const figures = [...html.matchAll(/<figure class="slice" data-case="([^"]+)" data-roles="([^"]+)"/g)].map((m) => [m[1], m[2]])
+    const figures = [
+      ...html.matchAll(/<figure class="slice" data-case="([^"]+)" data-roles="([^"]+)"/g),
+    ].map((m) => [m[1], m[2]])
     const means = caseMeanDice(table).sort((a, b) => a.meanDice - b.meanDice)
     expect(means[0].caseId).toBe('hippocampus_004')
     expect(figures).toEqual([
@@ -102,7 +128,13 @@ describe('export job', () => {
   it('uses the stored table of dsd evaluate when it covers the request, and exports a case subset', async () => {
     const stored = await evaluatePredictions(predDir(), { workspace: WS, name: 'last-original' })
     await writeTable(stored, runFiles(WS, RUN).metrics, 'last-original')
-    const r = await runExport(WS, { sets: [REF], formats: ['metrics'], name: 'stored', values: 'classes', grid: 'original' })
+    const r = await runExport(WS, {
+      sets: [REF],
+      formats: ['metrics'],
+      name: 'stored',
+      values: 'classes',
+      grid: 'original',
+    })
     const json = JSON.parse(readFileSync(join(r.folder, 'metrics', 'last-original.json'), 'utf8'))
     expect(json.createdAt).toBe(stored.createdAt)
     const sub = await runExport(WS, {
@@ -114,12 +146,20 @@ describe('export job', () => {
       grid: 'original',
     })
     expect(sub.files.filter((f) => f.endsWith('.nii.gz'))).toEqual(['masks/hippocampus_003.nii.gz'])
-    const csv = readFileSync(join(sub.folder, 'metrics', 'last-original.csv'), 'utf8').trim().split('\n')
+    const csv = readFileSync(join(sub.folder, 'metrics', 'last-original.csv'), 'utf8')
+      .trim()
+      .split('\n')
     expect(csv.slice(1).map((l) => l.split(',')[0])).toEqual(['hippocampus_003', 'hippocampus_003'])
   })
 
   it('lists DICOM SEG as not available for a NIfTI source, with the reason', async () => {
-    const r = await runExport(WS, { sets: [REF], formats: ['dicom-seg'], name: 'seg', values: 'classes', grid: 'original' })
+    const r = await runExport(WS, {
+      sets: [REF],
+      formats: ['dicom-seg'],
+      name: 'seg',
+      values: 'classes',
+      grid: 'original',
+    })
     expect(r.unavailable.map((u) => u.caseId)).toEqual(CASES)
     expect(r.unavailable[0].reason).toMatch(/source image .* is NIfTI/)
     expect(r.files.filter((f) => f.endsWith('.dcm'))).toEqual([])
@@ -131,7 +171,13 @@ describe('export job', () => {
     try {
       await runExport(
         WS,
-        { sets: [REF], formats: ['nifti', 'metrics', 'report'], name: 'cancelled', values: 'classes', grid: 'original' },
+        {
+          sets: [REF],
+          formats: ['nifti', 'metrics', 'report'],
+          name: 'cancelled',
+          values: 'classes',
+          grid: 'original',
+        },
         {
           signal: controller.signal,
           progress: (done) => {
@@ -161,13 +207,27 @@ describe('export job', () => {
         formats: ['nifti'],
       })
       expect(traversal.ok).toBe(false)
-      const exists = await app.bridge.invoke('export.start', { sets: [REF], formats: ['nifti'], name: 'first' })
+      const exists = await app.bridge.invoke('export.start', {
+        sets: [REF],
+        formats: ['nifti'],
+        name: 'first',
+      })
       expect(exists.ok ? '' : exists.error.code).toBe('ENTRY_EXISTS')
-      const unknown = await app.bridge.invoke('export.start', { sets: [REF], formats: ['nifti'], cases: ['nope'] })
-      expect(unknown.ok ? '' : unknown.error.message).toMatch(/"nope" is in none of the chosen prediction sets/)
+      const unknown = await app.bridge.invoke('export.start', {
+        sets: [REF],
+        formats: ['nifti'],
+        cases: ['nope'],
+      })
+      expect(unknown.ok ? '' : unknown.error.message).toMatch(
+        /"nope" is in none of the chosen prediction sets/,
+      )
       // export.open: only names of existing exports; without a file manager it answers the path.
       const open = await app.bridge.invoke('export.open', { name: 'first' })
-      expect(open.ok && open.value).toEqual({ opened: false, folder: join(exportsDir(WS), 'first'), reason: expect.any(String) })
+      expect(open.ok && open.value).toEqual({
+        opened: false,
+        folder: join(exportsDir(WS), 'first'),
+        reason: expect.any(String),
+      })
       const bad = await app.bridge.invoke('export.open', { name: '..' })
       expect(bad.ok).toBe(false)
       await expect(exportFolder(WS, 'missing')).rejects.toThrow(/No export "missing"/)
@@ -190,7 +250,11 @@ describe('dsd export --report', () => {
     expect(r.stderr).toBe('')
     expect(r.status).toBe(0)
     const html = readFileSync(join(out, 'report.html'), 'utf8')
-    const figures = [...html.matchAll(/<figure class="slice" data-case="([^"]+)" data-roles="([^"]+)"><img src="data:image\/png;base64,/g)]
+    const figures = [
+      ...html.matchAll(
+        /<figure class="slice" data-case="([^"]+)" data-roles="([^"]+)"><img src="data:image\/png;base64,/g,
+      ),
+    ]
     expect(figures.map((m) => m[2])).toEqual(['worst', 'median'])
     expect(figures[0][1]).toBe('hippocampus_004')
   }, 120_000)
@@ -199,7 +263,12 @@ describe('dsd export --report', () => {
 describe('report slices', () => {
   it('picks the worst and the (lower) median case by mean Dice, ties by case id', () => {
     const c = (caseId: string, meanDice: number) => ({ caseId, meanDice })
-    expect(pickWorstAndMedian([c('a', 0.9), c('b', 0.1), c('c', 0.5), c('d', 0.7)]).map((x) => [x.item.caseId, x.roles])).toEqual([
+    expect(
+      pickWorstAndMedian([c('a', 0.9), c('b', 0.1), c('c', 0.5), c('d', 0.7)]).map((x) => [
+        x.item.caseId,
+        x.roles,
+      ]),
+    ).toEqual([
       ['b', ['worst']],
       ['c', ['median']],
     ])
@@ -209,12 +278,43 @@ describe('report slices', () => {
 
   it('draws radiological axial panels whatever the axis order (RAS, LPS, permuted)', () => {
     // 4 × 5 × 3 voxels, 1 mm; the marker sits at patient right–anterior on the middle slice.
-    const orientations: { name: string; affine: Mat4; marker: (s: [number, number, number]) => [number, number, number] }[] = [
+    const orientations: {
+      name: string
+      affine: Mat4
+      marker: (s: [number, number, number]) => [number, number, number]
+    }[] = [
       // RAS+ (+x towards the patient's right, +y anterior): the marker is the last i and j.
-      { name: 'RAS', affine: [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], marker: (s) => [s[0] - 1, s[1] - 1, 1] },
-      { name: 'LPS', affine: [[-1, 0, 0, 0], [0, -1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], marker: () => [0, 0, 1] },
+      {
+        name: 'RAS',
+        affine: [
+          [1, 0, 0, 0],
+          [0, 1, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 0, 1],
+        ],
+        marker: (s) => [s[0] - 1, s[1] - 1, 1],
+      },
+      {
+        name: 'LPS',
+        affine: [
+          [-1, 0, 0, 0],
+          [0, -1, 0, 0],
+          [0, 0, 1, 0],
+          [0, 0, 0, 1],
+        ],
+        marker: () => [0, 0, 1],
+      },
       // k runs along x, i along z: the axial slices cut i.
-      { name: 'permuted', affine: [[0, 0, 1, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 0, 1]], marker: (s) => [1, s[1] - 1, s[2] - 1] },
+      {
+        name: 'permuted',
+        affine: [
+          [0, 0, 1, 0],
+          [0, 1, 0, 0],
+          [1, 0, 0, 0],
+          [0, 0, 0, 1],
+        ],
+        marker: (s) => [1, s[1] - 1, s[2] - 1],
+      },
     ]
     for (const o of orientations) {
       const shape: [number, number, number] = o.name === 'permuted' ? [3, 5, 4] : [4, 5, 3]
@@ -232,7 +332,8 @@ describe('report slices', () => {
       expect(s.foreground).toEqual({ groundTruth: 1, prediction: 1 })
       const img = decode(s.png)
       expect([img.width, img.height, img.channels]).toEqual([s.width, s.height, 3])
-      const px = (x: number, y: number) => Array.from(img.data.slice((y * img.width + x) * 3, (y * img.width + x) * 3 + 3))
+      const px = (x: number, y: number) =>
+        Array.from(img.data.slice((y * img.width + x) * 3, (y * img.width + x) * 3 + 3))
       // Top-left pixel of each panel: patient right (picture left), anterior (top).
       const { width: pw, gap } = s.panel
       expect(px(0, 0), o.name).toEqual([255, 255, 255])
@@ -247,7 +348,9 @@ describe('report slices', () => {
   it('on a real case: the slice with the most foreground, each label coloured where its voxels are', async () => {
     const id = 'hippocampus_001'
     const img = await readVolume(image(id))
-    const gtVol = await readVolume(sharedPath('data', 'msd-task04-hippocampus', 'labelsTr', `${id}.nii.gz`))
+    const gtVol = await readVolume(
+      sharedPath('data', 'msd-task04-hippocampus', 'labelsTr', `${id}.nii.gz`),
+    )
     const gt = Uint8Array.from(gtVol.data)
     const pred = new Uint8Array(gt.length) // an empty prediction: only the ground truth is coloured
     const labels = [1, 2].map((value) => ({ value, name: `L${value}`, color: labelColor(value) }))
@@ -256,7 +359,8 @@ describe('report slices', () => {
     // Independent count of the foreground per slice along the axial axis.
     const per = new Array(img.shape[axis]).fill(0)
     const [nx, ny] = img.shape
-    for (let v = 0; v < gt.length; v++) if (gt[v]) per[[v % nx, Math.floor(v / nx) % ny, Math.floor(v / (nx * ny))][axis]]++
+    for (let v = 0; v < gt.length; v++)
+      if (gt[v]) per[[v % nx, Math.floor(v / nx) % ny, Math.floor(v / (nx * ny))][axis]]++
     expect(s.index).toBe(per.indexOf(Math.max(...per)))
     expect(s.foreground.groundTruth).toBe(per[s.index])
     expect(s.foreground.prediction).toBe(0)
@@ -265,7 +369,12 @@ describe('report slices', () => {
     const { width: pw, height: ph, gap } = s.panel
     const voxelsOf = (label: number) => {
       let c = 0
-      for (let v = 0; v < gt.length; v++) if (gt[v] === label && [v % nx, Math.floor(v / nx) % ny, Math.floor(v / (nx * ny))][axis] === s.index) c++
+      for (let v = 0; v < gt.length; v++)
+        if (
+          gt[v] === label &&
+          [v % nx, Math.floor(v / nx) % ny, Math.floor(v / (nx * ny))][axis] === s.index
+        )
+          c++
       return c
     }
     const inPanel = (p: number) => {
@@ -273,14 +382,18 @@ describe('report slices', () => {
       for (let y = 0; y < ph; y++)
         for (let x = 0; x < pw; x++) {
           const o = (y * png.width + p * (pw + gap) + x) * 3
-          const r = png.data[o], g = png.data[o + 1], b = png.data[o + 2]
+          const r = png.data[o],
+            g = png.data[o + 1],
+            b = png.data[o + 2]
           const key = r === g && g === b ? 'grey' : `${r},${g},${b}`
           counts.set(key, (counts.get(key) ?? 0) + 1)
         }
       return counts
     }
     const gtPanel = inPanel(1)
-    const colouredPixels = [...gtPanel.entries()].filter(([k]) => k !== 'grey').reduce((n, [, c]) => n + c, 0)
+    const colouredPixels = [...gtPanel.entries()]
+      .filter(([k]) => k !== 'grey')
+      .reduce((n, [, c]) => n + c, 0)
     const pxPerVoxel = colouredPixels / s.foreground.groundTruth
     expect(pxPerVoxel).toBeGreaterThan(1)
     // Label 1 blends red (R > G), label 2 green (G > R), over a grey pixel.
