@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:f
 import { join } from 'node:path'
 import { decode } from 'fast-png'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { readDicomSeg, readDicomSeries } from '../../../main/data/dicom'
 import { readVolume } from '../../../main/data/volume-io'
 import type { Mat4 } from '../../../main/data/volume'
 import type { JobInfo } from '../../../main/contract'
@@ -23,7 +24,9 @@ import {
   pickWorstAndMedian,
   renderSlice,
 } from '../../../main/services/report-slices'
+import { writeLabelNifti, type PredictionsManifest } from '../../../main/services/inference'
 import { labelColor } from '../../../main/services/review'
+import { atomicWriteJson } from '../../../main/workspace/atomic'
 import { runFiles } from '../../../main/workspace/run-layout'
 import { createRun } from '../../../main/workspace/runs'
 import { testRunConfig } from '../../helpers/inference'
@@ -163,6 +166,118 @@ describe('export job', () => {
     expect(r.unavailable.map((u) => u.caseId)).toEqual(CASES)
     expect(r.unavailable[0].reason).toMatch(/source image .* is NIfTI/)
     expect(r.files.filter((f) => f.endsWith('.dcm'))).toEqual([])
+  })
+
+  it('writes a DICOM SEG where the source is a DICOM series (an ensemble-style set)', async () => {
+    const series = sharedPath(
+      'data',
+      'dicom-samples',
+      'tcia-brain-tumor-progression_PGBM-001_19911119',
+    )
+    const ref = await readDicomSeries(join(series, 'T1post'))
+    const mask = await readDicomSeries(join(series, 'MaskTumor'))
+    const dir = join(WS, 'predictions', 'dicom')
+    await writeLabelNifti(
+      join(dir, 'PGBM-001.nii.gz'),
+      Uint8Array.from(mask.data, (v) => (v > 0 ? 1 : 0)),
+      ref.shape,
+      ref.affine,
+    )
+    const m: PredictionsManifest = {
+      format: 'dsd-predictions',
+      version: 1,
+      createdAt: new Date().toISOString(),
+      datasetId: null,
+      runIds: [],
+      fold: null,
+      which: null,
+      models: [],
+      settings: { overlap: 0.25, blend: 'constant', tta: false, swBatch: 1 },
+      preprocessing: { spacing: null, reorient: true, intensity: { kind: 'zscore' } },
+      preprocessingHash: 'test',
+      labelMap: { classes: { '0': 'background', '1': 'tumour' } },
+      classes: 2,
+      cases: [
+        {
+          caseId: 'PGBM-001',
+          file: 'PGBM-001.nii.gz',
+          preprocessedFile: null,
+          images: [join(series, 'T1post')],
+          label: null,
+          sourceFormat: 'dicom',
+          shape: ref.shape,
+          affine: ref.affine,
+          preprocessedShape: ref.shape,
+          seconds: 0,
+        },
+      ],
+    }
+    await atomicWriteJson(join(dir, 'predictions.json'), m)
+    const r = await runExport(WS, {
+      sets: [{ kind: 'ensemble', name: 'dicom' }],
+      formats: ['nifti', 'dicom-seg'],
+      name: 'dicom-seg',
+      values: 'classes',
+      grid: 'original',
+    })
+    expect(r.unavailable).toEqual([])
+    expect(r.files).toContain('masks/PGBM-001.seg.dcm')
+    const seg = await readDicomSeg(join(r.folder, 'masks', 'PGBM-001.seg.dcm'), ref)
+    expect(seg.segments.map((x) => [x.number, x.label])).toEqual([[1, 'tumour']])
+    const nii = await readVolume(join(r.folder, 'masks', 'PGBM-001.nii.gz'))
+    expect(Array.from(seg.volume.data)).toEqual(Array.from(nii.data))
+    expect(nii.shape).toEqual(ref.shape)
+  })
+
+  it('several sets: one folder each, a fold filter, one report over all of them', async () => {
+    const run1 = 'hippo-DSD-fold1'
+    await createRun(WS, testRunConfig({ id: run1, datasetId: 'hippo', split: 'k5', fold: 1 }))
+    const other = ['hippocampus_006', 'hippocampus_007']
+    await writeShiftedSet(join(runFiles(WS, run1).predictions, 'last'), {
+      datasetId: null,
+      cases: other,
+      fold: 1,
+      runIds: [run1],
+      shift: 2,
+    })
+    const sets = [REF, { kind: 'run' as const, runId: run1, set: 'last' }]
+    const only1 = await runExport(WS, {
+      sets,
+      folds: [1],
+      formats: ['nifti'],
+      name: 'fold1',
+      values: 'classes',
+      grid: 'original',
+    })
+    expect(only1.sets.map((x) => x.key)).toEqual([`run:${run1}/last`])
+    expect(only1.files.filter((f) => f.endsWith('.nii.gz'))).toEqual(
+      other.map((c) => `masks/${c}.nii.gz`),
+    )
+    await expect(
+      runExport(WS, {
+        sets,
+        folds: [3],
+        formats: ['nifti'],
+        name: 'fold3',
+        values: 'classes',
+        grid: 'original',
+      }),
+    ).rejects.toThrow(/None of the chosen prediction sets is of fold 3/)
+    const both = await runExport(WS, {
+      sets,
+      formats: ['nifti', 'metrics', 'report'],
+      name: 'both',
+      values: 'classes',
+      grid: 'original',
+    })
+    expect(both.sets.map((x) => x.folder)).toEqual([RUN, run1])
+    expect(both.files).toContain(`${RUN}/masks/hippocampus_001.nii.gz`)
+    expect(both.files).toContain(`${run1}/masks/hippocampus_006.nii.gz`)
+    expect(both.files).toContain(`${run1}/metrics/last-original.csv`)
+    const html = readFileSync(join(both.folder, 'report.html'), 'utf8')
+    // The combined table holds both runs' cases; the worst case over both is still the empty prediction.
+    for (const c of [...CASES, ...other]) expect(html).toContain(`<td>${c}</td>`)
+    expect(html).toMatch(/<figure class="slice" data-case="hippocampus_004" data-roles="worst"/)
   })
 
   it('a cancelled export leaves nothing in exports/', async () => {
