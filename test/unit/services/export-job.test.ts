@@ -16,7 +16,7 @@ import type { JobInfo } from '../../../main/contract'
 import type { ExportResult } from '../../../main/contract/export'
 import { createApp } from '../../../main/services/app'
 import { evaluatePredictions, tableToCsv, writeTable } from '../../../main/services/evaluation'
-import { exportFolder, exportsDir, runExport } from '../../../main/services/export-job'
+import { exportFolder, exportsDir, openExport, runExport } from '../../../main/services/export-job'
 import { createJobSystem } from '../../../main/services/jobs'
 import {
   axialLayout,
@@ -355,6 +355,34 @@ describe('export job', () => {
     } finally {
       await app.close()
     }
+  })
+})
+
+describe('export.open', () => {
+  it('hands the opener (Electron: shell.openPath) only the resolved folder of an existing export', async () => {
+    await runExport(WS, {
+      sets: [REF],
+      cases: ['hippocampus_001'],
+      formats: ['nifti'],
+      name: 'to-open',
+      values: 'classes',
+      grid: 'original',
+    })
+    const asked: string[] = []
+    const opener = async (folder: string) => (asked.push(folder), '')
+    expect(await openExport(WS, 'to-open', opener)).toEqual({
+      opened: true,
+      folder: join(exportsDir(WS), 'to-open'),
+    })
+    // The opener's error text comes back as the reason.
+    expect(await openExport(WS, 'to-open', async () => 'no file manager')).toEqual({
+      opened: false,
+      folder: join(exportsDir(WS), 'to-open'),
+      reason: 'no file manager',
+    })
+    for (const bad of ['..', '../runs', 'missing', '.staging-1-ab'])
+      await expect(openExport(WS, bad, opener)).rejects.toThrow()
+    expect(asked).toEqual([join(exportsDir(WS), 'to-open')])
   })
 })
 
