@@ -22,6 +22,7 @@
  */
 import { tf } from '../../tf'
 import { targetGroups } from './occupancy'
+import { TERM_NAMES } from '../../loss-terms'
 import { defineGradient, defineKernel, runKernel } from './register'
 import {
   bindings,
@@ -41,19 +42,7 @@ export const LOSS_OUTPUTS = ['Y', 'D4', 'D3', 'D2', 'D1', 'E1', 'E2', 'E3', 'E4'
 type OutName = (typeof LOSS_OUTPUTS)[number]
 
 /** The 11 terms, in golden/dsd/loss.json order (the kernel's value is [total, ...terms]). */
-export const LOSS_TERMS = [
-  'dce_Y',
-  'dce_D4',
-  'dce_D3',
-  'dce_D2',
-  'dce_D1',
-  'kl_dec_D4',
-  'kl_dec_D3',
-  'kl_dec_D2',
-  'kl_enc_E1',
-  'kl_enc_E2',
-  'kl_enc_E3',
-] as const
+export const LOSS_TERMS = TERM_NAMES
 
 const SMOOTH = 1e-5
 
