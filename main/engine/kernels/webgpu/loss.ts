@@ -175,20 +175,13 @@ ${bindings([{ name: 'part' }], [{ name: 'sums' }], SUM.members())}
   sums[i] = t;
 }`
 
+/** Uniform names of the 11 term weights. */
+const TERM_WEIGHTS = LOSS_TERMS.map((_, i) => `w${i}`)
+
 const TERMS = new Params(['B', 'K'], 0, [
   'N',
   'tau2',
-  'w0',
-  'w1',
-  'w2',
-  'w3',
-  'w4',
-  'w5',
-  'w6',
-  'w7',
-  'w8',
-  'w9',
-  'w10',
+  ...TERM_WEIGHTS,
 ])
 
 /** Terms, total and the Dice coefficients (A = (2I+s)/D², G = 2/D per entry, sample, class). */
@@ -244,17 +237,7 @@ const BWD = new Params(['B', 'S', 'K', 'lanes'], 0, [
   'N',
   'invT',
   'tau',
-  'w0',
-  'w1',
-  'w2',
-  'w3',
-  'w4',
-  'w5',
-  'w6',
-  'w7',
-  'w8',
-  'w9',
-  'w10',
+  ...TERM_WEIGHTS,
 ])
 
 function backwardCode(g: Group, K: number, coefBase: number, write: number[]): string {
