@@ -36,7 +36,9 @@ import {
 } from '../metrics'
 import { atomicWriteFile, atomicWriteJson } from '../workspace/atomic'
 import { DatasetService } from './datasets'
-import { readPredictionsManifest, type PredictedCase, type PredictionsManifest } from './inference'
+// The manifest reader and types only: evaluation never loads TensorFlow.js.
+import type { PredictedCase, PredictionsManifest } from './inference/types'
+import { readPredictionsManifest } from './inference/write'
 import { checkRunSplit } from '../workspace/cases'
 import { runFiles } from '../workspace/run-layout'
 import { readRunConfig } from '../workspace/runs'

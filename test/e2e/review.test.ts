@@ -266,7 +266,8 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       patch: [16, 16, 16],
       batch: 1,
       validateEvery: 0,
-      backend: 'cpu',
+      // The wasm kernels: training and prediction about 4× faster than the JS reference backend.
+      backend: 'wasm',
     })
     if (!created.ok) throw new Error(`runs.create failed: ${created.error.message}`)
     runIds = (created.value as { runIds: string[] }).runIds
