@@ -9,13 +9,13 @@ import {
   combineTables,
   compareTables,
   evaluatePredictions,
-  evaluateRun,
   writeComparison,
   writeTable,
   type ComparisonResult,
   type EvaluateOptions,
   type EvaluationTable,
 } from '../services/evaluation'
+import { evaluateSet } from '../services/predict-evaluate'
 import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
 import { CliError, SOURCE_OPTIONS, numberOption, parse, printJson } from './args'
@@ -152,9 +152,9 @@ export async function run(args: string[]): Promise<number> {
   const evalRuns = async (ids: string[]): Promise<EvaluationTable> => {
     const tables: EvaluationTable[] = []
     for (const id of ids) {
-      const t = await evaluateRun(ws, id, { ...base, predictions: pred, name })
-      await writeTable(t, runFiles(ws, id).metrics, name)
-      tables.push(t)
+      // The app's evaluate job runs the same function (main/services/predict-evaluate.ts).
+      const { table } = await evaluateSet(ws, { kind: 'run', runId: id, set: pred }, { ...base, name })
+      tables.push(table)
     }
     return tables.length === 1 ? tables[0] : combineTables(tables, `${ids.join('+')}-${name}`)
   }

@@ -101,6 +101,12 @@ export const RunConfig = z
     datasetId: id,
     /** Split file name under datasets/<id>/splits/ (without .json). */
     split: id,
+    /**
+     * `sha256:<hex>` of the split's partition when the run was created: predict and evaluate
+     * refuse the run once the split file holds another partition (absent in runs created
+     * before it was recorded; their manifest.json's split hash is used instead).
+     */
+    splitHash: z.string().optional(),
     /** 0-based fold index. */
     fold: z.number().int().min(0),
     model: z.object({

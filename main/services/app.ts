@@ -4,7 +4,7 @@
  * layers. Heavy modules (TensorFlow.js, dataset code) load lazily on first use.
  */
 import { arch, platform } from 'node:process'
-import type { AppInfo, BackendProbe, CommandParams, EventPayload, RunConfig, RunState, RunSummary } from '../contract'
+import { JOB_ENDED, type AppInfo, type BackendProbe, type CommandParams, type EventPayload, type RunConfig, type RunState, type RunSummary } from '../contract'
 import { DsdError } from '../errors'
 import type { JobSystem } from '../jobs/system'
 import { throttle, type Throttle } from '../jobs/throttle'
@@ -212,6 +212,30 @@ export function createApp(options: AppOptions): App {
     'predictions.list': async () => (await import('./review')).listPredictionSets(options.workspace),
     'metrics.get': async ({ ref, table }) => (await import('./review')).getMetrics(options.workspace, ref, table),
     'review.case': async ({ ref, caseId }) => (await import('./review')).reviewCase(options.workspace, ref, caseId),
+    // Prediction and evaluation as jobs (main/services/predict-evaluate.ts, the CLI's functions).
+    'predictions.predict': async (req) => {
+      const { checkPredictable, predictionTarget } = await import('./predict-evaluate')
+      await ready
+      await checkPredictable(options.workspace, req)
+      const { ref, key } = predictionTarget(options.workspace, req)
+      const busy = jobs.list().find((j) => (j.kind === 'predict' || j.kind === 'evaluate') && j.subject === key && !JOB_ENDED.includes(j.status))
+      if (busy) throw new DsdError('PREDICTION_BUSY', `${key} is already being ${busy.kind === 'predict' ? 'predicted' : 'evaluated'} (${busy.status}); wait for it or cancel it in the Tasks panel.`, { jobId: busy.jobId })
+      const job = jobs.start('predict', req)
+      if (req.evaluate) {
+        // Evaluate the set once its prediction has completed (a cancelled or failed one is not scored).
+        void jobs.wait(job.jobId).then((end) => {
+          if (end.status === 'completed') jobs.start('evaluate', { ref })
+        }).catch((err: Error) => console.error(`dsd: could not queue the evaluation of ${key}: ${err.message}`))
+      }
+      return { job, ref, key }
+    },
+    'metrics.evaluate': async ({ ref }) => {
+      const { readSet } = await import('./prediction-sets')
+      await readSet(options.workspace, ref) // PREDICTIONS_NOT_FOUND now, not as a failed job
+      await ready
+      return { job: jobs.start('evaluate', { ref }) }
+    },
+    'metrics.compare': async ({ a, b, metrics }) => (await import('./predict-evaluate')).compareSets(options.workspace, a, b, metrics),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
   return {

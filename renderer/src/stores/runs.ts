@@ -88,10 +88,20 @@ export const useRunStore = defineStore('runs', () => {
     await refresh()
   }
 
+  /**
+   * Predict a run's validation cases (its `last` checkpoint) and evaluate them: a `predict` job,
+   * then an `evaluate` job the main side queues once it completes. Returns the set's key.
+   */
+  async function predict(runId: string): Promise<string> {
+    const { job, key } = await api.invoke('predictions.predict', { runIds: [runId], evaluate: true })
+    void jobs.wait(job)
+    return key
+  }
+
   /** The training job of a run (the newest), if this window knows it. */
   function jobOf(runId: string) {
     return jobs.latest('train', runId)
   }
 
-  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, jobOf }
+  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, jobOf }
 })
