@@ -12,6 +12,7 @@ import { BackendName, id } from './shapes'
 import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 import { reviewCommands } from './review'
+import { exportCommands } from './export'
 
 export { ErrorShape } from './errors'
 export { BackendName } from './shapes'
@@ -168,6 +169,7 @@ export const commands = {
     response: z.object({ accepted: z.boolean() }),
   },
   ...reviewCommands,
+  ...exportCommands,
 } as const
 
 export type Commands = typeof commands

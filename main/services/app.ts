@@ -21,6 +21,11 @@ export interface AppOptions {
   validateResponses?: boolean
   /** Heap cap of each training worker in MB (default DSD_WORKER_HEAP_MB, else Node's). */
   workerHeapMb?: number
+  /**
+   * Show a folder in the system file manager (Electron: `shell.openPath`; resolves to '' or an
+   * error text). Absent in browser mode and the CLI: `export.open` then answers the path only.
+   */
+  openFolder?: (folder: string) => Promise<string>
 }
 
 export interface App {
@@ -236,6 +241,13 @@ export function createApp(options: AppOptions): App {
       return { job: jobs.start('evaluate', { ref }) }
     },
     'metrics.compare': async ({ a, b, metrics }) => (await import('./predict-evaluate')).compareSets(options.workspace, a, b, metrics),
+    // Export (main/services/export-job.ts): a job into <workspace>/exports/<name>/.
+    'export.start': async (p) => {
+      await (await import('./export-job')).checkExport(options.workspace, p)
+      await ready
+      return { job: jobs.start('export', p) }
+    },
+    'export.open': async ({ name }) => (await import('./export-job')).openExport(options.workspace, name, options.openFolder),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
   return {

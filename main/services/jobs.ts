@@ -8,6 +8,7 @@
  * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
  * | predict          | worker thread (inference-worker) | device | no | failed, start again |
  * | evaluate         | worker thread (inference-worker) | io     | no | failed, start again |
+ * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
  *
  * A new kind (export, …): a params schema, a label, a queue, and `run` (in-process, or
  * `runWorker` with a worker entry under main/workers/).
@@ -21,6 +22,7 @@ import { id } from '../contract/shapes'
 import { DsdError } from '../errors'
 import { JobSystem, type JobKind } from '../jobs/system'
 import { runWorker } from '../jobs/worker'
+import { exportKind } from './export-job'
 import type { TrainMessage } from '../training/loop'
 import type { InferenceMessage, InferenceTask, InferenceWorkerData, TrainWorkerData } from '../workers/protocol'
 import { workspaceJobStore } from '../workspace/jobs'
@@ -214,4 +216,5 @@ export function createJobSystem(workspace: string, options: AppJobsOptions = {})
     .register(trainKind(workspace, options))
     .register(predictKind(workspace, options))
     .register(evaluateKind(workspace, options))
+    .register(exportKind(workspace))
 }
