@@ -126,7 +126,7 @@ export function trainKind(workspace: string, options: TrainKindOptions = {}): Jo
         tell(runId, { type: 'error', error: { code: e.code, message: state.message, details: {} }, state })
         throw new DsdError(e.code, state.message, { runId })
       }
-      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details)
+      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details, final.error.appMessage)
       if (final.type === 'done' && final.state.status === 'cancelled') throw new DsdError('CANCELLED', final.state.message, { runId })
       return (final as { state: RunState }).state
     },
@@ -151,7 +151,7 @@ async function diedState(workspace: string, runId: string, last: RunState | null
     epochs: state?.epochs ?? 0,
     bestEpoch: state?.bestEpoch ?? null,
     bestMeanDice: state?.bestMeanDice ?? null,
-    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
+    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume the run (Resume in the app's runs table, or \`dsd resume ${runId}\`).`,
     updatedAt: new Date().toISOString(),
   }
   await writeRunState(workspace, runId, next).catch(() => undefined)
