@@ -12,11 +12,13 @@ import { BackendName, id } from './shapes'
 import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 import { reviewCommands } from './review'
+import { quickStartCommands } from './quickstart'
 
 export { ErrorShape } from './errors'
 export { BackendName } from './shapes'
 export * from './jobs'
 export * from './runs'
+export * from './quickstart'
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
@@ -168,6 +170,7 @@ export const commands = {
     response: z.object({ accepted: z.boolean() }),
   },
   ...reviewCommands,
+  ...quickStartCommands,
 } as const
 
 export type Commands = typeof commands

@@ -203,6 +203,12 @@ export function createApp(options: AppOptions): App {
       }
       return { job: jobs.start('train', { runId }) }
     },
+    'quickstart.start': async (p) => {
+      const { prepareQuickStart } = await import('./quickstart')
+      await ready
+      const { runId, datasetId } = await prepareQuickStart(options.workspace, p)
+      return { runId, datasetId, job: jobs.start('quickstart', { runId }) }
+    },
     'jobs.list': async () => {
       await ready
       return { jobs: jobs.list() }

@@ -6,6 +6,7 @@
  * | datasets.import  | in-process (DatasetService) | io     | no    | failed, start again |
  * | datasets.audit   | in-process (DatasetService) | io     | no    | failed, start again |
  * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
+ * | quickstart       | train-worker, then in-process prediction + evaluation (services/quickstart.ts) | device | yes (training) | failed; `dsd resume` the run |
  *
  * Prediction, evaluation and export become kinds here: a params schema, a label, a queue, and
  * `run` (in-process, or `runWorker` with a worker entry under main/workers/).
@@ -23,6 +24,7 @@ import type { TrainWorkerData } from '../workers/protocol'
 import { workspaceJobStore } from '../workspace/jobs'
 import { runFiles } from '../workspace/run-layout'
 import { readRunState, writeRunState } from '../workspace/runs'
+import { quickStartKind } from './quickstart'
 
 async function datasetService(workspace: string) {
   const { createDatasetService } = await import('./datasets')
@@ -160,11 +162,13 @@ export interface AppJobsOptions extends TrainKindOptions {
 
 /** The job system of a workspace with every kind of this app registered. */
 export function createJobSystem(workspace: string, options: AppJobsOptions = {}): JobSystem {
+  const train = trainKind(workspace, options)
   return new JobSystem({
     store: options.persist ? workspaceJobStore(workspace) : undefined,
     progressIntervalMs: options.progressIntervalMs,
   })
     .register(importKind(workspace))
     .register(auditKind(workspace))
-    .register(trainKind(workspace, options))
+    .register(train)
+    .register(quickStartKind(workspace, train))
 }
