@@ -13,11 +13,13 @@ import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 import { reviewCommands } from './review'
 import { exportCommands } from './export'
+import { quickStartCommands } from './quickstart'
 
 export { ErrorShape } from './errors'
 export { BackendName } from './shapes'
 export * from './jobs'
 export * from './runs'
+export * from './quickstart'
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
@@ -215,6 +217,7 @@ export const commands = {
   },
   ...reviewCommands,
   ...exportCommands,
+  ...quickStartCommands,
 } as const
 
 export type Commands = typeof commands

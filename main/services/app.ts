@@ -258,6 +258,12 @@ export function createApp(options: AppOptions): App {
         },
       }
     },
+    'quickstart.start': async (p) => {
+      const { prepareQuickStart } = await import('./quickstart')
+      await ready
+      const { runId, datasetId } = await prepareQuickStart(options.workspace, p)
+      return { runId, datasetId, job: jobs.start('quickstart', { runId }) }
+    },
     'jobs.list': async () => {
       await ready
       return { jobs: jobs.list() }

@@ -9,6 +9,7 @@
  * | predict          | worker thread (inference-worker) | device | no | failed, start again |
  * | evaluate         | worker thread (inference-worker) | io     | no | failed, start again |
  * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
+ * | quickstart       | train-worker, then in-process prediction + evaluation (services/quickstart.ts) | device | yes (training) | failed; `dsd resume` the run |
  *
  * A new kind (export, …): a params schema, a label, a queue, and `run` (in-process, or
  * `runWorker` with a worker entry under main/workers/).
@@ -30,6 +31,7 @@ import { runFiles } from '../workspace/run-layout'
 import { readRunState, writeRunState } from '../workspace/runs'
 import { predictionTarget } from './predict-evaluate'
 import { setKey } from './prediction-sets'
+import { quickStartKind } from './quickstart'
 
 async function datasetService(workspace: string) {
   const { createDatasetService } = await import('./datasets')
@@ -207,14 +209,16 @@ export interface AppJobsOptions extends TrainKindOptions {
 
 /** The job system of a workspace with every kind of this app registered. */
 export function createJobSystem(workspace: string, options: AppJobsOptions = {}): JobSystem {
+  const train = trainKind(workspace, options)
   return new JobSystem({
     store: options.persist ? workspaceJobStore(workspace) : undefined,
     progressIntervalMs: options.progressIntervalMs,
   })
     .register(importKind(workspace))
     .register(auditKind(workspace))
-    .register(trainKind(workspace, options))
+    .register(train)
     .register(predictKind(workspace, options))
     .register(evaluateKind(workspace, options))
     .register(exportKind(workspace))
+    .register(quickStartKind(workspace, train))
 }
