@@ -19,7 +19,7 @@ import { loadReportRun, writeReport } from '../services/report'
 import { reportSlices, type ReportSlice } from '../services/report-slices'
 import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, parse, printJson } from './args'
+import { CliError, SOURCE_OPTIONS, parse, printJson } from './args'
 
 export const summary =
   'Export masks (NIfTI, DICOM SEG), metrics CSV and a self-contained HTML report'
@@ -82,21 +82,14 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parse(
     args,
     {
-      run: { type: 'string', multiple: true },
-      dir: { type: 'string' },
-      a: { type: 'string' },
-      b: { type: 'string' },
+      ...SOURCE_OPTIONS,
       out: { type: 'string' },
       masks: { type: 'boolean' },
       format: { type: 'string' },
       values: { type: 'string' },
       metrics: { type: 'boolean' },
       report: { type: 'boolean' },
-      predictions: { type: 'string' },
-      grid: { type: 'string' },
       title: { type: 'string' },
-      workspace: { type: 'string' },
-      json: { type: 'boolean' },
     },
     false,
   )
