@@ -30,6 +30,9 @@ import { DsdError } from '../errors'
 import type { JobKind } from '../jobs/system'
 import { resolveInside } from '../safe-path'
 import { atomicWriteJson } from '../workspace/atomic'
+import { checkRunSplit } from '../workspace/cases'
+import { runFiles } from '../workspace/run-layout'
+import { readRunConfig } from '../workspace/runs'
 import { createEntry } from '../workspace/entries'
 import { sweepOnce } from '../workspace/sweep'
 import { combineTables, evaluatePredictions, writeTable, type EvaluationTable } from './evaluation'
@@ -129,6 +132,16 @@ async function chooseSets(workspace: string, p: ExportParams): Promise<ChosenSet
     }
     for (const s of sets) s.cases = s.cases.filter((c) => wanted.has(c))
     sets = sets.filter((s) => s.cases.length > 0)
+  }
+  if (p.formats.includes('metrics') || p.formats.includes('report')) {
+    // Metrics of a run whose split changed would count training cases as validation cases.
+    const runIds = new Set(
+      sets.flatMap((s) => (s.ref.kind === 'run' ? [s.ref.runId] : s.manifest.runIds)),
+    )
+    for (const runId of runIds) {
+      if (existsSync(runFiles(workspace, runId).config))
+        await checkRunSplit(workspace, await readRunConfig(workspace, runId))
+    }
   }
   if (sets.length > 1) {
     const used = new Set<string>()

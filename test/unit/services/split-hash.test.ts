@@ -11,6 +11,7 @@ import { splitHash, type SplitFile } from '../../../main/data/splits'
 import type { DsdError } from '../../../main/errors'
 import { DatasetService } from '../../../main/services/datasets'
 import { evaluateRun } from '../../../main/services/evaluation'
+import { runExport } from '../../../main/services/export-job'
 import { predictCases } from '../../../main/services/inference'
 import { createRuns } from '../../../main/services/training'
 import { readRunConfig } from '../../../main/workspace/runs'
@@ -109,6 +110,17 @@ describe('the split hash of a run', () => {
     const ev = dsdCli(WS, ['evaluate', '--run', runId])
     expect(ev.status).not.toBe(0)
     expect(ev.stderr).toContain(rotated.hash)
+
+    // The app's export refuses the metrics and the report of such a run; its masks still export.
+    const set = { kind: 'run' as const, runId, set: 'last' }
+    const opts = { values: 'classes' as const, grid: 'original' as const }
+    for (const f of ['metrics', 'report'] as const) {
+      const x = await refusal(runExport(WS, { sets: [set], formats: [f], ...opts }))
+      expect(x.code).toBe('SPLIT_CHANGED')
+      expect(x.message).toContain(rotated.hash)
+    }
+    const masks = await runExport(WS, { sets: [set], formats: ['nifti'], name: 'masks-only', ...opts })
+    expect(masks.files.filter((f) => f.endsWith('.nii.gz'))).toHaveLength(1)
 
     // Restoring the split the run was trained with lets both run again.
     writeFileSync(splitFile, JSON.stringify(split, null, 2))
