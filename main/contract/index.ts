@@ -12,11 +12,14 @@ import { BackendName, id } from './shapes'
 import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 import { reviewCommands } from './review'
+import { exportCommands } from './export'
+import { quickStartCommands } from './quickstart'
 
 export { ErrorShape } from './errors'
 export { BackendName } from './shapes'
 export * from './jobs'
 export * from './runs'
+export * from './quickstart'
 
 // ---------------------------------------------------------------------------------------------
 // Shared shapes
@@ -213,6 +216,8 @@ export const commands = {
     response: z.object({ accepted: z.boolean() }),
   },
   ...reviewCommands,
+  ...exportCommands,
+  ...quickStartCommands,
 } as const
 
 export type Commands = typeof commands

@@ -4,7 +4,7 @@
  * layers. Heavy modules (TensorFlow.js, dataset code) load lazily on first use.
  */
 import { arch, platform } from 'node:process'
-import type { AppInfo, BackendProbe, CommandParams, EventPayload, RunConfig, RunState, RunSummary } from '../contract'
+import { JOB_ENDED, type AppInfo, type BackendProbe, type CommandParams, type EventPayload, type RunConfig, type RunState, type RunSummary } from '../contract'
 import { DsdError } from '../errors'
 import type { JobSystem } from '../jobs/system'
 import { throttle, type Throttle } from '../jobs/throttle'
@@ -21,6 +21,11 @@ export interface AppOptions {
   validateResponses?: boolean
   /** Heap cap of each training worker in MB (default DSD_WORKER_HEAP_MB, else Node's). */
   workerHeapMb?: number
+  /**
+   * Show a folder in the system file manager (Electron: `shell.openPath`; resolves to '' or an
+   * error text). Absent in browser mode and the CLI: `export.open` then answers the path only.
+   */
+  openFolder?: (folder: string) => Promise<string>
 }
 
 export interface App {
@@ -253,6 +258,12 @@ export function createApp(options: AppOptions): App {
         },
       }
     },
+    'quickstart.start': async (p) => {
+      const { prepareQuickStart } = await import('./quickstart')
+      await ready
+      const { runId, datasetId } = await prepareQuickStart(options.workspace, p)
+      return { runId, datasetId, job: jobs.start('quickstart', { runId }) }
+    },
     'jobs.list': async () => {
       await ready
       return { jobs: jobs.list() }
@@ -262,6 +273,37 @@ export function createApp(options: AppOptions): App {
     'predictions.list': async () => (await import('./review')).listPredictionSets(options.workspace),
     'metrics.get': async ({ ref, table }) => (await import('./review')).getMetrics(options.workspace, ref, table),
     'review.case': async ({ ref, caseId }) => (await import('./review')).reviewCase(options.workspace, ref, caseId),
+    // Prediction and evaluation as jobs (main/services/predict-evaluate.ts, the CLI's functions).
+    'predictions.predict': async (req) => {
+      const { checkPredictable, predictionTarget } = await import('./predict-evaluate')
+      await ready
+      await checkPredictable(options.workspace, req)
+      const { ref, key } = predictionTarget(options.workspace, req)
+      const busy = jobs.list().find((j) => (j.kind === 'predict' || j.kind === 'evaluate') && j.subject === key && !JOB_ENDED.includes(j.status))
+      if (busy) throw new DsdError('PREDICTION_BUSY', `${key} is already being ${busy.kind === 'predict' ? 'predicted' : 'evaluated'} (${busy.status}); wait for it or cancel it in the Tasks panel.`, { jobId: busy.jobId })
+      const job = jobs.start('predict', req)
+      if (req.evaluate) {
+        // Evaluate the set once its prediction has completed (a cancelled or failed one is not scored).
+        void jobs.wait(job.jobId).then((end) => {
+          if (end.status === 'completed') jobs.start('evaluate', { ref })
+        }).catch((err: Error) => console.error(`dsd: could not queue the evaluation of ${key}: ${err.message}`))
+      }
+      return { job, ref, key }
+    },
+    'metrics.evaluate': async ({ ref }) => {
+      const { readSet } = await import('./prediction-sets')
+      await readSet(options.workspace, ref) // PREDICTIONS_NOT_FOUND now, not as a failed job
+      await ready
+      return { job: jobs.start('evaluate', { ref }) }
+    },
+    'metrics.compare': async ({ a, b, metrics }) => (await import('./predict-evaluate')).compareSets(options.workspace, a, b, metrics),
+    // Export (main/services/export-job.ts): a job into <workspace>/exports/<name>/.
+    'export.start': async (p) => {
+      await (await import('./export-job')).checkExport(options.workspace, p)
+      await ready
+      return { job: jobs.start('export', p) }
+    },
+    'export.open': async ({ name }) => (await import('./export-job')).openExport(options.workspace, name, options.openFolder),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
   return {

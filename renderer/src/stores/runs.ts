@@ -89,6 +89,16 @@ export const useRunStore = defineStore('runs', () => {
   }
 
   /**
+   * Predict a run's validation cases (its `last` checkpoint) and evaluate them: a `predict` job,
+   * then an `evaluate` job the main side queues once it completes. Returns the set's key.
+   */
+  async function predict(runId: string): Promise<string> {
+    const { job, key } = await api.invoke('predictions.predict', { runIds: [runId], evaluate: true })
+    void jobs.wait(job)
+    return key
+  }
+
+  /**
    * Cancels a run: its training job, or a run left "queued" with no job to run it (the main
    * side marks it cancelled). Returns the run's state.
    */
@@ -112,5 +122,5 @@ export const useRunStore = defineStore('runs', () => {
     return jobs.latest('train', runId)
   }
 
-  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, cancel, remove, jobOf }
+  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, cancel, remove, jobOf }
 })
