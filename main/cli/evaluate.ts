@@ -18,7 +18,7 @@ import {
 import { evaluateSet } from '../services/predict-evaluate'
 import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, numberOption, parse, printJson } from './args'
+import { CliError, SOURCE_OPTIONS, numberOption, parse, printJson } from './args'
 
 export const summary =
   'Score predictions (Dice, HD95, ASSD, NSD per case and label), summarise folds, compare runs'
@@ -95,20 +95,13 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parse(
     args,
     {
-      run: { type: 'string', multiple: true },
-      dir: { type: 'string' },
-      a: { type: 'string' },
-      b: { type: 'string' },
-      predictions: { type: 'string' },
-      grid: { type: 'string' },
+      ...SOURCE_OPTIONS,
       'voxel-units': { type: 'boolean' },
       'nsd-tolerance': { type: 'string' },
       labels: { type: 'string' },
       metrics: { type: 'string' },
       name: { type: 'string' },
       out: { type: 'string' },
-      workspace: { type: 'string' },
-      json: { type: 'boolean' },
     },
     false,
   )

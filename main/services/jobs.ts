@@ -8,6 +8,8 @@
  * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
  * | predict          | worker thread (inference-worker) | device | no | failed, start again |
  * | evaluate         | worker thread (inference-worker) | io     | no | failed, start again |
+ * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
+ * | quickstart       | train-worker, then in-process prediction + evaluation (services/quickstart.ts) | device | yes (training) | failed; `dsd resume` the run |
  *
  * A new kind (export, …): a params schema, a label, a queue, and `run` (in-process, or
  * `runWorker` with a worker entry under main/workers/).
@@ -21,6 +23,7 @@ import { id } from '../contract/shapes'
 import { DsdError } from '../errors'
 import { JobSystem, type JobKind } from '../jobs/system'
 import { runWorker } from '../jobs/worker'
+import { exportKind } from './export-job'
 import type { TrainMessage } from '../training/loop'
 import type { InferenceMessage, InferenceTask, InferenceWorkerData, TrainWorkerData } from '../workers/protocol'
 import { workspaceJobStore } from '../workspace/jobs'
@@ -28,6 +31,7 @@ import { runFiles } from '../workspace/run-layout'
 import { readRunState, writeRunState } from '../workspace/runs'
 import { predictionTarget } from './predict-evaluate'
 import { setKey } from './prediction-sets'
+import { quickStartKind } from './quickstart'
 
 async function datasetService(workspace: string) {
   const { createDatasetService } = await import('./datasets')
@@ -124,7 +128,7 @@ export function trainKind(workspace: string, options: TrainKindOptions = {}): Jo
         tell(runId, { type: 'error', error: { code: e.code, message: state.message, details: {} }, state })
         throw new DsdError(e.code, state.message, { runId })
       }
-      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details)
+      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details, final.error.appMessage)
       if (final.type === 'done' && final.state.status === 'cancelled') throw new DsdError('CANCELLED', final.state.message, { runId })
       return (final as { state: RunState }).state
     },
@@ -149,7 +153,7 @@ async function diedState(workspace: string, runId: string, last: RunState | null
     epochs: state?.epochs ?? 0,
     bestEpoch: state?.bestEpoch ?? null,
     bestMeanDice: state?.bestMeanDice ?? null,
-    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
+    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume the run (Resume in the app's runs table, or \`dsd resume ${runId}\`).`,
     updatedAt: new Date().toISOString(),
   }
   await writeRunState(workspace, runId, next).catch(() => undefined)
@@ -205,13 +209,16 @@ export interface AppJobsOptions extends TrainKindOptions {
 
 /** The job system of a workspace with every kind of this app registered. */
 export function createJobSystem(workspace: string, options: AppJobsOptions = {}): JobSystem {
+  const train = trainKind(workspace, options)
   return new JobSystem({
     store: options.persist ? workspaceJobStore(workspace) : undefined,
     progressIntervalMs: options.progressIntervalMs,
   })
     .register(importKind(workspace))
     .register(auditKind(workspace))
-    .register(trainKind(workspace, options))
+    .register(train)
     .register(predictKind(workspace, options))
     .register(evaluateKind(workspace, options))
+    .register(exportKind(workspace))
+    .register(quickStartKind(workspace, train))
 }

@@ -98,10 +98,29 @@ export const useRunStore = defineStore('runs', () => {
     return key
   }
 
+  /**
+   * Cancels a run: its training job, or a run left "queued" with no job to run it (the main
+   * side marks it cancelled). Returns the run's state.
+   */
+  async function cancel(runId: string): Promise<RunState> {
+    const { state } = await api.invoke('runs.cancel', { runId })
+    setState(runId, state)
+    return state
+  }
+
+  /** Deletes a run (its folder moves to the workspace's trash); returns where it went. */
+  async function remove(runId: string): Promise<string> {
+    const { trashedTo } = await api.invoke('runs.delete', { runId })
+    runs.value = runs.value.filter((r) => r.id !== runId)
+    delete logs.value[runId]
+    delete steps.value[runId]
+    return trashedTo
+  }
+
   /** The training job of a run (the newest), if this window knows it. */
   function jobOf(runId: string) {
     return jobs.latest('train', runId)
   }
 
-  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, jobOf }
+  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, cancel, remove, jobOf }
 })
