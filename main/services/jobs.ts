@@ -168,7 +168,7 @@ async function inferenceJob(workspace: string, task: InferenceTask, ctx: Paramet
     heapMb,
     isFinal: (m) => m.type === 'done' || m.type === 'error',
   })
-  if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details)
+  if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details, final.error.appMessage)
   return (final as { result: unknown }).result
 }
 

@@ -61,7 +61,7 @@ beforeAll(async () => {
     patch: [16, 16, 16],
     filters: TINY.filters,
     epochs: 1,
-    backend: 'cpu',
+    backend: 'wasm',
   })
   ;[runId, other] = configs.map((c) => c.id)
   for (const c of configs) await saveUntrainedCheckpoint(runFiles(WS, c.id).lastCheckpoint, TINY, 1)
@@ -86,7 +86,7 @@ describe('predict and evaluate jobs', () => {
     const predicted = await endOf((j) => j.jobId === job.jobId)
     expect(predicted.error?.message).toBeUndefined()
     expect(predicted).toMatchObject({ status: 'completed', done: 2, total: 2 })
-    expect(predicted.backend?.name).toBe('cpu')
+    expect(predicted.backend?.name).toBe('wasm')
     expect(predicted.result).toMatchObject({ ref, key, cases: 2 })
     const lines = progress.filter((p) => p.jobId === job.jobId).map((p) => p.message)
     expect(lines.some((m) => /^case 1 \/ 2 hippocampus_\d+: infer · window \d+ \/ \d+$/.test(m))).toBe(true)

@@ -77,6 +77,13 @@ describe('the split hash of a run', () => {
     expect(res.manifest.cases).toHaveLength(1)
     const t = await evaluateRun(WS, runId)
     expect(t.rows.length).toBeGreaterThan(0)
+    // The CLI's `dsd evaluate --run` (evaluateSet, as the app's evaluate job) gives the same rows.
+    const cli = dsdCli(WS, ['evaluate', '--run', runId, '--json'])
+    expect(cli.status, cli.stderr).toBe(0)
+    const printed = JSON.parse(cli.stdout) as typeof t
+    expect(printed.name).toBe('last-original')
+    expect(printed.rows).toEqual(t.rows)
+    expect(readFileSync(join(runFiles(WS, runId).metrics, 'last-original.csv'), 'utf8')).toContain(t.rows[0].caseId)
   }, 120_000)
 
   it('refuses predict and evaluate (service and CLI) once the split file holds another partition', async () => {
