@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   predict: () => import('./cli/predict'),
   evaluate: () => import('./cli/evaluate'),
   export: () => import('./cli/export'),
+  demo: () => import('./cli/demo'),
 }
 
 async function help(): Promise<void> {

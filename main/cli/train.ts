@@ -6,6 +6,7 @@ import { createDatasetService } from '../services/datasets'
 import { createJobSystem } from '../services/jobs'
 import { createRuns } from '../services/training'
 import { workspaceRoot } from '../services/workspace-root'
+import { sweepOnce } from '../workspace/sweep'
 import { parseRunForm } from '../training/run-config'
 import { readRunState } from '../workspace/runs'
 import { CliError, intOption, numberOption, parse, printJson } from './args'
@@ -24,7 +25,10 @@ export const usage = `Usage: dsd train --dataset ID [options]
   --epochs N              (default: the preset's — ${Object.entries(RUN_PRESETS).map(([k, p]) => `${k} ${p.epochs.dynunet}`).join(', ')} for dynunet)
   --steps-per-epoch N     (default: one pass over the training cases)
   --lr X --weight-decay X AdamW (default ${RUN_DEFAULTS.lr}, ${RUN_DEFAULTS.weightDecay})
+  --schedule step|poly    learning-rate schedule (default: the preset's, else ${RUN_DEFAULTS.schedule}):
+                          step = StepLR per epoch; poly = linear warm-up, then (1 − t)^power per step
   --step-size N --gamma X StepLR per epoch (default epochs/6, ${RUN_DEFAULTS.gamma})
+  --warmup N --power P    poly: warm-up steps and decay power (default ${RUN_DEFAULTS.warmupSteps}, ${RUN_DEFAULTS.power})
   --temperature X         KL temperature τ (default ${RUN_DEFAULTS.temperature})
   --eta X --alpha1 X --alpha2 X
                           a custom variant (run id …-custom-foldN): η weighs deep supervision,
@@ -54,7 +58,7 @@ function patchOf(v: string | undefined): [number, number, number] | undefined {
 function flagOf(path: PropertyKey[]): string {
   const [head, sub] = path.map(String)
   if (head === 'weights' && sub) return `--${sub}`
-  const names: Record<string, string> = { datasetId: 'dataset', variants: 'variant', preprocess: 'preprocess' }
+  const names: Record<string, string> = { datasetId: 'dataset', variants: 'variant', preprocess: 'preprocess', warmupSteps: 'warmup' }
   return `--${names[head] ?? head.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
 }
 
@@ -132,7 +136,10 @@ export async function run(args: string[]): Promise<number> {
       'steps-per-epoch': { type: 'string' },
       lr: { type: 'string' },
       'weight-decay': { type: 'string' },
+      schedule: { type: 'string' },
       'step-size': { type: 'string' },
+      warmup: { type: 'string' },
+      power: { type: 'string' },
       gamma: { type: 'string' },
       temperature: { type: 'string' },
       eta: { type: 'string' },
@@ -152,6 +159,7 @@ export async function run(args: string[]): Promise<number> {
   )
   if (!values.dataset) throw new CliError('--dataset is required (an id from `dsd import`)')
   const workspace = workspaceRoot(values.workspace)
+  await sweepOnce(workspace) // what killed processes left (staging folders, temp files)
   const datasets = createDatasetService(workspace)
   await datasets.getDataset(values.dataset)
   let split = values.split
@@ -194,8 +202,11 @@ export async function run(args: string[]): Promise<number> {
     stepsPerEpoch: int('steps-per-epoch'),
     lr: num('lr'),
     weightDecay: num('weight-decay'),
+    schedule: values.schedule as RunFormInput['schedule'],
     stepSize: int('step-size'),
     gamma: num('gamma'),
+    warmupSteps: int('warmup'),
+    power: num('power'),
     temperature: num('temperature'),
     ...(customWeights
       ? { weights: { eta: num('eta') ?? RUN_DEFAULTS.weights.eta, alpha1: num('alpha1') ?? RUN_DEFAULTS.weights.alpha1, alpha2: num('alpha2') ?? RUN_DEFAULTS.weights.alpha2 } }

@@ -44,6 +44,8 @@ export const LossWeights = z
 export type LossWeights = z.infer<typeof LossWeights>
 
 const positiveInt = z.number().int().positive()
+/** Each patch axis is a multiple of this (the networks downsample 4 times by 2). */
+export const PATCH_MULTIPLE = 16
 /** A training patch [d, h, w] in voxels. */
 const Patch = z.tuple([positiveInt, positiveInt, positiveInt])
 /** DynUNet channels per level (5 levels). */
@@ -52,6 +54,29 @@ const Batch = z.number().int().min(1).max(64)
 const Epochs = z.number().int().min(1).max(100000)
 const Overlap = z.number().min(0).max(0.95)
 const Gamma = z.number().positive().max(1)
+const WarmupSteps = z.number().int().min(0)
+const Power = z.number().positive().max(10)
+
+/** The learning-rate schedules a run can use (names as the CLI's `--schedule`). */
+export const ScheduleKind = z.enum(['step', 'poly'])
+export type ScheduleKind = z.infer<typeof ScheduleKind>
+
+/**
+ * A run's learning-rate schedule:
+ * - `step`: StepLR, stepped once per epoch (`lr · γ^⌊(epoch − 1) / stepSize⌋`); stepSize 0 = constant;
+ * - `poly`: set before every step `s` (0-based, counted over the whole run): a linear warm-up
+ *   `lr · (s + 1) / warmupSteps`, then `lr · (1 − t)^power` with
+ *   `t = (s − warmupSteps) / (totalSteps − warmupSteps)` (nnU-Net's poly; docs/quickstart-recipe.md).
+ * Config files written before schedules had a kind read as `step`.
+ */
+export const Schedule = z.preprocess(
+  (v) => (v !== null && typeof v === 'object' && !('kind' in v) ? { kind: 'step', ...v } : v),
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('step'), stepSize: z.number().int().min(0), gamma: Gamma }).strict(),
+    z.object({ kind: z.literal('poly'), warmupSteps: WarmupSteps, power: Power }).strict(),
+  ]),
+)
+export type Schedule = z.infer<typeof Schedule>
 
 /**
  * The settings that do not depend on the preset. The form's defaults, the CLI's and the UI's
@@ -64,8 +89,13 @@ export const RUN_DEFAULTS = {
   batch: 2,
   lr: 1e-3,
   weightDecay: 1e-5,
+  /** Learning-rate schedule (a preset may set another). */
+  schedule: 'step' as ScheduleKind,
   /** StepLR factor; the step size defaults to max(1, ⌊epochs / 6⌋). */
   gamma: 0.5,
+  /** Poly schedule: linear warm-up steps and decay power. */
+  warmupSteps: 20,
+  power: 0.9,
   temperature: 3,
   /** The custom variant's starting weights (those of DSD). */
   weights: { eta: 1, alpha1: 1, alpha2: 1 },
@@ -75,17 +105,41 @@ export const RUN_DEFAULTS = {
   overlap: 0.25,
 } as const satisfies Record<string, unknown>
 
+/** What a run preset sets besides the model. */
+export interface RunPreset {
+  preprocess: PreprocessPreset
+  augment: AugmentPreset
+  epochs: Record<Backbone, number>
+  /** Steps per epoch (default: one pass over the training cases). */
+  stepsPerEpoch?: number
+  /** Peak learning rate (default RUN_DEFAULTS.lr). */
+  lr?: number
+  /** Schedule (default RUN_DEFAULTS.schedule, with its warm-up and power). */
+  schedule?: ScheduleKind
+  warmupSteps?: number
+  /** Validate every N epochs and at the last (default RUN_DEFAULTS.validateEvery; 0 = never). */
+  validateEvery?: number
+}
+
 /**
  * What a preset sets besides the model (spec §3, §4): preprocessing, augmentation and the
- * paper's epoch counts per backbone. The patch comes with the model preset.
+ * paper's epoch counts per backbone; the quick start also its steps, rate and schedule. The patch
+ * comes with the model preset. The form's own values win over these.
  */
-export const RUN_PRESETS: Record<
-  ModelPreset,
-  { preprocess: PreprocessPreset; augment: AugmentPreset; epochs: Record<Backbone, number> }
-> = {
+export const RUN_PRESETS: Record<ModelPreset, RunPreset> = {
   small: { preprocess: 'mri', augment: 'mmwhs', epochs: { dynunet: 50, unetr: 50 } },
-  // docs/quickstart-recipe.md: no augmentation, 10 epochs (× 30 steps); DynUNet only.
-  quick: { preprocess: 'mri', augment: 'none', epochs: { dynunet: 10, unetr: 10 } },
+  // docs/quickstart-recipe.md: 8-16-32-64-128, no augmentation, 300 steps (10 epochs × 30) of
+  // AdamW 1e-2 with a 20-step warm-up and poly 0.9 per step, validated once at the end.
+  quick: {
+    preprocess: 'mri',
+    augment: 'none',
+    epochs: { dynunet: 10, unetr: 10 },
+    stepsPerEpoch: 30,
+    lr: 1e-2,
+    schedule: 'poly',
+    warmupSteps: 20,
+    validateEvery: 10,
+  },
   mmwhs: { preprocess: 'mmwhs', augment: 'mmwhs', epochs: { dynunet: 300, unetr: 600 } },
   brats: { preprocess: 'brats', augment: 'brats', epochs: { dynunet: 300, unetr: 325 } },
 }
@@ -101,6 +155,12 @@ export const RunConfig = z
     datasetId: id,
     /** Split file name under datasets/<id>/splits/ (without .json). */
     split: id,
+    /**
+     * `sha256:<hex>` of the split's partition when the run was created: predict and evaluate
+     * refuse the run once the split file holds another partition (absent in runs created
+     * before it was recorded; their manifest.json's split hash is used instead).
+     */
+    splitHash: z.string().optional(),
     /** 0-based fold index. */
     fold: z.number().int().min(0),
     model: z.object({
@@ -120,8 +180,8 @@ export const RunConfig = z
     /** Steps per epoch; default: one pass over the training volumes. */
     stepsPerEpoch: z.number().int().min(1).optional(),
     optimizer: z.object({ lr: z.number().positive(), weightDecay: z.number().min(0) }),
-    /** StepLR, stepped once per epoch; stepSize 0 = constant LR. */
-    schedule: z.object({ stepSize: z.number().int().min(0), gamma: Gamma }),
+    /** The learning-rate schedule (see Schedule). */
+    schedule: Schedule,
     seed: z.number().int().min(0),
     backend: BackendChoice,
     /** Validate every N epochs and at the last one (sliding window on the validation fold); 0 = never. */
@@ -138,7 +198,7 @@ export const RunConfig = z
   .strict()
   .superRefine((cfg, ctx) => {
     const p = cfg.model.patch
-    if (p.some((axis) => axis % 16 !== 0)) {
+    if (p.some((axis) => axis % PATCH_MULTIPLE !== 0)) {
       ctx.addIssue({
         code: 'custom',
         path: ['model', 'patch'],
@@ -176,17 +236,25 @@ export const RunForm = z
     /** Default: the preset's epochs for the backbone. */
     epochs: Epochs.optional(),
     stepsPerEpoch: z.number().int().min(1).optional(),
-    lr: z.number().positive().default(RUN_DEFAULTS.lr),
+    /** Peak rate; default the preset's, else RUN_DEFAULTS.lr. */
+    lr: z.number().positive().optional(),
     weightDecay: z.number().min(0).default(RUN_DEFAULTS.weightDecay),
+    /** Default the preset's, else RUN_DEFAULTS.schedule. */
+    schedule: ScheduleKind.optional(),
     /** StepLR step in epochs; default max(1, ⌊epochs / 6⌋); 0 = constant LR. */
     stepSize: z.number().int().min(0).optional(),
     gamma: Gamma.default(RUN_DEFAULTS.gamma),
+    /** Poly: linear warm-up steps (default the preset's, else RUN_DEFAULTS.warmupSteps). */
+    warmupSteps: WarmupSteps.optional(),
+    /** Poly: decay power (default RUN_DEFAULTS.power). */
+    power: Power.default(RUN_DEFAULTS.power),
     temperature: z.number().positive().default(RUN_DEFAULTS.temperature),
     /** Required with the 'custom' variant, ignored by the named ones (their weights are fixed). */
     weights: LossWeights.optional(),
     seed: z.number().int().min(0).default(RUN_DEFAULTS.seed),
     backend: BackendChoice.default(RUN_DEFAULTS.backend),
-    validateEvery: z.number().int().min(0).default(RUN_DEFAULTS.validateEvery),
+    /** Default the preset's, else RUN_DEFAULTS.validateEvery. */
+    validateEvery: z.number().int().min(0).optional(),
     overlap: Overlap.default(RUN_DEFAULTS.overlap),
     /** Default: the preset's. */
     preprocess: PreprocessPreset.optional(),
@@ -212,7 +280,10 @@ export const RunFormDefaults = z.object({
     batch: z.number(),
     lr: z.number(),
     weightDecay: z.number(),
+    schedule: ScheduleKind,
     gamma: z.number(),
+    warmupSteps: z.number(),
+    power: z.number(),
     temperature: z.number(),
     weights: LossWeights,
     seed: z.number(),
@@ -230,6 +301,12 @@ export const RunFormDefaults = z.object({
       preprocess: PreprocessPreset,
       augment: AugmentPreset,
       epochs: z.record(Backbone, z.number().int()),
+      /** Absent: one pass over the training cases. */
+      stepsPerEpoch: z.number().int().optional(),
+      lr: z.number(),
+      schedule: ScheduleKind,
+      warmupSteps: z.number().int(),
+      validateEvery: z.number().int(),
     }),
   ),
   /** The fixed weights of each named variant. */
@@ -277,5 +354,11 @@ export const RunSummary = z.object({
   backbone: Backbone,
   preset: z.string(),
   state: RunState,
+  /** When the run first started training (manifest.json), null before it has started. */
+  startedAt: z.string().nullable(),
+  /** When it ended (its state's time once completed, failed or cancelled), else null. */
+  endedAt: z.string().nullable(),
+  /** Seconds spent training its finished epochs (timing.jsonl; pauses and queues not counted). */
+  trainingSeconds: z.number(),
 })
 export type RunSummary = z.infer<typeof RunSummary>

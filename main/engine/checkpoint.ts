@@ -29,7 +29,7 @@ import {
 } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { DsdError, isNoSpace } from '../errors'
-import type { AdamWState, StepLRState } from './optimizer'
+import type { AdamWState, SchedulerState } from './optimizer'
 import { tf } from './tf'
 
 export const CHECKPOINT_MAGIC = 'DSDCKPT1'
@@ -360,8 +360,8 @@ export interface TrainingState {
   weights: Record<string, tf.Tensor>
   /** Optimizer state from `AdamW.exportState()`. */
   optimizer?: AdamWState
-  /** LR scheduler state from `StepLR.state()`. */
-  scheduler?: StepLRState
+  /** LR scheduler state from `StepLR.state()` or `WarmupPolyLR.state()`. */
+  scheduler?: SchedulerState
   /**
    * Anything else JSON-serialisable (epoch, config, ...). No generator state: the trainer
    * reseeds each epoch from (seed, epoch), so the epoch is all a resume needs.
@@ -404,7 +404,7 @@ export function unpackTrainingState(c: LoadedCheckpoint): TrainingState {
   const meta = { ...((c.metadata ?? {}) as Record<string, unknown>) }
   const training = (meta.training ?? {}) as {
     optimizer?: AdamWState['json'] | null
-    scheduler?: StepLRState | null
+    scheduler?: SchedulerState | null
   }
   delete meta.training
   return {

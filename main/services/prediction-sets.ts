@@ -84,9 +84,14 @@ export async function readSet(
       ref.kind === 'run'
         ? `run \`dsd predict --run ${ref.runId}${ref.set === 'last' ? '' : ` --name ${ref.set}`}\` first`
         : `predict into it with \`dsd predict … --out ${dir}\` first`
-    throw new DsdError('PREDICTIONS_NOT_FOUND', `${dir}: no predictions.json there; ${hint}`, {
-      set: setKey(ref),
-    })
+    throw new DsdError(
+      'PREDICTIONS_NOT_FOUND',
+      `${dir}: no predictions.json there; ${hint}`,
+      { set: setKey(ref) },
+      ref.kind === 'run'
+        ? `${dir}: no predictions there; choose "Predict validation cases" for run ${ref.runId} on the Training page first`
+        : `${dir}: no predictions there; predict into it first`,
+    )
   }
   const { readPredictionsManifest } = await import('./inference')
   return { dir, manifest: await readPredictionsManifest(dir) }

@@ -165,6 +165,7 @@ export async function getMetrics(workspace: string, ref: PredictionSetRef, name?
         ? `prediction set ${setKey(ref)} has no metric table "${name}" (it has: ${tables.map((t) => t.name).join(', ') || 'none'})`
         : `prediction set ${setKey(ref)} is not evaluated yet; run \`${how}\``,
       { set: setKey(ref) },
+      name ? undefined : `prediction set ${setKey(ref)} is not evaluated yet; choose Evaluate on the Review page`,
     )
   }
   const t = chosen.table

@@ -22,6 +22,7 @@ import { caseOrder, cropSamplers, epochRng, makeBatch } from './batches'
 import { loadFoldData } from './fold-data'
 import { checkVariantWeights } from './run-config'
 import { recordStart, resumeRun, saveEpoch } from './run-record'
+import { endEpoch, setStepLr } from './schedule'
 import { validate } from './validate'
 
 /** What the loop reports; `done` (completed or cancelled) or `error` comes last. */
@@ -51,10 +52,18 @@ export interface TrainOptions {
 }
 
 /** Classify an error from a training step into a clear message. */
-function explain(err: unknown, cfg: RunConfig | null, epoch: number, runId: string): { code: string; message: string } {
-  const e = err as { code?: string; message?: string }
+function explain(err: unknown, cfg: RunConfig | null, epoch: number, runId: string): { code: string; message: string; appMessage?: string } {
+  const e = err as { code?: string; message?: string; appMessage?: string }
   const msg = e.message ?? String(err)
-  const resume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and run \`dsd resume ${runId}\`.`
+  const resume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and resume the run (Resume in the app's runs table, or \`dsd resume ${runId}\`).`
+  const cause = explainCause(e, msg, cfg, runId, resume)
+  // The app's words: the cause's own app message, and Resume in the runs table.
+  const appResume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and press Resume in the runs table.`
+  const appCause = e.appMessage ? explainCause(e, e.appMessage, cfg, runId, appResume) : explainCause(e, msg, cfg, runId, appResume)
+  return { ...cause, appMessage: appCause.message }
+}
+
+function explainCause(e: { code?: string }, msg: string, cfg: RunConfig | null, runId: string, resume: string): { code: string; message: string } {
   if (e.code === 'DISK_FULL' || isNoSpace(e.code)) {
     return { code: 'DISK_FULL', message: `No space left to save ${runId}: ${msg}. ${resume}` }
   }
@@ -97,7 +106,8 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       ...(cfg.model.filters ? { filters: cfg.model.filters } : {}),
     })
     optimizer = new AdamW({ lr: cfg.optimizer.lr, weightDecay: cfg.optimizer.weightDecay })
-    const resume = await resumeRun(workspace, runId, files, cfg, model, optimizer)
+    const steps = cfg.stepsPerEpoch ?? data.train.length
+    const resume = await resumeRun(workspace, runId, files, cfg, model, optimizer, steps)
     const { scheduler } = resume
     let best = resume.best
     checkpointEpoch = resume.epoch
@@ -106,14 +116,14 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     post({ type: 'state', state: await setState({ status: 'running', epoch: resume.epoch, epochs: cfg.epochs, message: resume.epoch ? `resumed from epoch ${resume.epoch}` : 'running' }) })
 
     const samplers = cropSamplers(data.train, cfg)
-    const steps = cfg.stepsPerEpoch ?? data.train.length
     const voxelsPerStep = cfg.batch * cfg.model.patch[0] * cfg.model.patch[1] * cfg.model.patch[2]
     for (let epoch = resume.epoch + 1; epoch <= cfg.epochs; epoch++) {
       const t0 = performance.now()
       const rng = epochRng(cfg.seed, epoch)
       const order = caseOrder(data.train.length, rng)
       const sums: Record<string, number> = {}
-      const lr = optimizer.lr
+      // The epoch's log records its first rate; a poly schedule changes it every step.
+      const lr = setStepLr(scheduler, optimizer, epoch, 0, steps)
       for (let s = 0; s < steps; s++) {
         // Pause and cancel are honoured between steps.
         if (control.requested() === 'pause') {
@@ -122,6 +132,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
           post({ type: 'state', state: await setState({ status: 'running', message: 'running' }) })
         }
         if (control.requested() === 'cancel') throw new DsdError('CANCELLED', 'cancelled by the user', {})
+        const stepLr = setStepLr(scheduler, optimizer, epoch, s, steps)
         const { x, y } = makeBatch(samplers[order[s % order.length]], cfg, rng, data.inChannels)
         let terms: Record<string, number>
         try {
@@ -140,12 +151,12 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
           step: s + 1,
           steps,
           loss: terms,
-          lr,
+          lr: stepLr,
           voxelsPerSecond: ((s + 1) * voxelsPerStep) / elapsed,
           etaSeconds: (elapsed / (s + 1)) * ((cfg.epochs - epoch + 1) * steps - (s + 1)),
         })
       }
-      scheduler.stepEpoch(optimizer)
+      endEpoch(scheduler, optimizer, epoch, steps)
       const entry: EpochLog = { epoch, lr, loss: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / steps])), steps }
       if (cfg.validateEvery > 0 && data.val.length > 0 && (epoch % cfg.validateEvery === 0 || epoch === cfg.epochs)) {
         const v = await validate(model, data.val, cfg, data.numClasses, () => control.requested() === 'cancel', (done) =>
@@ -167,11 +178,11 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     post({ type: 'done', state: done })
     return done
   } catch (err) {
-    const { code, message } = explain(err, cfg, checkpointEpoch, runId)
+    const { code, message, appMessage } = explain(err, cfg, checkpointEpoch, runId)
     const status = code === 'CANCELLED' ? 'cancelled' : 'failed'
     const final = await setState({ status, message, epoch: checkpointEpoch }).catch(() => ({ ...state, status, message }) as RunState)
     if (status === 'cancelled') post({ type: 'done', state: final })
-    else post({ type: 'error', error: { ...toErrorShape(err), code, message }, state: final })
+    else post({ type: 'error', error: { ...toErrorShape(err), code, message, ...(appMessage ? { appMessage } : {}) }, state: final })
     return final
   } finally {
     model?.dispose()

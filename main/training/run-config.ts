@@ -63,6 +63,12 @@ export function runConfigs(input: RunFormInput, foldCount: number): RunConfig[] 
   }
   const side = model.patch
   const epochs = form.epochs ?? preset.epochs[form.backbone]
+  const stepsPerEpoch = form.stepsPerEpoch ?? preset.stepsPerEpoch
+  const kind = form.schedule ?? preset.schedule ?? RUN_DEFAULTS.schedule
+  const schedule: RunConfig['schedule'] =
+    kind === 'poly'
+      ? { kind, warmupSteps: form.warmupSteps ?? preset.warmupSteps ?? RUN_DEFAULTS.warmupSteps, power: form.power }
+      : { kind, stepSize: form.stepSize ?? Math.max(1, Math.floor(epochs / 6)), gamma: form.gamma }
   const prefix = form.name ?? `${form.datasetId}-${form.backbone}-${form.preset}`
   const out: RunConfig[] = []
   for (const fold of folds) {
@@ -83,12 +89,12 @@ export function runConfigs(input: RunFormInput, foldCount: number): RunConfig[] 
         loss: { eta: weights.eta, alpha1: weights.alpha1, alpha2: weights.alpha2, temperature: form.temperature },
         batch: form.batch,
         epochs,
-        ...(form.stepsPerEpoch ? { stepsPerEpoch: form.stepsPerEpoch } : {}),
-        optimizer: { lr: form.lr, weightDecay: form.weightDecay },
-        schedule: { stepSize: form.stepSize ?? Math.max(1, Math.floor(epochs / 6)), gamma: form.gamma },
+        ...(stepsPerEpoch ? { stepsPerEpoch } : {}),
+        optimizer: { lr: form.lr ?? preset.lr ?? RUN_DEFAULTS.lr, weightDecay: form.weightDecay },
+        schedule,
         seed: form.seed,
         backend: form.backend,
-        validateEvery: form.validateEvery,
+        validateEvery: form.validateEvery ?? preset.validateEvery ?? RUN_DEFAULTS.validateEvery,
         inference: { overlap: form.overlap, blend: 'constant', mirror: false },
         preprocessing: { preset: form.preprocess ?? preset.preprocess },
         augment: form.augment ?? preset.augment,
@@ -116,6 +122,11 @@ export function runFormDefaults(): RunFormDefaults {
           preprocess: p.preprocess,
           augment: p.augment,
           epochs: { ...p.epochs },
+          ...(p.stepsPerEpoch ? { stepsPerEpoch: p.stepsPerEpoch } : {}),
+          lr: p.lr ?? RUN_DEFAULTS.lr,
+          schedule: p.schedule ?? RUN_DEFAULTS.schedule,
+          warmupSteps: p.warmupSteps ?? RUN_DEFAULTS.warmupSteps,
+          validateEvery: p.validateEvery ?? RUN_DEFAULTS.validateEvery,
         },
       ]
     }),

@@ -2,7 +2,7 @@
  * What the training loop keeps in the run folder (main/workspace/run-layout.ts), and how it reads
  * it back to resume:
  *
- * - at the end of every epoch the checkpoint (weights, AdamW moments and step, StepLR state, the
+ * - at the end of every epoch the checkpoint (weights, AdamW moments and step, scheduler state, the
  *   epoch, the best score, and this epoch's log and timing lines) is written atomically, then
  *   log.jsonl (deterministic fields only), then timing.jsonl — whatever is on disk is consistent;
  * - on start, the last checkpoint is loaded and the log cut back to its epoch; the checkpoint's
@@ -19,7 +19,7 @@ import { dirname } from 'node:path'
 import type { EpochLog, RunConfig } from '../contract/runs'
 import { loadCheckpoint, packTrainingState, saveCheckpoint, unpackTrainingState } from '../engine/checkpoint'
 import type { DsdModel } from '../engine/model'
-import { StepLR, type AdamW } from '../engine/optimizer'
+import type { AdamW } from '../engine/optimizer'
 import { tf } from '../engine/tf'
 import { DsdError } from '../errors'
 import { appVersion } from '../version'
@@ -27,6 +27,7 @@ import { atomicWriteFile, atomicWriteJson } from '../workspace/atomic'
 import type { EpochTiming, runFiles } from '../workspace/run-layout'
 import { readRunLog } from '../workspace/runs'
 import type { FoldData } from './fold-data'
+import { createScheduler, restoreScheduler, type RunScheduler } from './schedule'
 
 type RunFiles = ReturnType<typeof runFiles>
 
@@ -41,7 +42,7 @@ export interface Resume {
   /** The last completed epoch (0: none). */
   epoch: number
   best: Best
-  scheduler: StepLR
+  scheduler: RunScheduler
   /** log.jsonl's lines up to `epoch`, and timing.jsonl's (as written). */
   log: EpochLog[]
   timing: string[]
@@ -50,11 +51,19 @@ export interface Resume {
 const timingEpoch = (line: string) => (JSON.parse(line) as EpochTiming).epoch
 
 /**
- * Load the last checkpoint (if any) into `model` and `optimizer`, and cut log.jsonl back to
- * its epoch (rewritten, with the checkpoint's line when the log lacks it).
+ * Load the last checkpoint (if any) into `model`, `optimizer` and the scheduler, and cut
+ * log.jsonl back to its epoch (rewritten, with the checkpoint's line when the log lacks it).
  */
-export async function resumeRun(workspace: string, runId: string, files: RunFiles, cfg: RunConfig, model: DsdModel, optimizer: AdamW): Promise<Resume> {
-  let scheduler = new StepLR(cfg.optimizer.lr, cfg.schedule.stepSize > 0 ? cfg.schedule.stepSize : Infinity, cfg.schedule.gamma)
+export async function resumeRun(
+  workspace: string,
+  runId: string,
+  files: RunFiles,
+  cfg: RunConfig,
+  model: DsdModel,
+  optimizer: AdamW,
+  stepsPerEpoch: number,
+): Promise<Resume> {
+  let scheduler = createScheduler(cfg, stepsPerEpoch)
   let epoch = 0
   let best: Best = { epoch: null, dice: null }
   let saved: { log?: EpochLog; timing?: EpochTiming } = {}
@@ -67,7 +76,7 @@ export async function resumeRun(workspace: string, runId: string, files: RunFile
     }
     for (const t of Object.values(loaded.weights)) t.dispose()
     if (loaded.optimizer) optimizer.importState(loaded.optimizer)
-    if (loaded.scheduler) scheduler = StepLR.fromState(loaded.scheduler)
+    if (loaded.scheduler) scheduler = restoreScheduler(loaded.scheduler, cfg, files.lastCheckpoint)
     optimizer.lr = scheduler.lrAt()
     const meta = loaded.metadata as { epoch: number; best: Best; log?: EpochLog; timing?: EpochTiming }
     epoch = meta.epoch
@@ -115,7 +124,7 @@ export interface EpochRecord {
   cfg: RunConfig
   model: DsdModel
   optimizer: AdamW
-  scheduler: StepLR
+  scheduler: RunScheduler
   best: Best
   /** This epoch's validation was the best so far: also write best.ckpt. */
   isBest: boolean

@@ -86,7 +86,7 @@ export function testRunConfig(
     batch: 2,
     epochs: 1,
     optimizer: { lr: 1e-3, weightDecay: 1e-5 },
-    schedule: { stepSize: 0, gamma: 0.5 },
+    schedule: { kind: 'step', stepSize: 0, gamma: 0.5 },
     seed: 100,
     backend: 'cpu',
     validateEvery: 1,

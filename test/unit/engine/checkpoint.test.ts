@@ -8,7 +8,7 @@ import {
   saveCheckpoint,
   unpackTrainingState,
 } from '../../../main/engine/checkpoint'
-import { AdamW, StepLR } from '../../../main/engine/optimizer'
+import { AdamW, StepLR, type StepLRState } from '../../../main/engine/optimizer'
 import { Rng } from '../../../main/engine/random'
 import { initBackend } from '../../../main/engine/backends'
 import { tf } from '../../../main/engine/tf'
@@ -150,7 +150,8 @@ describe('checkpoint files', () => {
     const opt2 = new AdamW({ lr: 1, weightDecay: 1e-5 })
     opt2.importState(s.optimizer!)
     expect(opt2.step).toBe(1)
-    expect(StepLR.fromState(s.scheduler!).lrAt()).toBe(sched.lrAt())
+    expect(s.scheduler?.kind).toBe('steplr')
+    expect(StepLR.fromState(s.scheduler as StepLRState).lrAt()).toBe(sched.lrAt())
     // The metadata has the training state and nothing else (no generator slot).
     expect(Object.keys(packed.metadata).sort()).toEqual(['epoch', 'training'])
     expect(Object.keys(packed.metadata.training as object).sort()).toEqual(['optimizer', 'scheduler'])

@@ -18,7 +18,7 @@ const dsd = (args: string[]) => dsdCli(workspace, args)
 // A tiny network and a short schedule: the test is about exactness, not accuracy.
 const TRAIN = ['--dataset', 'hippocampus-sample', '--split', 'k10', '--folds', '0', '--variant', 'DSD',
   '--filters', '4,4,8,8,8', '--patch', '16', '--batch', '2', '--epochs', '3', '--steps-per-epoch', '3',
-  '--validate-every', '2', '--backend', 'cpu', '--seed', '7']
+  '--validate-every', '2', '--backend', 'cpu', '--seed', '7', '--schedule', 'poly', '--warmup', '4']
 
 function weights(runId: string): Map<string, Float32Array> {
   const file = join(workspace, 'runs', runId, 'checkpoints', 'last.ckpt')

@@ -29,7 +29,7 @@ describe('run forms become configs in one place', () => {
       batch: 2,
       epochs: 50,
       optimizer: { lr: 1e-3, weightDecay: 1e-5 },
-      schedule: { stepSize: 8, gamma: 0.5 },
+      schedule: { kind: 'step', stepSize: 8, gamma: 0.5 },
       seed: 100,
       backend: 'auto',
       validateEvery: 1,
@@ -41,13 +41,20 @@ describe('run forms become configs in one place', () => {
     const [mm] = runConfigs({ ...base, folds: [0], preset: 'mmwhs', backbone: 'unetr' }, 5)
     expect(mm.model.patch).toEqual([96, 96, 96])
     expect(mm.epochs).toBe(600)
-    expect(mm.schedule.stepSize).toBe(100)
+    expect(mm.schedule).toEqual({ kind: 'step', stepSize: 100, gamma: 0.5 })
     expect(mm.preprocessing).toEqual({ preset: 'mmwhs' })
     const [br] = runConfigs({ ...base, folds: [0], preset: 'brats' }, 5)
     expect([br.model.patch[0], br.epochs, br.augment]).toEqual([128, 300, 'brats'])
-    // The quick-start preset (DynUNet only): no augmentation, 10 epochs.
+    // The quick-start preset (DynUNet only): the recipe of docs/quickstart-recipe.md.
     const [q] = runConfigs({ ...base, folds: [0], preset: 'quick' }, 5)
-    expect([q.model.preset, q.model.patch[0], q.epochs, q.augment]).toEqual(['quick', 32, 10, 'none'])
+    expect([q.model.preset, q.model.patch[0], q.epochs, q.stepsPerEpoch, q.augment, q.validateEvery]).toEqual(['quick', 32, 10, 30, 'none', 10])
+    expect(q.optimizer).toEqual({ lr: 1e-2, weightDecay: 1e-5 })
+    expect(q.schedule).toEqual({ kind: 'poly', warmupSteps: 20, power: 0.9 })
+    // The form's own values win over the preset's.
+    const [q2] = runConfigs({ ...base, folds: [0], preset: 'quick', lr: 3e-3, schedule: 'step', stepsPerEpoch: 5, validateEvery: 1 }, 5)
+    expect([q2.optimizer.lr, q2.schedule, q2.stepsPerEpoch, q2.validateEvery]).toEqual([3e-3, { kind: 'step', stepSize: 1, gamma: 0.5 }, 5, 1])
+    const [p] = runConfigs({ ...base, folds: [0], schedule: 'poly', warmupSteps: 5, power: 2 }, 5)
+    expect(p.schedule).toEqual({ kind: 'poly', warmupSteps: 5, power: 2 })
     expect(() => runConfigs({ ...base, folds: [0], preset: 'quick', backbone: 'unetr' }, 5)).toThrow(
       /the unetr backbone has no "quick" preset; choose one of mmwhs, brats, small/,
     )
