@@ -29,7 +29,8 @@ protocol.registerSchemesAsPrivileged([
 const rendererDir = join(projectRoot(), 'dist', 'renderer')
 // The same workspace as the `dsd` CLI, so runs trained headless show up in the app.
 const workspace = workspaceRoot()
-const dsd = createApp({ workspace, transport: 'electron' })
+// `export.open` shows an export folder (main checks it is one of the workspace's exports).
+const dsd = createApp({ workspace, transport: 'electron', openFolder: (folder) => shell.openPath(folder) })
 
 /** Serve a file from `root` for a custom-scheme URL path, traversal-safe. */
 async function serveFrom(root: string, pathname: string, html: boolean): Promise<Response> {

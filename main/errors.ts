@@ -11,13 +11,20 @@ export class DsdError extends Error {
     readonly code: string,
     message: string,
     readonly details: Record<string, unknown> = {},
+    /** The message in the app's terms when `message` names CLI flags (see ErrorShape.appMessage). */
+    readonly appMessage?: string,
   ) {
     super(message)
     this.name = 'DsdError'
   }
 
   toJSON(): ErrorShape {
-    return { code: this.code, message: this.message, details: this.details }
+    return {
+      code: this.code,
+      message: this.message,
+      details: this.details,
+      ...(this.appMessage ? { appMessage: this.appMessage } : {}),
+    }
   }
 }
 

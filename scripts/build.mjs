@@ -49,17 +49,19 @@ if (!only || only === 'electron') {
     logLevel: 'warning',
   })
   // Job workers run beside the bundled main process (main/workers/spawn.ts starts `<name>.mjs`).
-  await esbuild({
-    entryPoints: [join(root, 'main/workers/train-worker.ts')],
-    outfile: join(root, 'dist/electron/train-worker.mjs'),
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    plugins: [externalPackages],
-    sourcemap: true,
-    logLevel: 'warning',
-  })
+  for (const worker of ['train-worker', 'inference-worker']) {
+    await esbuild({
+      entryPoints: [join(root, `main/workers/${worker}.ts`)],
+      outfile: join(root, `dist/electron/${worker}.mjs`),
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      plugins: [externalPackages],
+      sourcemap: true,
+      logLevel: 'warning',
+    })
+  }
   await esbuild({
     entryPoints: [join(root, 'electron/preload.ts')],
     outfile: join(root, 'dist/electron/preload.cjs'),

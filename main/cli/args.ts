@@ -63,3 +63,19 @@ export function numberOption(
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n')
 }
+
+/**
+ * The options that choose predictions by source, shared by `dsd evaluate` and `dsd export`:
+ * `--run` (repeatable: one run or an ensemble), `--dir` (a predictions folder), `--a`/`--b`
+ * (two sets to compare), `--predictions` (last, best or a named set), `--grid`.
+ */
+export const SOURCE_OPTIONS = {
+  run: { type: 'string', multiple: true },
+  dir: { type: 'string' },
+  a: { type: 'string' },
+  b: { type: 'string' },
+  predictions: { type: 'string' },
+  grid: { type: 'string' },
+  workspace: { type: 'string' },
+  json: { type: 'boolean' },
+} as const

@@ -9,16 +9,16 @@ import {
   combineTables,
   compareTables,
   evaluatePredictions,
-  evaluateRun,
   writeComparison,
   writeTable,
   type ComparisonResult,
   type EvaluateOptions,
   type EvaluationTable,
 } from '../services/evaluation'
+import { evaluateSet } from '../services/predict-evaluate'
 import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, numberOption, parse, printJson } from './args'
+import { CliError, SOURCE_OPTIONS, numberOption, parse, printJson } from './args'
 
 export const summary =
   'Score predictions (Dice, HD95, ASSD, NSD per case and label), summarise folds, compare runs'
@@ -95,20 +95,13 @@ export async function run(args: string[]): Promise<number> {
   const { values } = parse(
     args,
     {
-      run: { type: 'string', multiple: true },
-      dir: { type: 'string' },
-      a: { type: 'string' },
-      b: { type: 'string' },
-      predictions: { type: 'string' },
-      grid: { type: 'string' },
+      ...SOURCE_OPTIONS,
       'voxel-units': { type: 'boolean' },
       'nsd-tolerance': { type: 'string' },
       labels: { type: 'string' },
       metrics: { type: 'string' },
       name: { type: 'string' },
       out: { type: 'string' },
-      workspace: { type: 'string' },
-      json: { type: 'boolean' },
     },
     false,
   )
@@ -159,9 +152,9 @@ export async function run(args: string[]): Promise<number> {
   const evalRuns = async (ids: string[]): Promise<EvaluationTable> => {
     const tables: EvaluationTable[] = []
     for (const id of ids) {
-      const t = await evaluateRun(ws, id, { ...base, predictions: pred, name })
-      await writeTable(t, runFiles(ws, id).metrics, name)
-      tables.push(t)
+      // The app's evaluate job runs the same function (main/services/predict-evaluate.ts).
+      const { table } = await evaluateSet(ws, { kind: 'run', runId: id, set: pred }, { ...base, name })
+      tables.push(table)
     }
     return tables.length === 1 ? tables[0] : combineTables(tables, `${ids.join('+')}-${name}`)
   }

@@ -14,10 +14,12 @@ import {
   type EvaluationTable,
 } from '../services/evaluation'
 import { exportFiles, exportPredictions, type MaskFormat } from '../services/export'
+import { readPredictionsManifest } from '../services/inference'
 import { loadReportRun, writeReport } from '../services/report'
+import { reportSlices, type ReportSlice } from '../services/report-slices'
 import { runFiles } from '../workspace/run-layout'
 import { workspaceRoot } from '../services/workspace-root'
-import { CliError, parse, printJson } from './args'
+import { CliError, SOURCE_OPTIONS, parse, printJson } from './args'
 
 export const summary =
   'Export masks (NIfTI, DICOM SEG), metrics CSV and a self-contained HTML report'
@@ -34,8 +36,10 @@ export const usage = `Usage:
                          files store (e.g. MMWHS 205, 420, …)
   --metrics              copy the run's metrics tables (runs/<id>/metrics/*.csv, *.json)
   --report               write report.html: config, learning curves, summaries, box plots,
-                         per-case table (and the comparison with --a/--b); evaluates first
-                         when the run has no metrics table yet
+                         per-case table (and the comparison with --a/--b), and one slice of
+                         image + ground truth + prediction for the worst and the median case
+                         (side a of a comparison); evaluates first when the run has no
+                         metrics table yet
   --predictions NAME     the runs' predictions sub-folder (default last)
   --grid original|preprocessed   grid of the metrics in the report (default original)
   --title TEXT           report title
@@ -58,25 +62,34 @@ async function tableFor(
   return t
 }
 
+/** The report's example slices (worst and median case) over the runs' predictions. */
+async function slicesFor(
+  ws: string,
+  ids: string[],
+  tables: EvaluationTable[],
+  pred: string,
+): Promise<ReportSlice[]> {
+  const sources = await Promise.all(
+    ids.map(async (id, i) => {
+      const dir = join(runFiles(ws, id).predictions, pred)
+      return { title: `${id} · ${pred}`, dir, manifest: await readPredictionsManifest(dir), table: tables[i] }
+    }),
+  )
+  return reportSlices(sources)
+}
+
 export async function run(args: string[]): Promise<number> {
   const { values } = parse(
     args,
     {
-      run: { type: 'string', multiple: true },
-      dir: { type: 'string' },
-      a: { type: 'string' },
-      b: { type: 'string' },
+      ...SOURCE_OPTIONS,
       out: { type: 'string' },
       masks: { type: 'boolean' },
       format: { type: 'string' },
       values: { type: 'string' },
       metrics: { type: 'boolean' },
       report: { type: 'boolean' },
-      predictions: { type: 'string' },
-      grid: { type: 'string' },
       title: { type: 'string' },
-      workspace: { type: 'string' },
-      json: { type: 'boolean' },
     },
     false,
   )
@@ -103,8 +116,10 @@ export async function run(args: string[]): Promise<number> {
     if (!values.a || !values.b) throw new CliError('a comparison report needs both --a and --b')
     if (!values.out) throw new CliError('a comparison report needs --out DIR')
     const ws = workspaceRoot(values.workspace)
-    const side = async (ids: string[]) => {
+    const aTables: EvaluationTable[] = []
+    const side = async (ids: string[], keep?: EvaluationTable[]) => {
       const tables = await Promise.all(ids.map((id) => tableFor(ws, id, pred, grid)))
+      keep?.push(...tables)
       return tables.length === 1 ? tables[0] : combineTables(tables, ids.join('+'))
     }
     const aIds = values.a
@@ -115,7 +130,7 @@ export async function run(args: string[]): Promise<number> {
       .split(',')
       .map((s) => s.trim())
       .filter(Boolean)
-    const a = { ...(await side(aIds)), name: aIds.join('+') }
+    const a = { ...(await side(aIds, aTables)), name: aIds.join('+') }
     const b = { ...(await side(bIds)), name: bIds.join('+') }
     const result = compareTables(a, b)
     const runs = await Promise.all([...aIds, ...bIds].map((id) => loadReportRun(ws, id)))
@@ -125,6 +140,7 @@ export async function run(args: string[]): Promise<number> {
       runs,
       table: a,
       comparison: { b, result },
+      slices: await slicesFor(ws, aIds, aTables, pred),
     })
     written.push(file)
   } else {
@@ -170,6 +186,7 @@ export async function run(args: string[]): Promise<number> {
         title: values.title ?? `DSD Studio report: ${ids.join(', ')}`,
         runs,
         table,
+        slices: await slicesFor(ws, ids, tables, pred),
       })
       written.push(file)
     }

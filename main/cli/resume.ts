@@ -1,5 +1,6 @@
 import { readRunState } from '../workspace/runs'
 import { workspaceRoot } from '../services/workspace-root'
+import { sweepOnce } from '../workspace/sweep'
 import { CliError, parse } from './args'
 import { report, runQueued } from './train'
 
@@ -13,6 +14,7 @@ export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse(args, { workspace: { type: 'string' }, json: { type: 'boolean' } })
   if (positionals.length === 0) throw new CliError('name at least one run (its folder name under runs/)')
   const workspace = workspaceRoot(values.workspace)
+  await sweepOnce(workspace) // what killed processes left (staging folders, temp files)
   const todo: string[] = []
   for (const id of positionals) {
     const state = await readRunState(workspace, id)

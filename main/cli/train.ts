@@ -6,6 +6,7 @@ import { createDatasetService } from '../services/datasets'
 import { createJobSystem } from '../services/jobs'
 import { createRuns } from '../services/training'
 import { workspaceRoot } from '../services/workspace-root'
+import { sweepOnce } from '../workspace/sweep'
 import { parseRunForm } from '../training/run-config'
 import { readRunState } from '../workspace/runs'
 import { CliError, intOption, numberOption, parse, printJson } from './args'
@@ -158,6 +159,7 @@ export async function run(args: string[]): Promise<number> {
   )
   if (!values.dataset) throw new CliError('--dataset is required (an id from `dsd import`)')
   const workspace = workspaceRoot(values.workspace)
+  await sweepOnce(workspace) // what killed processes left (staging folders, temp files)
   const datasets = createDatasetService(workspace)
   await datasets.getDataset(values.dataset)
   let split = values.split

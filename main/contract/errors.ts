@@ -7,5 +7,11 @@ export const ErrorShape = z.object({
   /** One human sentence naming the file, the problem and the fix. */
   message: z.string(),
   details: z.record(z.string(), z.unknown()),
+  /**
+   * The same sentence in the app's terms, where `message` names CLI flags or commands (e.g.
+   * "choose fewer folds on the Splits page" for "use --folds 8 or fewer"). The app shows it
+   * instead of `message`; the CLI prints `message`.
+   */
+  appMessage: z.string().optional(),
 })
 export type ErrorShape = z.infer<typeof ErrorShape>

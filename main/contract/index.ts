@@ -12,6 +12,7 @@ import { BackendName, id } from './shapes'
 import { JobAction, JobInfo, JobProgress, JobRef } from './jobs'
 import { EpochLog, RunConfig, RunForm, RunFormDefaults, RunState, RunSummary } from './runs'
 import { reviewCommands } from './review'
+import { exportCommands } from './export'
 import { quickStartCommands } from './quickstart'
 
 export { ErrorShape } from './errors'
@@ -92,6 +93,33 @@ export const SplitSummary = z.object({
 })
 export type SplitSummary = z.infer<typeof SplitSummary>
 
+/** A split's cases fold by fold (the Splits page's fold view), and the runs that use it. */
+export const SplitDetail = z.object({
+  summary: SplitSummary,
+  /** Fold k: the cases it trains on and the cases it validates on. */
+  folds: z.array(z.object({ train: z.array(z.string()), val: z.array(z.string()) })),
+  /** Held-out test cases (in no fold). */
+  test: z.array(z.string()),
+  /** Runs (ids) trained on this split: it cannot be deleted while they exist. */
+  usedBy: z.array(z.string()),
+})
+export type SplitDetail = z.infer<typeof SplitDetail>
+
+/** Where a deleted dataset, split or run went: a folder under the workspace's trash/. */
+export const Trashed = z.object({ trashedTo: z.string() })
+export type Trashed = z.infer<typeof Trashed>
+
+/** The bounds of one number field of a form, read from the contract's schema (forms.limits). */
+export const NumberRule = z.object({
+  integer: z.boolean(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+  /** The value must be greater than this (e.g. a learning rate > 0). */
+  above: z.number().optional(),
+  multipleOf: z.number().optional(),
+})
+export type NumberRule = z.infer<typeof NumberRule>
+
 // ---------------------------------------------------------------------------------------------
 // Commands: name → { request, response }
 
@@ -123,6 +151,8 @@ export const commands = {
     request: z.object({ datasetId: id }).strict(),
     response: z.object({ job: JobInfo }),
   },
+  /** Move a dataset's workspace folder to the trash (refused while runs use it; the source files stay). */
+  'datasets.delete': { request: z.object({ datasetId: id }).strict(), response: Trashed },
   'splits.list': {
     request: z.object({ datasetId: id }).strict(),
     response: z.object({ splits: z.array(SplitSummary) }),
@@ -139,6 +169,10 @@ export const commands = {
       .strict(),
     response: SplitSummary,
   },
+  /** A split's folds (train and validation cases), test cases, and the runs that use it. */
+  'splits.get': { request: z.object({ datasetId: id, name: id }).strict(), response: SplitDetail },
+  /** Move a split file to the trash (refused while runs use it: their validation cases come from it). */
+  'splits.delete': { request: z.object({ datasetId: id, name: id }).strict(), response: Trashed },
   'runs.list': {
     request: z.object({}).strict(),
     response: z.object({ runs: z.array(RunSummary) }),
@@ -159,6 +193,18 @@ export const commands = {
     request: z.object({ runId: id }).strict(),
     response: z.object({ job: JobInfo }),
   },
+  /**
+   * Cancel a run: its queued, running or paused training job, or — a run left "queued" or
+   * "running" with no job (the app or `dsd train` stopped before it ran) — mark it cancelled.
+   */
+  'runs.cancel': { request: z.object({ runId: id }).strict(), response: z.object({ state: RunState }) },
+  /** Move a run folder to the trash; refused while its training job runs (cancel it first). */
+  'runs.delete': { request: z.object({ runId: id }).strict(), response: Trashed },
+  /** The bounds of every number field of the app's forms (from the request schemas). */
+  'forms.limits': {
+    request: z.object({}).strict(),
+    response: z.object({ forms: z.record(z.string(), z.record(z.string(), NumberRule)) }),
+  },
   /** Every job: queued, running, paused and the recent ended ones (a reloaded page catches up). */
   'jobs.list': {
     request: z.object({}).strict(),
@@ -170,6 +216,7 @@ export const commands = {
     response: z.object({ accepted: z.boolean() }),
   },
   ...reviewCommands,
+  ...exportCommands,
   ...quickStartCommands,
 } as const
 

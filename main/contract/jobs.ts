@@ -8,7 +8,7 @@ import { ErrorShape } from './errors'
 import { RunStatus } from './runs'
 
 /** The kinds of job. Adding one: a name here and a JobKind in main/services/jobs.ts. */
-export const JobKindName = z.enum(['datasets.import', 'datasets.audit', 'train', 'quickstart'])
+export const JobKindName = z.enum(['datasets.import', 'datasets.audit', 'train', 'predict', 'evaluate', 'export', 'quickstart'])
 export type JobKindName = z.infer<typeof JobKindName>
 
 /** A job's state: the same words as a run's (a job that ended well is `completed`). */

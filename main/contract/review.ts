@@ -10,6 +10,7 @@
  */
 import { z } from 'zod'
 import { SafeId } from './ids'
+import { JobInfo } from './jobs'
 
 /** Workspace ids (runs, datasets, prediction sets): the one rule of ./ids.ts. */
 const Id = SafeId
@@ -129,7 +130,78 @@ export const ReviewCase = z.object({
 })
 export type ReviewCase = z.infer<typeof ReviewCase>
 
+/**
+ * `predictions.predict`: what to predict with what. One run predicts into its
+ * `runs/<runId>/predictions/<name>/` set (default name: the checkpoint, `last` or `best`) and,
+ * by default, the validation cases of its fold; several runs are an ensemble (mean of the
+ * softmax) predicted into `predictions/<name>/` at the workspace root, by default on the
+ * split's test cases. The same function as `dsd predict` runs it (main/services/inference.ts).
+ */
+export const PredictRequest = z
+  .object({
+    runIds: z.array(Id).min(1).max(50),
+    which: z.enum(['last', 'best']).default('last'),
+    /** Mirror test-time augmentation (8 flips); default: the run's setting. */
+    tta: z.boolean().optional(),
+    /** Case ids of the runs' dataset; default: the run's validation fold (an ensemble: the split's test set). */
+    cases: z.array(z.string().min(1).max(256)).min(1).max(100_000).optional(),
+    /** The set's name (default: `which` for one run, `<runs>-<which>` for an ensemble). */
+    name: Id.optional(),
+    /** Queue an evaluate job on the set once the prediction has completed (default true). */
+    evaluate: z.boolean().default(true),
+  })
+  .strict()
+export type PredictRequest = z.infer<typeof PredictRequest>
+
+/** A metric table of a set (default: the newest on the original grid). */
+const TableRef = z.object({ ref: PredictionSetRef, table: Id.optional() }).strict()
+
+const Paired = z.object({
+  n: z.number().int(),
+  meanA: Nullable,
+  meanB: Nullable,
+  meanDelta: Nullable,
+  medianDelta: Nullable,
+  stdDelta: Nullable,
+  /** Two-sided Wilcoxon signed-rank p-value of the deltas; null without pairs. */
+  pValue: Nullable,
+  /** Per case: a, b and Δ = b − a. */
+  cases: z.array(z.object({ caseId: z.string(), a: z.number(), b: z.number(), delta: z.number() })),
+  excluded: z.array(z.object({ caseId: z.string(), reason: z.string() })),
+})
+
+/** `metrics.compare`: two sets' tables paired by case (what `dsd evaluate --a --b` computes). */
+export const SetComparison = z.object({
+  a: z.object({ ref: PredictionSetRef, table: z.string() }),
+  b: z.object({ ref: PredictionSetRef, table: z.string() }),
+  grid: z.enum(['original', 'preprocessed']),
+  metrics: z.array(MetricName),
+  /** Label value (`"1"`, …, and `"mean"`: each case's mean over the labels) → metric → pairs. */
+  labels: z.record(z.string(), z.record(z.string(), Paired)),
+  labelNames: z.record(z.string(), z.string()),
+})
+export type SetComparison = z.infer<typeof SetComparison>
+
 export const reviewCommands = {
+  /**
+   * Queue a `predict` job (device queue: one at a time, like training; progress in cases,
+   * cancel between sliding windows) and, with `evaluate`, an `evaluate` job once it completes.
+   * Refused at once (not as a failed job) when a run has no such checkpoint or its split changed.
+   */
+  'predictions.predict': {
+    request: PredictRequest,
+    response: z.object({ job: JobInfo, ref: PredictionSetRef, key: z.string() }),
+  },
+  /** Queue an `evaluate` job: the set's per-case metric table, written where `dsd evaluate` writes it. */
+  'metrics.evaluate': {
+    request: z.object({ ref: PredictionSetRef }).strict(),
+    response: z.object({ job: JobInfo }),
+  },
+  /** Pair two sets' metric tables by case: per-case Δ (b − a) of each metric, means, Wilcoxon p. */
+  'metrics.compare': {
+    request: z.object({ a: TableRef, b: TableRef, metrics: z.array(MetricName).min(1).optional() }).strict(),
+    response: SetComparison,
+  },
   /** Every prediction set in the workspace (runs and ensembles) with its cases and tables. */
   'predictions.list': {
     request: z.object({}).strict(),

@@ -44,6 +44,8 @@ export const LossWeights = z
 export type LossWeights = z.infer<typeof LossWeights>
 
 const positiveInt = z.number().int().positive()
+/** Each patch axis is a multiple of this (the networks downsample 4 times by 2). */
+export const PATCH_MULTIPLE = 16
 /** A training patch [d, h, w] in voxels. */
 const Patch = z.tuple([positiveInt, positiveInt, positiveInt])
 /** DynUNet channels per level (5 levels). */
@@ -153,6 +155,12 @@ export const RunConfig = z
     datasetId: id,
     /** Split file name under datasets/<id>/splits/ (without .json). */
     split: id,
+    /**
+     * `sha256:<hex>` of the split's partition when the run was created: predict and evaluate
+     * refuse the run once the split file holds another partition (absent in runs created
+     * before it was recorded; their manifest.json's split hash is used instead).
+     */
+    splitHash: z.string().optional(),
     /** 0-based fold index. */
     fold: z.number().int().min(0),
     model: z.object({
@@ -190,7 +198,7 @@ export const RunConfig = z
   .strict()
   .superRefine((cfg, ctx) => {
     const p = cfg.model.patch
-    if (p.some((axis) => axis % 16 !== 0)) {
+    if (p.some((axis) => axis % PATCH_MULTIPLE !== 0)) {
       ctx.addIssue({
         code: 'custom',
         path: ['model', 'patch'],
@@ -346,5 +354,11 @@ export const RunSummary = z.object({
   backbone: Backbone,
   preset: z.string(),
   state: RunState,
+  /** When the run first started training (manifest.json), null before it has started. */
+  startedAt: z.string().nullable(),
+  /** When it ended (its state's time once completed, failed or cancelled), else null. */
+  endedAt: z.string().nullable(),
+  /** Seconds spent training its finished epochs (timing.jsonl; pauses and queues not counted). */
+  trainingSeconds: z.number(),
 })
 export type RunSummary = z.infer<typeof RunSummary>

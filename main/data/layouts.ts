@@ -313,6 +313,7 @@ function parseMsd(root: string): ParsedLayout {
       'DATASET_JSON_MISSING',
       `${root}: no dataset.json; an MSD dataset needs one (or import with --layout pairs)`,
       { root },
+      `${root}: no dataset.json; an MSD dataset needs one (or import it with the layout "Image/label pairs in one folder")`,
     )
   }
   const j = readDatasetJson(file)

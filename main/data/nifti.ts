@@ -11,7 +11,7 @@ import { promisify } from 'node:util'
 import { atomicWriteFile } from '../atomic-file'
 import { DsdError } from '../errors'
 import { ByteStream, StreamError } from './byte-stream'
-import { MAX_VOLUME_BYTES, type DataType, type Mat4, type Vec3, type Volume, type VoxelArray } from './volume'
+import { MAX_VOLUME_BYTES, type DataType, type Mat4, type Vec3, type Volume, type VolumeHeader, type VoxelArray } from './volume'
 
 const gzipAsync = promisify(gzip)
 
@@ -61,15 +61,8 @@ export interface NiftiVolume extends Volume {
 }
 
 /** What `readNiftiHeader` returns: the header plus the derived geometry, without the voxels. */
-export interface NiftiHeaderInfo {
+export interface NiftiHeaderInfo extends VolumeHeader {
   header: NiftiHeader
-  /** Number of dimensions (dim[0]); 2 for a 2D file. */
-  ndim: number
-  shape: Vec3
-  channels: number
-  spacing: Vec3
-  affine: Mat4
-  datatype: DataType
   /** True when the file on disk is gzip-compressed. */
   gzipped: boolean
   source: string

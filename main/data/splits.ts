@@ -124,7 +124,7 @@ export function kfoldSplit(caseIds: readonly string[], opts: KFoldOptions): Spli
   checkUnique(caseIds)
   const k = opts.folds
   if (!Number.isInteger(k) || k < 2) {
-    throw new DsdError('SPLIT_BAD_FOLDS', `--folds must be an integer ≥ 2, got ${k}`, { folds: k })
+    throw new DsdError('SPLIT_BAD_FOLDS', `--folds must be an integer ≥ 2, got ${k}`, { folds: k }, `Folds must be a whole number ≥ 2, got ${k}.`)
   }
   if (!Number.isSafeInteger(opts.seed) || opts.seed < 0) {
     throw new DsdError(
@@ -182,6 +182,7 @@ export function kfoldSplit(caseIds: readonly string[], opts: KFoldOptions): Spli
       'SPLIT_TOO_FEW_CASES',
       `cannot make ${k} folds from ${order.length} ${Object.keys(groups).length ? 'patients' : 'cases'}; use --folds ${Math.max(2, order.length)} or fewer`,
       { folds: k, units: order.length },
+      `cannot make ${k} folds from ${order.length} ${Object.keys(groups).length ? 'patients' : 'cases'}; choose ${Math.max(2, order.length)} folds or fewer`,
     )
   }
   new PyRandom(opts.seed).shuffle(order)
@@ -402,6 +403,7 @@ export function parseSplitFile(
       {
         file,
       },
+      `${file}: ${what}; fix the file, or delete the split and create it again on the Splits page`,
     )
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw bad('expected a JSON object')
   const o = raw as Record<string, unknown>

@@ -12,7 +12,7 @@ import { DsdError } from '../errors'
 import { readDicomHeader, readDicomSeries, isDicomFile, type DicomVolume } from './dicom'
 import { readNifti, readNiftiHeader, writeNifti, type WriteNiftiOptions } from './nifti'
 import { readNrrd } from './nrrd'
-import type { DataType, Mat4, Vec3, Volume } from './volume'
+import type { Mat4, Vec3, Volume, VolumeHeader } from './volume'
 
 /** What kind of input a path is. */
 export type VolumeFormat = 'nifti' | 'nrrd' | 'dicom-dir' | 'dicom-file'
@@ -26,16 +26,7 @@ export interface ReadVolumeOptions {
   maxBytes?: number
 }
 
-/** Geometry from a header, without the voxels. */
-export interface VolumeHeader {
-  /** Number of dimensions as stored (2 for a 2D NIfTI, 4 with channels). */
-  ndim: number
-  shape: Vec3
-  channels: number
-  spacing: Vec3
-  affine: Mat4
-  datatype: DataType
-}
+export type { VolumeHeader } from './volume'
 
 const NIFTI_RE = /\.(nii|nii\.gz|hdr|hdr\.gz)$/i
 const NRRD_RE = /\.(nrrd|nhdr)$/i

@@ -35,6 +35,17 @@ export const MAX_VOLUME_BYTES = 2 ** 31
 /** Row-major 4×4 matrix as 4 rows of 4. */
 export type Mat4 = [number[], number[], number[], number[]]
 
+/** Geometry from a header, without the voxels. */
+export interface VolumeHeader {
+  /** Number of dimensions as stored (2 for a 2D NIfTI, 4 with channels). */
+  ndim: number
+  shape: Vec3
+  channels: number
+  spacing: Vec3
+  affine: Mat4
+  datatype: DataType
+}
+
 export interface Volume {
   /** [nx, ny, nz] */
   shape: Vec3

@@ -91,6 +91,8 @@ export function chooseBackend(
         `backend "${requested}" was asked for but is not available: ${why}. ` +
           `Pick another with DSD_BACKEND or --backend (${availableList(probes)}), or use auto`,
         { requested, probes },
+        `backend "${requested}" was asked for but is not available: ${why}. ` +
+          `Choose another compute backend under Advanced in the run form (${availableList(probes)}), or Automatic`,
       )
     }
     const soft = p.software ? ' (software adapter: correct but slow)' : ''

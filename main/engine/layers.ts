@@ -146,6 +146,11 @@ abstract class ConvParams {
   get count(): number {
     return this.inChannels * this.outChannels * this.kernel ** 3 + (this.b ? this.outChannels : 0)
   }
+
+  /** The weight and the bias (or null) of this layer from a parameter lookup. */
+  protected tensors(p: ParamLookup): { w: T5; bias: tf.Tensor1D | null } {
+    return { w: p(this.w) as T5, bias: this.b ? (p(this.b) as tf.Tensor1D) : null }
+  }
 }
 
 /**
@@ -171,8 +176,7 @@ export class Conv extends ConvParams {
    * 1³), so a stride-2 conv samples the same voxels as PyTorch (TF 'same' would not).
    */
   apply(p: ParamLookup, x: T5): T5 {
-    const bias = this.b ? (p(this.b) as tf.Tensor1D) : null
-    const w = p(this.w) as T5
+    const { w, bias } = this.tensors(p)
     if (this.kernel === 1 && this.stride === 1) return ops.pointwise(x, w, bias)
     // At stride 1 an odd kernel's TF 'same' padding is PyTorch's symmetric (k − 1) / 2 and
     // avoids an explicit pad (whose gradient is a slow rank-5 slice on the CPU backend).
@@ -203,8 +207,7 @@ export class ConvTranspose extends ConvParams {
   }
 
   apply(p: ParamLookup, x: T5): T5 {
-    const bias = this.b ? (p(this.b) as tf.Tensor1D) : null
-    const w = p(this.w) as T5
+    const { w, bias } = this.tensors(p)
     return this.kernel === 2
       ? ops.convTranspose3dK2S2(x, w, bias)
       : ops.convTranspose3dK1(x, w, bias)

@@ -14,6 +14,7 @@
  * (SDD: α1 = 0, α2 = 1 → decoder-only).
  */
 import { DsdError } from '../errors'
+import { TERM_NAMES, type TermName } from './loss-terms'
 import { tf } from './tf'
 import { useFused } from './kernels/dispatch'
 import { diceCEFused, klDistillFused, labelArray } from './kernels/loss'
@@ -29,22 +30,7 @@ export type DsdOutputName = 'Y' | 'D4' | 'D3' | 'D2' | 'D1' | 'E1' | 'E2' | 'E3'
 /** Logits `[b, d, h, w, K]` by output name; only those the variant needs must be present. */
 export type DsdOutputs = Partial<Record<DsdOutputName, tf.Tensor>>
 
-/** The term names, exactly as in golden/dsd/loss.json. */
-export const TERM_NAMES = [
-  'dce_Y',
-  'dce_D4',
-  'dce_D3',
-  'dce_D2',
-  'dce_D1',
-  'kl_dec_D4',
-  'kl_dec_D3',
-  'kl_dec_D2',
-  'kl_enc_E1',
-  'kl_enc_E2',
-  'kl_enc_E3',
-] as const
-
-export type TermName = (typeof TERM_NAMES)[number]
+export { TERM_NAMES, type TermName } from './loss-terms'
 
 /** Loss weights and temperature. */
 export interface DsdLossOptions {

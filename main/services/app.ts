@@ -4,7 +4,7 @@
  * layers. Heavy modules (TensorFlow.js, dataset code) load lazily on first use.
  */
 import { arch, platform } from 'node:process'
-import type { AppInfo, BackendProbe, CommandParams, EventPayload, RunConfig, RunState, RunSummary } from '../contract'
+import { JOB_ENDED, type AppInfo, type BackendProbe, type CommandParams, type EventPayload, type RunConfig, type RunState, type RunSummary } from '../contract'
 import { DsdError } from '../errors'
 import type { JobSystem } from '../jobs/system'
 import { throttle, type Throttle } from '../jobs/throttle'
@@ -21,6 +21,11 @@ export interface AppOptions {
   validateResponses?: boolean
   /** Heap cap of each training worker in MB (default DSD_WORKER_HEAP_MB, else Node's). */
   workerHeapMb?: number
+  /**
+   * Show a folder in the system file manager (Electron: `shell.openPath`; resolves to '' or an
+   * error text). Absent in browser mode and the CLI: `export.open` then answers the path only.
+   */
+  openFolder?: (folder: string) => Promise<string>
 }
 
 export interface App {
@@ -89,8 +94,12 @@ export async function appInfo(transport: AppInfo['transport'], workspace: string
   }
 }
 
-/** The contract's summary of a run, from its config and state as read once. */
-function runSummary(config: RunConfig, state: RunState): RunSummary {
+const ENDED_RUN = new Set(['completed', 'failed', 'cancelled'])
+
+/** The contract's summary of a run, from its config and state as read once, and its times. */
+async function runSummary(workspace: string, config: RunConfig, state: RunState): Promise<RunSummary> {
+  const { readRunTimes } = await import('../workspace/runs')
+  const times = await readRunTimes(workspace, config.id)
   return {
     id: config.id,
     datasetId: config.datasetId,
@@ -100,6 +109,9 @@ function runSummary(config: RunConfig, state: RunState): RunSummary {
     backbone: config.model.backbone,
     preset: config.model.preset,
     state,
+    startedAt: times.startedAt,
+    endedAt: times.startedAt && ENDED_RUN.has(state.status) ? state.updatedAt : null,
+    trainingSeconds: times.trainingSeconds,
   }
 }
 
@@ -130,14 +142,18 @@ export function createApp(options: AppOptions): App {
       bridge.emit('run.state', { runId, state: m.state })
     } else if (m.type === 'error' && m.state) {
       steps.get(runId)?.cancel()
-      bridge.emit('run.state', { runId, state: m.state, error: m.error.message })
+      bridge.emit('run.state', { runId, state: m.state, error: m.error.appMessage ?? m.error.message })
     }
   }
   const jobs = createJobSystem(options.workspace, { persist: true, workerHeapMb: options.workerHeapMb, onRunMessage })
   jobs.on('state', (info) => bridge.emit('job.state', info))
   jobs.on('progress', (p) => bridge.emit('job.progress', p))
   jobs.on('storeError', (err) => console.error(`dsd: ${err.message}`))
-  const ready = jobs.restore()
+  // The startup sweep (what killed processes left: staging folders, temp files), then the
+  // stored job list.
+  const ready = import('../workspace/sweep')
+    .then(({ sweepOnce }) => sweepOnce(options.workspace))
+    .then(() => jobs.restore())
   const handlers: Handlers = {
     'app.info': () => appInfo(options.transport, options.workspace),
     'app.ping': async ({ message }) => {
@@ -158,6 +174,23 @@ export function createApp(options: AppOptions): App {
       await ready
       return { job: jobs.start('datasets.audit', p) }
     },
+    'datasets.delete': async ({ datasetId }) => {
+      const svc = await datasetService(options.workspace)
+      await ready
+      const busy = jobs.list().find((j) => j.subject === datasetId && !['completed', 'failed', 'cancelled'].includes(j.status))
+      if (busy) {
+        throw new DsdError('DATASET_BUSY', `dataset "${datasetId}" has a ${busy.status} job (${busy.label}); wait for it to end or cancel it, then delete the dataset`, { datasetId, jobId: busy.jobId })
+      }
+      return svc.deleteDataset(datasetId)
+    },
+    'splits.get': async ({ datasetId, name }) => {
+      const svc = await datasetService(options.workspace)
+      return svc.splitDetail(datasetId, name)
+    },
+    'splits.delete': async ({ datasetId, name }) => {
+      const svc = await datasetService(options.workspace)
+      return svc.deleteSplit(datasetId, name)
+    },
     'splits.list': async ({ datasetId }) => {
       const svc = await datasetService(options.workspace)
       return { splits: await svc.listSplitSummaries(datasetId) }
@@ -169,13 +202,13 @@ export function createApp(options: AppOptions): App {
     'runs.list': async () => {
       const { listRuns } = await import('../workspace/runs')
       const runs = await listRuns(options.workspace)
-      return { runs: runs.map((r) => runSummary(r.config, r.state)) }
+      return { runs: await Promise.all(runs.map((r) => runSummary(options.workspace, r.config, r.state))) }
     },
     'runs.get': async ({ runId }) => {
       const { readRunConfig, readRunLog, readRunState } = await import('../workspace/runs')
       const config = await readRunConfig(options.workspace, runId)
       return {
-        summary: runSummary(config, await readRunState(options.workspace, runId)),
+        summary: await runSummary(options.workspace, config, await readRunState(options.workspace, runId)),
         config,
         log: await readRunLog(options.workspace, runId),
       }
@@ -203,6 +236,28 @@ export function createApp(options: AppOptions): App {
       }
       return { job: jobs.start('train', { runId }) }
     },
+    'runs.cancel': async ({ runId }) => {
+      const { cancelRun } = await import('./runs')
+      await ready
+      const r = await cancelRun(options.workspace, jobs, runId)
+      if (r.changed) bridge.emit('run.state', { runId, state: r.state })
+      return { state: r.state }
+    },
+    'runs.delete': async ({ runId }) => {
+      const { deleteRun } = await import('./runs')
+      await ready
+      return deleteRun(options.workspace, jobs, runId)
+    },
+    'forms.limits': async () => {
+      const { numberRules } = await import('../contract/forms')
+      const { commands, PATCH_MULTIPLE, RunForm } = await import('../contract')
+      return {
+        forms: {
+          'runs.create': numberRules(RunForm, { patch: { multipleOf: PATCH_MULTIPLE } }),
+          'splits.create': numberRules(commands['splits.create'].request),
+        },
+      }
+    },
     'quickstart.start': async (p) => {
       const { prepareQuickStart } = await import('./quickstart')
       await ready
@@ -218,6 +273,37 @@ export function createApp(options: AppOptions): App {
     'predictions.list': async () => (await import('./review')).listPredictionSets(options.workspace),
     'metrics.get': async ({ ref, table }) => (await import('./review')).getMetrics(options.workspace, ref, table),
     'review.case': async ({ ref, caseId }) => (await import('./review')).reviewCase(options.workspace, ref, caseId),
+    // Prediction and evaluation as jobs (main/services/predict-evaluate.ts, the CLI's functions).
+    'predictions.predict': async (req) => {
+      const { checkPredictable, predictionTarget } = await import('./predict-evaluate')
+      await ready
+      await checkPredictable(options.workspace, req)
+      const { ref, key } = predictionTarget(options.workspace, req)
+      const busy = jobs.list().find((j) => (j.kind === 'predict' || j.kind === 'evaluate') && j.subject === key && !JOB_ENDED.includes(j.status))
+      if (busy) throw new DsdError('PREDICTION_BUSY', `${key} is already being ${busy.kind === 'predict' ? 'predicted' : 'evaluated'} (${busy.status}); wait for it or cancel it in the Tasks panel.`, { jobId: busy.jobId })
+      const job = jobs.start('predict', req)
+      if (req.evaluate) {
+        // Evaluate the set once its prediction has completed (a cancelled or failed one is not scored).
+        void jobs.wait(job.jobId).then((end) => {
+          if (end.status === 'completed') jobs.start('evaluate', { ref })
+        }).catch((err: Error) => console.error(`dsd: could not queue the evaluation of ${key}: ${err.message}`))
+      }
+      return { job, ref, key }
+    },
+    'metrics.evaluate': async ({ ref }) => {
+      const { readSet } = await import('./prediction-sets')
+      await readSet(options.workspace, ref) // PREDICTIONS_NOT_FOUND now, not as a failed job
+      await ready
+      return { job: jobs.start('evaluate', { ref }) }
+    },
+    'metrics.compare': async ({ a, b, metrics }) => (await import('./predict-evaluate')).compareSets(options.workspace, a, b, metrics),
+    // Export (main/services/export-job.ts): a job into <workspace>/exports/<name>/.
+    'export.start': async (p) => {
+      await (await import('./export-job')).checkExport(options.workspace, p)
+      await ready
+      return { job: jobs.start('export', p) }
+    },
+    'export.open': async ({ name }) => (await import('./export-job')).openExport(options.workspace, name, options.openFolder),
   }
   bridge = new Bridge(handlers, { validateResponses: options.validateResponses })
   return {

@@ -96,7 +96,7 @@ export class Bridge {
       invoke: async <N extends CommandName>(name: N, request: CommandRequest<N>) => {
         const result = await this.invoke(name, request)
         if (!result.ok) {
-          throw new DsdError(result.error.code, result.error.message, result.error.details)
+          throw new DsdError(result.error.code, result.error.message, result.error.details, result.error.appMessage)
         }
         return result.value as CommandResponse<N>
       },

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import { readFile, stat } from 'node:fs/promises'
 import { basename } from 'node:path'
-import type { AuditReport, CommandParams, DatasetSummary, SplitSummary } from '../contract'
+import type { AuditReport, CommandParams, DatasetSummary, SplitDetail, SplitSummary } from '../contract'
 import { auditDataset as runAudit, type AuditFinding, type AuditResult } from '../data/audit'
 import { readVolume } from '../data/volume-io'
 import {
@@ -560,6 +560,17 @@ export class DatasetService {
       )
     }
     return { trashedTo: await trashSplit(this.workspace, id, name) }
+  }
+
+  /** A split's folds, test cases and the runs that use it (the Splits page's fold view). Pure read. */
+  async splitDetail(id: string, name: string): Promise<SplitDetail> {
+    const { split } = await this.getSplit(id, name)
+    return {
+      summary: splitSummary(split),
+      folds: split.folds.map((f) => ({ train: [...f.train], val: [...f.val] })),
+      test: [...split.test],
+      usedBy: await this.runsUsing(id, name),
+    }
   }
 
   /** Summaries of a dataset's splits (damaged files are listed with hash "invalid"). */

@@ -36,8 +36,12 @@ import {
 } from '../metrics'
 import { atomicWriteFile, atomicWriteJson } from '../workspace/atomic'
 import { DatasetService } from './datasets'
-import { readPredictionsManifest, type PredictedCase, type PredictionsManifest } from './inference'
+// The manifest reader and types only: evaluation never loads TensorFlow.js.
+import type { PredictedCase, PredictionsManifest } from './inference/types'
+import { readPredictionsManifest } from './inference/write'
+import { checkRunSplit } from '../workspace/cases'
 import { runFiles } from '../workspace/run-layout'
+import { readRunConfig } from '../workspace/runs'
 
 /** Options of {@link evaluatePredictions}. */
 export interface EvaluateOptions {
@@ -327,6 +331,12 @@ export async function evaluatePredictions(
           { caseId: id },
         )
       }
+    }
+  }
+  if (opts.workspace) {
+    // The runs of these predictions must still have the split they were trained on.
+    for (const runId of m.runIds) {
+      if (existsSync(runFiles(opts.workspace, runId).config)) await checkRunSplit(opts.workspace, await readRunConfig(opts.workspace, runId))
     }
   }
   const svc = opts.workspace && m.datasetId ? new DatasetService(opts.workspace) : null

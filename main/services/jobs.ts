@@ -6,24 +6,31 @@
  * | datasets.import  | in-process (DatasetService) | io     | no    | failed, start again |
  * | datasets.audit   | in-process (DatasetService) | io     | no    | failed, start again |
  * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
+ * | predict          | worker thread (inference-worker) | device | no | failed, start again |
+ * | evaluate         | worker thread (inference-worker) | io     | no | failed, start again |
+ * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
  * | quickstart       | train-worker, then in-process prediction + evaluation (services/quickstart.ts) | device | yes (training) | failed; `dsd resume` the run |
  *
- * Prediction, evaluation and export become kinds here: a params schema, a label, a queue, and
- * `run` (in-process, or `runWorker` with a worker entry under main/workers/).
+ * A new kind (export, …): a params schema, a label, a queue, and `run` (in-process, or
+ * `runWorker` with a worker entry under main/workers/).
  */
 import { basename } from 'node:path'
 import { z } from 'zod'
 import { commands, type CommandParams } from '../contract'
+import { PredictionSetRef } from '../contract/review'
 import type { RunState } from '../contract/runs'
 import { id } from '../contract/shapes'
 import { DsdError } from '../errors'
 import { JobSystem, type JobKind } from '../jobs/system'
 import { runWorker } from '../jobs/worker'
+import { exportKind } from './export-job'
 import type { TrainMessage } from '../training/loop'
-import type { TrainWorkerData } from '../workers/protocol'
+import type { InferenceMessage, InferenceTask, InferenceWorkerData, TrainWorkerData } from '../workers/protocol'
 import { workspaceJobStore } from '../workspace/jobs'
 import { runFiles } from '../workspace/run-layout'
 import { readRunState, writeRunState } from '../workspace/runs'
+import { predictionTarget } from './predict-evaluate'
+import { setKey } from './prediction-sets'
 import { quickStartKind } from './quickstart'
 
 async function datasetService(workspace: string) {
@@ -121,7 +128,7 @@ export function trainKind(workspace: string, options: TrainKindOptions = {}): Jo
         tell(runId, { type: 'error', error: { code: e.code, message: state.message, details: {} }, state })
         throw new DsdError(e.code, state.message, { runId })
       }
-      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details)
+      if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details, final.error.appMessage)
       if (final.type === 'done' && final.state.status === 'cancelled') throw new DsdError('CANCELLED', final.state.message, { runId })
       return (final as { state: RunState }).state
     },
@@ -146,11 +153,51 @@ async function diedState(workspace: string, runId: string, last: RunState | null
     epochs: state?.epochs ?? 0,
     bestEpoch: state?.bestEpoch ?? null,
     bestMeanDice: state?.bestMeanDice ?? null,
-    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume with \`dsd resume ${runId}\`.`,
+    message: `${closing ? 'stopped when the app closed' : why}. The last checkpoint (epoch ${epoch}) is intact: resume the run (Resume in the app's runs table, or \`dsd resume ${runId}\`).`,
     updatedAt: new Date().toISOString(),
   }
   await writeRunState(workspace, runId, next).catch(() => undefined)
   return next
+}
+
+/** Run one inference task in the inference worker; its result, or its error as a DsdError. */
+async function inferenceJob(workspace: string, task: InferenceTask, ctx: Parameters<JobKind['run']>[1], heapMb?: number): Promise<unknown> {
+  const data: Omit<InferenceWorkerData, 'control'> = { workspace, ...task }
+  const final = await runWorker<InferenceMessage>('inference-worker', data, ctx, {
+    what: task.task === 'predict' ? 'the prediction worker' : 'the evaluation worker',
+    heapMb,
+    isFinal: (m) => m.type === 'done' || m.type === 'error',
+  })
+  if (final.type === 'error') throw new DsdError(final.error.code, final.error.message, final.error.details)
+  return (final as { result: unknown }).result
+}
+
+/**
+ * Predict with one run or an ensemble (`predictCases` in the inference worker); progress in
+ * cases (with the sliding-window position), cancel between windows (finished cases stay
+ * written). Its subject is the set's key (`run:<id>/<name>`), as is its evaluate job's.
+ */
+export function predictKind(workspace: string, options: { workerHeapMb?: number } = {}): JobKind<CommandParams<'predictions.predict'>, unknown> {
+  return {
+    name: 'predict',
+    params: commands['predictions.predict'].request,
+    queue: 'device',
+    label: (p) => (p.runIds.length === 1 ? `Predict ${p.runIds[0]} (${p.which})` : `Predict an ensemble of ${p.runIds.length} runs (${p.which})`),
+    subject: (p) => predictionTarget(workspace, p).key,
+    run: (p, ctx) => inferenceJob(workspace, { task: 'predict', request: p }, ctx, options.workerHeapMb),
+  }
+}
+
+/** Score a prediction set against its ground truth and write its metric table (`evaluateSet`). */
+export function evaluateKind(workspace: string, options: { workerHeapMb?: number } = {}): JobKind<{ ref: PredictionSetRef }, unknown> {
+  return {
+    name: 'evaluate',
+    params: z.object({ ref: PredictionSetRef }).strict(),
+    queue: 'io',
+    label: (p) => `Evaluate ${setKey(p.ref)}`,
+    subject: (p) => setKey(p.ref),
+    run: (p, ctx) => inferenceJob(workspace, { task: 'evaluate', ref: p.ref }, ctx, options.workerHeapMb),
+  }
 }
 
 export interface AppJobsOptions extends TrainKindOptions {
@@ -170,5 +217,8 @@ export function createJobSystem(workspace: string, options: AppJobsOptions = {})
     .register(importKind(workspace))
     .register(auditKind(workspace))
     .register(train)
+    .register(predictKind(workspace, options))
+    .register(evaluateKind(workspace, options))
+    .register(exportKind(workspace))
     .register(quickStartKind(workspace, train))
 }

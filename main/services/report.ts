@@ -2,9 +2,11 @@
  * The self-contained HTML report of a run (or several folds) and of a paired comparison: the
  * run config, learning curves from `log.jsonl` (inline SVG), summary tables (mean ± std per
  * label, across folds), per-label box plots (inline SVG), the per-case metrics table and, for a
- * comparison, per-case deltas and Wilcoxon p-values.
+ * comparison, per-case deltas and Wilcoxon p-values; and, for the worst and the median case by
+ * mean Dice, one slice of image + ground truth + prediction (report-slices.ts) as an embedded PNG.
  *
- * Self-contained: no scripts, no external stylesheets, fonts or images, no URLs. Every string
+ * Self-contained: no scripts, no external stylesheets, fonts or images, no URLs (the slices are
+ * `data:image/png` URIs inside the page). Every string
  * that goes into the page is HTML-escaped. The markup is also well-formed XML (quoted
  * attributes, closed elements, only numeric or XML entities), so XML tools can read it.
  */
@@ -15,6 +17,7 @@ import { METRIC_NAMES, type CasesSummary, type MetricName, type Summary } from '
 import { appVersion } from '../version'
 import { atomicWriteFile } from '../workspace/atomic'
 import type { ComparisonResult, EvaluationTable } from './evaluation'
+import type { ReportSlice } from './report-slices'
 import type { EpochLog, RunConfig, RunState } from '../contract/runs'
 import { runFiles } from '../workspace/run-layout'
 import { readRunConfig, readRunLog } from '../workspace/runs'
@@ -36,6 +39,8 @@ export interface ReportInput {
   table?: EvaluationTable | null
   /** A second table and the comparison of `table` (a) against it (b). */
   comparison?: { b: EvaluationTable; result: ComparisonResult } | null
+  /** Example slices (worst and median case), drawn by report-slices.ts. */
+  slices?: ReportSlice[]
   /** Generation time (default now). */
   createdAt?: string
 }
@@ -547,6 +552,35 @@ function comparisonSection(a: EvaluationTable, b: EvaluationTable, c: Comparison
   return parts.join('')
 }
 
+const ROLE_TEXT: Record<'worst' | 'median', string> = {
+  worst: 'worst case (lowest mean Dice)',
+  median: 'median case (by mean Dice)',
+}
+
+/** The worst and the median case: one slice of image, ground truth and prediction each. */
+export function slicesSection(slices: ReportSlice[]): string {
+  const parts = ['<section class="slices"><h2>Example cases</h2>']
+  parts.push(
+    '<p>For the worst and the median case by mean Dice over the scored labels: the axial slice with the most ground-truth or predicted voxels, drawn in radiological convention (patient right on the left, anterior at the top). Panels: image (1st–99th percentile window), image + ground truth, image + prediction; labels filled at half opacity.</p>',
+  )
+  for (const s of slices) {
+    const role = s.roles.map((r) => ROLE_TEXT[r]).join(' and ')
+    const title = `${s.caseId}: ${role}`
+    const uri = `data:image/png;base64,${Buffer.from(s.png).toString('base64')}`
+    const legend = s.labels
+      .map(
+        (l) =>
+          `<span class="swatch"><span class="chip" style="background:rgb(${l.color.join(',')})"></span>${e(l.value)} ${e(l.name)}</span>`,
+      )
+      .join(' ')
+    parts.push(
+      `<figure class="slice" data-case="${e(s.caseId)}" data-roles="${e(s.roles.join(' '))}"><img src="${uri}" width="${s.width}" height="${s.height}" alt="${e(`${title}; slice ${s.index} of ${s.count}: image, ground truth, prediction`)}"/><figcaption><strong>${e(title)}</strong> — ${e(s.set)}${s.fold !== null && s.fold !== undefined ? `, fold ${e(s.fold)}` : ''}; mean Dice ${e(fmt(s.meanDice))}; slice ${e(s.index)} of ${e(s.count)} (voxel axis ${'ijk'[s.axis]}); ground truth ${e(s.foreground.groundTruth)} voxels, prediction ${e(s.foreground.prediction)} voxels on this slice.<br/><span class="muted">image · ground truth · prediction</span> ${legend}</figcaption></figure>`,
+    )
+  }
+  parts.push('</section>')
+  return parts.join('')
+}
+
 const STYLE = `
 body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1180px;padding:0 16px;color:#1d1d1f;background:#fff}
 h1{font-size:22px;margin:0 0 4px}h2{font-size:18px;border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:32px}h3{font-size:15px;margin:18px 0 6px}
@@ -555,6 +589,8 @@ thead th{background:#f4f5f7}table.kv th{background:#f8f8fa;font-weight:600;white
 tr.sig td{background:#fff7e0}td.up{color:#0a7a2f}td.down{color:#b3261e}.muted{color:#6b6b70}
 .charts{display:flex;flex-wrap:wrap;gap:12px}svg.chart{border:1px solid #eee;background:#fff}
 svg .ct{font-size:13px;font-weight:600;fill:#1d1d1f}svg .tick,svg .legend{font-size:11px;fill:#444}svg .grid{stroke:#eee}svg .axis{stroke:#888}svg .whisk{stroke:#666}
+figure.slice{margin:12px 0}figure.slice img{display:block;image-rendering:pixelated;border:1px solid #ddd;background:#000}
+.swatch{display:inline-block;margin-right:10px}.chip{display:inline-block;width:10px;height:10px;margin-right:4px;border:1px solid #888;vertical-align:middle}
 @media print{.charts{display:block}}
 `
 
@@ -568,6 +604,7 @@ export function renderReport(input: ReportInput): string {
   if (input.runs.length === 1) body.push(runSection(input.runs[0]))
   else if (input.runs.length > 1) body.push(runsSection(input.runs))
   if (input.table) body.push(metricsSection(input.table))
+  if (input.slices?.length) body.push(slicesSection(input.slices))
   if (input.comparison && input.table) {
     body.push(metricsSection(input.comparison.b))
     body.push(comparisonSection(input.table, input.comparison.b, input.comparison.result))

@@ -19,7 +19,8 @@ export async function createRuns(workspace: string, form: RunFormInput): Promise
   const datasets = createDatasetService(workspace)
   await datasets.assertReadable(form.datasetId) // DATASET_UNREADABLE_CASES names them
   const { split } = await datasets.getSplit(form.datasetId, form.split)
-  const configs = runConfigs(form, split.folds.length).map((c) => validateRunConfig(c, `run ${c.id}`))
+  // The split's hash as it is now (an edited file: its content's), recorded in each config.
+  const configs = runConfigs(form, split.folds.length).map((c) => validateRunConfig({ ...c, splitHash: split.hash }, `run ${c.id}`))
   for (const c of configs) {
     if (existsSync(runFiles(workspace, c.id).config)) {
       throw new DsdError('RUN_EXISTS', `Run ${c.id} already exists (${runFiles(workspace, c.id).dir}); pick another name or resume it.`, { runId: c.id })

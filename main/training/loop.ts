@@ -52,10 +52,18 @@ export interface TrainOptions {
 }
 
 /** Classify an error from a training step into a clear message. */
-function explain(err: unknown, cfg: RunConfig | null, epoch: number, runId: string): { code: string; message: string } {
-  const e = err as { code?: string; message?: string }
+function explain(err: unknown, cfg: RunConfig | null, epoch: number, runId: string): { code: string; message: string; appMessage?: string } {
+  const e = err as { code?: string; message?: string; appMessage?: string }
   const msg = e.message ?? String(err)
-  const resume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and run \`dsd resume ${runId}\`.`
+  const resume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and resume the run (Resume in the app's runs table, or \`dsd resume ${runId}\`).`
+  const cause = explainCause(e, msg, cfg, runId, resume)
+  // The app's words: the cause's own app message, and Resume in the runs table.
+  const appResume = `The last checkpoint (epoch ${epoch}) is intact: fix the cause and press Resume in the runs table.`
+  const appCause = e.appMessage ? explainCause(e, e.appMessage, cfg, runId, appResume) : explainCause(e, msg, cfg, runId, appResume)
+  return { ...cause, appMessage: appCause.message }
+}
+
+function explainCause(e: { code?: string }, msg: string, cfg: RunConfig | null, runId: string, resume: string): { code: string; message: string } {
   if (e.code === 'DISK_FULL' || isNoSpace(e.code)) {
     return { code: 'DISK_FULL', message: `No space left to save ${runId}: ${msg}. ${resume}` }
   }
@@ -170,11 +178,11 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     post({ type: 'done', state: done })
     return done
   } catch (err) {
-    const { code, message } = explain(err, cfg, checkpointEpoch, runId)
+    const { code, message, appMessage } = explain(err, cfg, checkpointEpoch, runId)
     const status = code === 'CANCELLED' ? 'cancelled' : 'failed'
     const final = await setState({ status, message, epoch: checkpointEpoch }).catch(() => ({ ...state, status, message }) as RunState)
     if (status === 'cancelled') post({ type: 'done', state: final })
-    else post({ type: 'error', error: { ...toErrorShape(err), code, message }, state: final })
+    else post({ type: 'error', error: { ...toErrorShape(err), code, message, ...(appMessage ? { appMessage } : {}) }, state: final })
     return final
   } finally {
     model?.dispose()

@@ -4,10 +4,13 @@
  * from them); each kind adds its own messages (the training worker posts the training loop's
  * TrainMessage).
  */
+import type { ErrorShape } from '../contract/errors'
+import type { PredictionSetRef, PredictRequest } from '../contract/review'
+
 export type { TrainMessage } from '../training/loop'
 
 /** The worker entries under main/workers/ (`<name>.ts`, bundled as `<name>.mjs`). */
-export type WorkerName = 'train-worker'
+export type WorkerName = 'train-worker' | 'inference-worker'
 
 /** Values of control[0] (an Int32Array over a SharedArrayBuffer shared with the worker). */
 export const CONTROL = { run: 0, pause: 1, cancel: 2 } as const
@@ -27,3 +30,16 @@ export interface TrainWorkerData extends JobWorkerData {
   workspace: string
   runId: string
 }
+
+/** The inference worker's task: a prediction request, or a set to evaluate (main/services/predict-evaluate.ts). */
+export type InferenceTask =
+  | { task: 'predict'; request: PredictRequest }
+  | { task: 'evaluate'; ref: PredictionSetRef }
+
+export type InferenceWorkerData = JobWorkerData & InferenceTask & { workspace: string }
+
+/** What the inference worker posts besides `progress` / `started`: its result or its error, last. */
+export type InferenceMessage =
+  | JobWorkerMessage
+  | { type: 'done'; result: unknown }
+  | { type: 'error'; error: ErrorShape }

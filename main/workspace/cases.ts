@@ -9,7 +9,9 @@ import { splitHash, validateSplit, type SplitFile } from '../data/splits'
 import { readVolume } from '../data/volume-io'
 import { DsdError } from '../errors'
 import { readCacheEntry, writeCacheEntry } from './cache'
-import type { DatasetManifest } from './datasets'
+import type { RunConfig } from '../contract/runs'
+import { readManifest, type DatasetManifest } from './datasets'
+import { runFiles } from './run-layout'
 import { readSplit } from './splits'
 
 /**
@@ -65,4 +67,37 @@ export async function loadPreparedCase(
   const prepared = preprocessVolumes(caseId, images, label, settings, manifest.labelMap)
   await writeCacheEntry(workspace, manifest.id, key, settings, sources, prepared)
   return prepared
+}
+
+/**
+ * The split hash a run records: its config's `splitHash` (written when the run is created),
+ * else the one its manifest.json recorded when training started (runs created before configs
+ * recorded it); null when neither exists (a run that never started has nothing to predict).
+ */
+export async function recordedSplitHash(workspace: string, cfg: RunConfig): Promise<string | null> {
+  if (cfg.splitHash) return cfg.splitHash
+  try {
+    const m = JSON.parse(await readFile(runFiles(workspace, cfg.id).manifest, 'utf8')) as { split?: { hash?: unknown } }
+    return typeof m.split?.hash === 'string' ? m.split.hash : null
+  } catch {
+    return null
+  }
+}
+
+/**
+ * Refuse a run whose split no longer holds the partition it was trained on (SPLIT_CHANGED,
+ * naming both hashes and the fix): its "validation" cases would no longer be the ones it never
+ * trained on. Prediction and evaluation call this for every run they use (CLI and app alike).
+ */
+export async function checkRunSplit(workspace: string, cfg: RunConfig, manifest?: DatasetManifest): Promise<void> {
+  const recorded = await recordedSplitHash(workspace, cfg)
+  if (!recorded) return
+  const ds = manifest ?? (await readManifest(workspace, cfg.datasetId))
+  const { hash, file } = await readCheckedSplit(workspace, ds, cfg.split)
+  if (hash === recorded) return
+  throw new DsdError(
+    'SPLIT_CHANGED',
+    `run ${cfg.id} was trained on split "${cfg.split}" with hash ${recorded}, but ${file} now holds a different partition (hash ${hash}): fold ${cfg.fold}'s validation cases are no longer the ones this run was validated on, so its predictions and metrics would mix in training cases. Restore the split file the run was trained with, or train new runs on a split with a new name.`,
+    { runId: cfg.id, split: cfg.split, file, recorded, current: hash },
+  )
 }

@@ -201,6 +201,7 @@ function checkId(id: string): void {
       'DATASET_ID_INVALID',
       `"${id}" is not a dataset ID (${SAFE_ID_RULE}); list the datasets with \`dsd import --list\``,
       { id },
+      `"${id}" is not a dataset ID (${SAFE_ID_RULE}); the Datasets page lists the datasets`,
     )
   }
 }
@@ -244,6 +245,7 @@ export async function readManifest(ws: string, id: string): Promise<DatasetManif
       'DATASET_NOT_FOUND',
       `no dataset "${id}" in ${join(ws, 'datasets')}; import it with \`dsd import <folder>\` or list datasets with \`dsd import --list\``,
       { id },
+      `no dataset "${id}" in ${join(ws, 'datasets')}; import it on the Datasets page (Import), where the datasets of this workspace are listed`,
     )
   }
   const raw = await readJsonFile(

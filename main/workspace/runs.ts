@@ -9,7 +9,7 @@ import { isSafeId, SAFE_ID_RULE } from '../contract/ids'
 import { EpochLog, RunConfig, RunState } from '../contract/runs'
 import { DsdError } from '../errors'
 import { atomicWriteJson, readJsonFile } from './atomic'
-import { createEntry } from './entries'
+import { createEntry, moveToTrash } from './entries'
 import { runDir, runFiles } from './run-layout'
 
 async function readJson<T = unknown>(path: string, what: string): Promise<T> {
@@ -109,4 +109,39 @@ export async function listRuns(workspace: string): Promise<{ config: RunConfig; 
     }
   }
   return out
+}
+
+/**
+ * When a run first started (manifest.json's `createdAt`, written at its first start) and the
+ * seconds of its finished epochs (timing.jsonl). Pure read; a missing or damaged file gives
+ * null / 0 (the runs table then shows "—").
+ */
+export async function readRunTimes(workspace: string, runId: string): Promise<{ startedAt: string | null; trainingSeconds: number }> {
+  const files = runFiles(workspace, runId)
+  let startedAt: string | null = null
+  try {
+    const m = JSON.parse(await readFile(files.manifest, 'utf8')) as { createdAt?: unknown }
+    if (typeof m.createdAt === 'string') startedAt = m.createdAt
+  } catch {
+    // not started yet, or unreadable
+  }
+  let trainingSeconds = 0
+  try {
+    for (const line of (await readFile(files.timing, 'utf8')).split('\n')) {
+      if (!line.trim()) continue
+      const t = JSON.parse(line) as { seconds?: unknown }
+      if (typeof t.seconds === 'number' && Number.isFinite(t.seconds)) trainingSeconds += t.seconds
+    }
+  } catch {
+    // no epoch finished yet, or unreadable
+  }
+  return { startedAt, trainingSeconds }
+}
+
+/** Move a run folder to the workspace's trash folder (`trash/runs/<id>-<time>`); returns where it went. */
+export async function trashRun(workspace: string, runId: string): Promise<string> {
+  if (!isSafeId(runId)) throw new DsdError('RUN_ID_INVALID', `"${runId}" is not a valid run id (${SAFE_ID_RULE}).`, { runId })
+  const dir = runDir(workspace, runId)
+  if (!existsSync(dir)) throw new DsdError('RUN_NOT_FOUND', `No run "${runId}" in ${join(workspace, 'runs')}; nothing was deleted.`, { runId })
+  return moveToTrash(workspace, dir, 'runs')
 }

@@ -73,6 +73,7 @@ export async function readSplit(
       'SPLIT_NOT_FOUND',
       `${file}: no split "${name}" for dataset "${datasetId}"; create it with \`dsd split ${datasetId} --folds 5 --seed 0\``,
       { file },
+      `${file}: no split "${name}" for dataset "${datasetId}"; create it on the Splits page (Create split)`,
     )
   }
   const { split, hashMatches } = parseSplitFile(text, file)

@@ -30,7 +30,7 @@ export interface SweepResult {
   removed: string[]
 }
 
-/** Remove stale staging folders, temp files and emptied entries under datasets/ and runs/. */
+/** Remove stale staging folders, temp files and emptied entries under datasets/, runs/ and exports/. */
 export async function sweepWorkspace(ws: string, opts: { maxAgeMs?: number } = {}): Promise<SweepResult> {
   const maxAge = opts.maxAgeMs ?? DAY_MS
   const removed: string[] = []
@@ -60,7 +60,7 @@ export async function sweepWorkspace(ws: string, opts: { maxAgeMs?: number } = {
       }
     }
   }
-  for (const top of ['datasets', 'runs']) {
+  for (const top of ['datasets', 'runs', 'exports']) {
     const root = join(ws, top)
     await walk(root, 3)
     // entry folders a kill left empty (an old-style import killed before its manifest)

@@ -1,7 +1,7 @@
 import { createDiscreteApi } from 'naive-ui'
 import { toApiError } from './api'
 
-const { notification } = createDiscreteApi(['notification'], {
+const { notification, dialog } = createDiscreteApi(['notification', 'dialog'], {
   notificationProviderProps: { placement: 'bottom-right', max: 4 },
 })
 
@@ -28,4 +28,31 @@ export function notifyError(err: unknown, title = 'Something went wrong'): void 
 /** A short success notification. */
 export function notifySuccess(title: string, content?: string): void {
   notification.success({ title, content, duration: 5_000 })
+}
+
+/**
+ * Asks before something is deleted: the title names it, `content` says what happens (where the
+ * files go) and what it affects. Resolves true on the confirm button, false otherwise.
+ */
+export function confirmDelete(title: string, content: string, confirm = 'Move to trash'): Promise<boolean> {
+  return new Promise((resolve) => {
+    let settled = false
+    const settle = (v: boolean) => {
+      if (!settled) resolve(v)
+      settled = true
+    }
+    dialog.warning({
+      title,
+      content,
+      positiveText: confirm,
+      negativeText: 'Cancel',
+      positiveButtonProps: { type: 'error', ...({ 'data-testid': 'confirm-delete' } as object) },
+      negativeButtonProps: { ...({ 'data-testid': 'confirm-cancel' } as object) },
+      onPositiveClick: () => settle(true),
+      onNegativeClick: () => settle(false),
+      onClose: () => settle(false),
+      onMaskClick: () => settle(false),
+      onAfterLeave: () => settle(false),
+    })
+  })
 }

@@ -207,9 +207,9 @@ describe('renderer in Chromium against the browser-mode server', () => {
       await eventually(() => page.getByTestId('page-heading').textContent()).toBe(p.heading)
       await eventually(() => page.title()).toBe(`${p.heading} · DSD Studio`)
     }
-    // Pages without backend commands say so instead of showing made-up data.
+    // Export with nothing predicted says how to get predictions (test/e2e/export.test.ts has the rest).
     await go('export')
-    await eventually(() => page.getByTestId('coming-soon').isVisible()).toBe(true)
+    await eventually(() => page.getByTestId('export-empty').isVisible()).toBe(true)
     // Review with nothing predicted says how to get predictions (test/e2e/review.test.ts has the rest).
     await go('review')
     await eventually(() => page.getByTestId('review-empty').isVisible()).toBe(true)

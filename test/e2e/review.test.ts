@@ -1,8 +1,10 @@
 /**
  * The Review page end to end in Debian Chromium (browser mode, real services and files): the
- * bundled hippocampus sample imported, a 5-fold split, two tiny runs (Basic and DSD) trained
- * by the real worker, validation cases predicted and evaluated with the `dsd` CLI. Then the
- * cohort table must show the Dice of `dsd evaluate`, and pixel probes on the viewport canvases
+ * bundled hippocampus sample imported as on first start, a 10-fold split, two tiny runs (Basic
+ * and DSD) trained by the real worker; then, in the app, "Predict validation cases" on the
+ * Training page runs predict and evaluate jobs (the inference worker thread) and "Open in
+ * Review" opens the set. The cohort table must show the Dice `dsd evaluate`'s function
+ * computes (to 4 decimals), and pixel probes on the viewport canvases
  * (`.cornerstone-canvas` is a 2D canvas) must find the image, the ground-truth outline and the
  * prediction fill in their label colours where the label files put them. Needs a built
  * renderer (`node scripts/build.mjs`). Screenshots go to test/.tmp/screenshots/ (and with
@@ -16,10 +18,12 @@ import { readNifti } from '../../main/data/nifti'
 import type { Volume } from '../../main/data/volume'
 import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
+import { evaluateRun } from '../../main/services/evaluation'
+import { ensureSampleDataset } from '../../main/services/sample'
 import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
-import { dsdCli, ROOT, sharedPath, tmpDir } from '../helpers/shared'
+import { ROOT, sharedPath, tmpDir } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -36,9 +40,6 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
   '--no-first-run',
 ]
-/** Validation cases predicted per run (a few keep the CPU time modest). */
-const PREDICTED = 3
-
 type RGB = [number, number, number]
 type V3 = [number, number, number]
 
@@ -46,23 +47,12 @@ function eventually<T>(fn: () => T | Promise<T>, timeout = 30_000) {
   return expect.poll(fn, { timeout, interval: 150 })
 }
 
-/** One line of `dsd evaluate`'s per-case CSV. */
+/** One row of `dsd evaluate`'s per-case table. */
 interface CsvRow {
   caseId: string
   label: number
   dice: number | null
   hd95: number | null
-}
-
-function readCsv(file: string): CsvRow[] {
-  const [head, ...lines] = readFileSync(file, 'utf8').trim().split('\n')
-  const cols = head.split(',')
-  const at = (name: string) => cols.indexOf(name)
-  const num = (s: string) => (s === '' ? null : Number(s))
-  return lines.map((l) => {
-    const f = l.split(',')
-    return { caseId: f[at('case_id')], label: Number(f[at('label')]), dice: num(f[at('dice')]), hd95: num(f[at('hd95_mm')]) }
-  })
 }
 
 /** Voxel (i, j, k) → world LPS (what Cornerstone uses) from the NIfTI affine (RAS). */
@@ -257,15 +247,18 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
     workspace = tmpDir('e2e-review')
     mkdirSync(workspace, { recursive: true })
-    // The sample dataset and a split (the UI flows for these are in renderer.test.ts).
-    const svc = new DatasetService(workspace)
-    const ds = (await svc.importDataset(join(ROOT, 'resources', 'sample', 'hippocampus'), { name: 'Hippocampus' })).manifest.id
-    const split = await svc.createSplit(ds, { folds: 5, seed: 0, name: 'k5' })
+    // The bundled sample, imported as the app does on first start (`dsd serve --sample`, Electron).
+    const sample = await ensureSampleDataset(workspace)
+    expect(sample).toEqual({ datasetId: 'hippocampus-sample', imported: true })
+    const ds = sample!.datasetId
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
-    // Two tiny runs, trained by the real worker through the app (a few steps each).
+    // A 10-fold split (4 validation cases a fold) and two tiny runs (Basic and DSD) trained by
+    // the real worker, through the app's commands (their UI flows are in renderer.test.ts).
+    const split = await server.app.bridge.invoke('splits.create', { datasetId: ds, folds: 10, seed: 0, name: 'k10' })
+    if (!split.ok) throw new Error(`splits.create failed: ${split.error.message}`)
     const created = await server.app.bridge.invoke('runs.create', {
       datasetId: ds,
-      split: 'k5',
+      split: 'k10',
       folds: [0],
       variants: ['Basic', 'DSD'],
       epochs: 1,
@@ -273,7 +266,8 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       patch: [16, 16, 16],
       batch: 1,
       validateEvery: 0,
-      backend: 'cpu',
+      // The wasm kernels: training and prediction about 4× faster than the JS reference backend.
+      backend: 'wasm',
     })
     if (!created.ok) throw new Error(`runs.create failed: ${created.error.message}`)
     runIds = (created.value as { runIds: string[] }).runIds
@@ -288,15 +282,9 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       if (Date.now() - t0 > 300_000) throw new Error('training did not finish in 5 minutes')
       await new Promise((r) => setTimeout(r, 500))
     }
-    // Predict a few validation cases of each run and evaluate them, with the CLI.
-    cases = split.folds[0].val.slice(0, PREDICTED)
-    for (const id of runIds) {
-      const p = dsdCli(workspace, ['predict', '--run', id, ...cases.flatMap((c) => ['--case', c]), '--sw-batch', '4', '--quiet'])
-      if (p.status !== 0) throw new Error(`dsd predict --run ${id} failed: ${p.stderr}`)
-      const e = dsdCli(workspace, ['evaluate', '--run', id])
-      if (e.status !== 0) throw new Error(`dsd evaluate --run ${id} failed: ${e.stderr}`)
-      csv[id] = readCsv(join(runFiles(workspace, id).metrics, 'last-original.csv'))
-    }
+    // The validation cases of fold 0: what "Predict validation cases" predicts (in the first test).
+    const { split: k10 } = await new DatasetService(workspace).getSplit(ds, 'k10')
+    cases = k10.folds[0].val
     // An oblique, left-handed scan (TCIA: L-A-S, tilted, 0.69 × 0.69 × 6.5 mm) as an ensemble-style
     // set of files: its ground truth and the golden "dilated in-plane" prediction.
     await writeTciaSet(join(workspace, 'predictions', 'tcia'))
@@ -314,6 +302,53 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     await server?.close()
     if (workspace && !process.env.DSD_KEEP_TMP) rmSync(workspace, { recursive: true, force: true })
   })
+
+  test('Training: "Predict validation cases" runs predict then evaluate jobs; "Open in Review" shows the Dice of dsd evaluate', async () => {
+    await page.goto(server.url)
+    await page.getByTestId('nav-training').click()
+    await eventually(() => page.getByTestId('page-heading').textContent()).toBe('Training')
+    for (const id of runIds) {
+      const row = page.getByTestId(`run-row-${id}`)
+      await eventually(() => row.getAttribute('data-status')).toBe('completed')
+      expect(await row.getByTestId('run-review').count(), 'nothing to review before predicting').toBe(0)
+      await row.getByTestId('run-predict').click()
+      // The Tasks panel lists the prediction job.
+      await eventually(() => page.locator('[data-kind="predict"]').count()).toBeGreaterThan(0)
+    }
+    const progress = new Set<string>()
+    for (const id of runIds) {
+      const row = page.getByTestId(`run-row-${id}`)
+      // Progress in the row while the jobs run (case k / n), then "Open in Review" once evaluated.
+      await eventually(async () => {
+        const p = row.getByTestId('run-predict-progress')
+        if (await p.count()) progress.add(((await p.textContent()) ?? '').replace(/\d+ \/ /, 'k / '))
+        const failed = await page.locator('[data-kind="predict"][data-status="failed"], [data-kind="evaluate"][data-status="failed"]').count()
+        if (failed) throw new Error(`a job failed: ${await page.locator('[data-status="failed"]').first().textContent()}`)
+        return row.getByTestId('run-review').count()
+      }, 240_000).toBe(1)
+    }
+    expect([...progress].some((t) => /^(Predicting|Evaluating)/.test(t)), [...progress].join(', ')).toBe(true)
+    await eventually(() => page.locator('[data-kind="evaluate"][data-status="completed"]').count()).toBe(2)
+    // What `dsd evaluate --run` computes (its function, main/services/evaluation.ts), per run.
+    for (const id of runIds) {
+      const t = await evaluateRun(workspace, id)
+      csv[id] = t.rows.map((r) => ({ caseId: r.caseId, label: r.label, dice: r.dice, hd95: r.hd95 }))
+      expect(new Set(t.rows.map((r) => r.caseId))).toEqual(new Set(cases))
+    }
+    await shot('training-predicted')
+
+    const [basic] = runIds
+    await page.getByTestId(`run-row-${basic}`).getByTestId('run-review').click()
+    await eventually(() => page.getByTestId('page-heading').textContent()).toBe('Review')
+    expect(decodeURIComponent(page.url())).toContain(`#/review?set=run:${basic}/last`)
+    await eventually(() => page.getByTestId('review-set').textContent()).toContain(basic)
+    const rows = page.locator('[data-testid="cohort-row"]')
+    await eventually(() => rows.count()).toBe(csv[basic].length)
+    for (const r of csv[basic]) {
+      const cell = page.locator(`[data-testid="cohort-row"][data-case="${r.caseId}"][data-label="${r.label}"]`).getByTestId('cohort-dice')
+      expect(await cell.getAttribute('title'), `${r.caseId} label ${r.label}`).toBe(r.dice === null ? '–' : r.dice.toFixed(4))
+    }
+  }, 600_000)
 
   test('the cohort table shows the Dice of dsd evaluate, sorts, filters and flags outliers', async () => {
     await page.goto(server.url)

@@ -6,7 +6,7 @@ import { atomicWriteFile } from '../../atomic-file'
 import { DsdError } from '../../errors'
 import type { Volume } from '../volume'
 import { dcmjs, norm, SEG_SOP_CLASS, unit, type Ds } from './parse'
-import type { DicomVolume } from './series'
+import { STUDY_CONTEXT_KEYS, type DicomVolume } from './series'
 
 /** A segment to write into a DICOM SEG. */
 export interface SegSegmentSpec {
@@ -167,21 +167,7 @@ export async function writeDicomSeg(
   const refSop = ref.sopClassUID
   const ds: Ds = {
     ...Object.fromEntries(
-      [
-        'PatientName',
-        'PatientID',
-        'PatientBirthDate',
-        'PatientSex',
-        'PatientAge',
-        'StudyInstanceUID',
-        'StudyDate',
-        'StudyTime',
-        'StudyID',
-        'AccessionNumber',
-        'ReferringPhysicianName',
-        'StudyDescription',
-      ]
-        .filter((k) => ctx[k] !== undefined)
+      STUDY_CONTEXT_KEYS.filter((k) => ctx[k] !== undefined)
         .map((k) => [k, ctx[k]]),
     ),
     SOPClassUID: SEG_SOP_CLASS,

@@ -436,7 +436,8 @@ async function readSeriesFiles(
   }
 }
 
-const CONTEXT_KEYS = [
+/** Patient and study attributes a derived object (DICOM SEG) copies from its source series. */
+export const STUDY_CONTEXT_KEYS = [
   'PatientName',
   'PatientID',
   'PatientBirthDate',
@@ -449,6 +450,10 @@ const CONTEXT_KEYS = [
   'AccessionNumber',
   'ReferringPhysicianName',
   'StudyDescription',
+] as const
+
+const CONTEXT_KEYS = [
+  ...STUDY_CONTEXT_KEYS,
   'FrameOfReferenceUID',
   'PositionReferenceIndicator',
   'Manufacturer',

@@ -16,6 +16,7 @@ import type { Predictor } from '../../engine/sliding-window'
 import { tf } from '../../engine/tf'
 import { DsdError } from '../../errors'
 import { runPreprocessing } from '../../training/run-config'
+import { checkRunSplit } from '../../workspace/cases'
 import { readManifest, type DatasetManifest } from '../../workspace/datasets'
 import { runFiles } from '../../workspace/run-layout'
 import { readRunConfig } from '../../workspace/runs'
@@ -270,6 +271,7 @@ export async function resolveSource(opts: PredictOptions): Promise<PredictionSou
         { runId: c.id },
       )
     }
+    await checkRunSplit(ws!, c, manifest ?? undefined)
   }
 
   // One preprocessing for the whole ensemble.

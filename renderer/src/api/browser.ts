@@ -146,8 +146,7 @@ export function createBrowserTransport(options: BrowserTransportOptions): Transp
       )
     }
     if (!body.ok) {
-      const { code, message, details } = body.error
-      throw new ApiError(code, message, details ?? {})
+      throw ApiError.fromShape(body.error)
     }
     return body.value as CommandResponse<N>
   }

@@ -16,8 +16,7 @@ export function createElectronTransport(bridge: DsdPreloadBridge): Transport {
     async invoke<N extends CommandName>(name: N, request: CommandRequest<N>) {
       const result = await bridge.invoke(name, request)
       if (!result.ok) {
-        const { code, message, details } = result.error
-        throw new ApiError(code, message, details)
+        throw ApiError.fromShape(result.error)
       }
       return result.value as CommandResponse<N>
     },

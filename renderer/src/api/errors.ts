@@ -11,6 +11,14 @@ export class ApiError extends Error implements ErrorShape {
     this.code = code
     this.details = details
   }
+
+  /**
+   * The error of a failed command or job as the app shows it: the message in the app's words
+   * (`appMessage`: app actions instead of CLI flags) when the main side gave one.
+   */
+  static fromShape(e: ErrorShape): ApiError {
+    return new ApiError(e.code, e.appMessage ?? e.message, e.details ?? {})
+  }
 }
 
 /** Any thrown value as an ApiError (keeps the code and details when there are some). */

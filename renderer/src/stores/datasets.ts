@@ -37,6 +37,8 @@ export interface ImportOutcome {
   imported: number
   skipped: number
   problems: Finding[]
+  /** Cases whose files cannot be read (runs on the dataset are refused until they are fixed). */
+  unreadable: { caseId: string; file: string; code: string; message: string }[]
 }
 
 /** Reads an import job's result defensively; null when it has an unexpected shape. */
@@ -49,6 +51,7 @@ export function asImportOutcome(result: unknown): ImportOutcome | null {
     imported: typeof r.imported === 'number' ? r.imported : 0,
     skipped: typeof r.skipped === 'number' ? r.skipped : 0,
     problems: Array.isArray(r.problems) ? r.problems : [],
+    unreadable: Array.isArray(r.unreadable) ? r.unreadable : [],
   }
 }
 
@@ -115,5 +118,13 @@ export const useDatasetStore = defineStore('datasets', () => {
     return audits.value[datasetId]
   }
 
-  return { datasets, loaded, loading, audits, refresh, importDataset, audit }
+  /** Deletes a dataset (its workspace folder moves to the trash); returns where it went. */
+  async function remove(datasetId: string): Promise<string> {
+    const { trashedTo } = await api.invoke('datasets.delete', { datasetId })
+    delete audits.value[datasetId]
+    await refresh().catch(() => {})
+    return trashedTo
+  }
+
+  return { datasets, loaded, loading, audits, refresh, importDataset, audit, remove }
 })

@@ -18,7 +18,7 @@ const KEEP_ENDED = 6
 
 /** The error of a job that did not complete, as an ApiError (for notifications). */
 export function jobError(job: JobInfo): ApiError {
-  if (job.error) return new ApiError(job.error.code, job.error.message, job.error.details)
+  if (job.error) return ApiError.fromShape(job.error)
   return new ApiError(job.status === 'cancelled' ? 'CANCELLED' : 'JOB_FAILED', `${job.label}: ${job.status}.`)
 }
 

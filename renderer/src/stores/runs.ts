@@ -88,10 +88,39 @@ export const useRunStore = defineStore('runs', () => {
     await refresh()
   }
 
+  /**
+   * Predict a run's validation cases (its `last` checkpoint) and evaluate them: a `predict` job,
+   * then an `evaluate` job the main side queues once it completes. Returns the set's key.
+   */
+  async function predict(runId: string): Promise<string> {
+    const { job, key } = await api.invoke('predictions.predict', { runIds: [runId], evaluate: true })
+    void jobs.wait(job)
+    return key
+  }
+
+  /**
+   * Cancels a run: its training job, or a run left "queued" with no job to run it (the main
+   * side marks it cancelled). Returns the run's state.
+   */
+  async function cancel(runId: string): Promise<RunState> {
+    const { state } = await api.invoke('runs.cancel', { runId })
+    setState(runId, state)
+    return state
+  }
+
+  /** Deletes a run (its folder moves to the workspace's trash); returns where it went. */
+  async function remove(runId: string): Promise<string> {
+    const { trashedTo } = await api.invoke('runs.delete', { runId })
+    runs.value = runs.value.filter((r) => r.id !== runId)
+    delete logs.value[runId]
+    delete steps.value[runId]
+    return trashedTo
+  }
+
   /** The job that trains a run (a `train` job, or the quick start's), if this window knows it. */
   function jobOf(runId: string) {
     return jobs.latest('train', runId) ?? jobs.latest('quickstart', runId)
   }
 
-  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, jobOf }
+  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, cancel, remove, jobOf }
 })

@@ -46,9 +46,12 @@ export function estimateTrainingBytes(m: MemoryModel, batch: number): number {
   return Math.round(activations + 16 * m.params + 0.4 * GB)
 }
 
-function options(m: MemoryModel, batch: number): string {
+function options(m: MemoryModel, batch: number, app = false): string {
   const p = m.config.patch
   const smaller = p.map((v) => Math.max(16, v - 16)).join('×')
+  if (app) {
+    return `choose a smaller patch (e.g. ${smaller}) or batch (${Math.max(1, batch - 1)}) or a smaller preset (Small) in the run form, or a GPU backend`
+  }
   return (
     `use a smaller patch (e.g. --patch ${smaller}) or batch (--batch ${Math.max(1, batch - 1)}), ` +
     `a smaller preset (--preset small, or --filters), or a GPU backend`
@@ -67,6 +70,8 @@ export function checkTrainingMemory(m: MemoryModel, batch: number, total = total
     `training at patch ${m.config.patch.join('×')} × batch ${batch} needs about ${gb(need)} of memory ` +
       `on the CPU backend and this machine has ${gb(total)}: ${options(m, batch)}`,
     { neededBytes: need, totalBytes: total, patch: m.config.patch, batch },
+    `training at patch ${m.config.patch.join('×')} × batch ${batch} needs about ${gb(need)} of memory ` +
+      `on the CPU backend and this machine has ${gb(total)}: ${options(m, batch, true)}`,
   )
 }
 
@@ -94,5 +99,8 @@ export function outOfMemoryError(err: unknown, m: MemoryModel, batch: number): D
       `${gb(need)} on the CPU backend; ${gb(freemem())} of ${gb(totalmem())} is free (${cause}). ` +
       `Close other programs, or ${options(m, batch)}`,
     { neededBytes: need, freeBytes: freemem(), totalBytes: totalmem(), cause },
+    `out of memory: training at patch ${m.config.patch.join('×')} × batch ${batch} needs about ` +
+      `${gb(need)} on the CPU backend; ${gb(freemem())} of ${gb(totalmem())} is free (${cause}). ` +
+      `Close other programs, or ${options(m, batch, true)}`,
   )
 }

@@ -49,7 +49,8 @@ export function directTile(channels: number, spatial: number): Tile {
   return { TM, TN }
 }
 
-const GEOM = [
+/** The uniform names of a convolution's geometry, shared by the direct and tiled kernels. */
+export const GEOM = [
   'B',
   'D',
   'H',

@@ -24,7 +24,7 @@
  * Shapes come in a uniform block, so one pipeline serves every layer with the same tile.
  */
 import { type ConvGeom } from './conv-geom'
-import { phaseTable, PHASE_LETS, type Kernel } from './conv-direct'
+import { GEOM, phaseTable, PHASE_LETS, type Kernel } from './conv-direct'
 import { bindings, fold, memo, Params, rep, WG_LINEAR } from './runner'
 
 const THREADS = 256
@@ -139,27 +139,6 @@ var<workgroup> Bs: array<f32, ${BK * SB}>;
   )}
 }`
 }
-
-const GEOM = [
-  'B',
-  'D',
-  'H',
-  'W',
-  'CI',
-  'OD',
-  'OH',
-  'OW',
-  'CO',
-  'KD',
-  'KH',
-  'KW',
-  'SD',
-  'SH',
-  'SW',
-  'PD',
-  'PH',
-  'PW',
-]
 
 function geomValues(g: ConvGeom): Record<string, number> {
   const [D, H, W] = g.inSize

@@ -20,12 +20,11 @@ import {
   convFwdDirect,
   directTile,
   dwPlan,
-  reduceChunks,
   type Kernel,
 } from './conv-direct'
 import { convDwTiled, convDxTiled, convFwdTiled, TILED_SPLITK_TARGET } from './conv-tiled'
 import { convVariant } from './mode'
-import { columnSums } from './reduce'
+import { columnSums, reduceInto } from './reduce'
 import { defineGradient, defineKernel, runKernel } from './register'
 import { newOutput, run, type WebGPUBackendLike } from './runner'
 
@@ -109,17 +108,7 @@ function dw(
   }
   const part = newOutput(backend, [Z, n])
   run(backend, { ...call, inputs: [x, dy], outputs: [part] })
-  const r = reduceChunks(n, Z)
-  run(backend, {
-    name: 'conv3d.dw.reduce',
-    code: r.code,
-    dispatch: r.dispatch,
-    uniforms: r.uniforms,
-    inputs: [part],
-    outputs: [out],
-  })
-  backend.disposeData(part.dataId)
-  return out
+  return reduceInto(backend, 'conv3d.dw.reduce', part, out, n, Z)
 }
 
 defineKernel('DsdConv3D', (inputs, backend, attrs) => {

@@ -22,6 +22,7 @@
  */
 import { tf } from '../../tf'
 import { targetGroups } from './occupancy'
+import { TERM_NAMES } from '../../loss-terms'
 import { defineGradient, defineKernel, runKernel } from './register'
 import {
   bindings,
@@ -41,19 +42,7 @@ export const LOSS_OUTPUTS = ['Y', 'D4', 'D3', 'D2', 'D1', 'E1', 'E2', 'E3', 'E4'
 type OutName = (typeof LOSS_OUTPUTS)[number]
 
 /** The 11 terms, in golden/dsd/loss.json order (the kernel's value is [total, ...terms]). */
-export const LOSS_TERMS = [
-  'dce_Y',
-  'dce_D4',
-  'dce_D3',
-  'dce_D2',
-  'dce_D1',
-  'kl_dec_D4',
-  'kl_dec_D3',
-  'kl_dec_D2',
-  'kl_enc_E1',
-  'kl_enc_E2',
-  'kl_enc_E3',
-] as const
+export const LOSS_TERMS = TERM_NAMES
 
 const SMOOTH = 1e-5
 
@@ -186,20 +175,13 @@ ${bindings([{ name: 'part' }], [{ name: 'sums' }], SUM.members())}
   sums[i] = t;
 }`
 
+/** Uniform names of the 11 term weights. */
+const TERM_WEIGHTS = LOSS_TERMS.map((_, i) => `w${i}`)
+
 const TERMS = new Params(['B', 'K'], 0, [
   'N',
   'tau2',
-  'w0',
-  'w1',
-  'w2',
-  'w3',
-  'w4',
-  'w5',
-  'w6',
-  'w7',
-  'w8',
-  'w9',
-  'w10',
+  ...TERM_WEIGHTS,
 ])
 
 /** Terms, total and the Dice coefficients (A = (2I+s)/D², G = 2/D per entry, sample, class). */
@@ -255,17 +237,7 @@ const BWD = new Params(['B', 'S', 'K', 'lanes'], 0, [
   'N',
   'invT',
   'tau',
-  'w0',
-  'w1',
-  'w2',
-  'w3',
-  'w4',
-  'w5',
-  'w6',
-  'w7',
-  'w8',
-  'w9',
-  'w10',
+  ...TERM_WEIGHTS,
 ])
 
 function backwardCode(g: Group, K: number, coefBase: number, write: number[]): string {

@@ -122,21 +122,29 @@ ${bindings([{ name: 'part' }], [{ name: 'stats' }], FIN.members())}
   stats[tb * 2 * C + C + c] = inverseSqrt(max(m2 / f32(S), 0.0) + eps);
 }`
 
+/**
+ * Bindings and the start of `main` of the per-row passes: the invocation's lane, and the mean /
+ * inverse SD of h (and of r when T = 2) it normalises with.
+ */
+function normHead(ins: string[], outs: string | string[], P: Params, T: number): string {
+  return `${bindings(
+    ins.map((name) => ({ name })),
+    (typeof outs === 'string' ? [outs] : outs).map((name) => ({ name })),
+    P.members(),
+  )}
+@compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
+  ${P.lets()}
+  ${LANE}
+  let mh = stats[b * 2 * C + ch]; let rh = stats[b * 2 * C + C + ch];
+  ${T === 2 ? 'let mr = stats[(B + b) * 2 * C + ch]; let rr = stats[(B + b) * 2 * C + C + ch];' : ''}`
+}
+
 const APPLY = new Params(ROWS, 0, ['slope'])
 
 function applyCode(T: number, hasR: boolean, act: boolean): string {
   const ins = hasR ? ['h', 'r', 'stats'] : ['h', 'stats']
   return `
-${bindings(
-  ins.map((name) => ({ name })),
-  [{ name: 'y' }],
-  APPLY.members(),
-)}
-@compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
-  ${APPLY.lets()}
-  ${LANE}
-  let mh = stats[b * 2 * C + ch]; let rh = stats[b * 2 * C + C + ch];
-  ${T === 2 ? 'let mr = stats[(B + b) * 2 * C + ch]; let rr = stats[(B + b) * 2 * C + C + ch];' : ''}
+${normHead(ins, 'y', APPLY, T)}
   for (var row = z * rpc + rl; row < r1; row += RL) {
     let o = base + row * C;
     var v = (h[o] - mh) * rh;
@@ -153,16 +161,7 @@ function bwdPartialCode(T: number, hasR: boolean, act: boolean): string {
   const ins = hasR ? ['dy', 'h', 'r', 'stats'] : ['dy', 'h', 'stats']
   const K = T === 2 ? 3 : 2
   return `
-${bindings(
-  ins.map((name) => ({ name })),
-  [{ name: 'part' }],
-  BPART.members(),
-)}
-@compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
-  ${BPART.lets()}
-  ${LANE}
-  let mh = stats[b * 2 * C + ch]; let rh = stats[b * 2 * C + C + ch];
-  ${T === 2 ? 'let mr = stats[(B + b) * 2 * C + ch]; let rr = stats[(B + b) * 2 * C + C + ch];' : ''}
+${normHead(ins, 'part', BPART, T)}
   var s0 = 0.0; var s1 = 0.0; var s2 = 0.0;
   for (var row = z * rpc + rl; row < r1; row += RL) {
     let o = base + row * C;
@@ -201,16 +200,7 @@ function bwdApplyCode(T: number, hasR: boolean, act: boolean): string {
   const outs = hasR ? ['dh', 'dr'] : ['dh']
   const K = T === 2 ? 3 : 2
   return `
-${bindings(
-  ins.map((name) => ({ name })),
-  outs.map((name) => ({ name })),
-  BAPPLY.members(),
-)}
-@compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
-  ${BAPPLY.lets()}
-  ${LANE}
-  let mh = stats[b * 2 * C + ch]; let rh = stats[b * 2 * C + C + ch];
-  ${T === 2 ? 'let mr = stats[(B + b) * 2 * C + ch]; let rr = stats[(B + b) * 2 * C + C + ch];' : ''}
+${normHead(ins, outs, BAPPLY, T)}
   let cb = b * ${K} * C + ch;
   let mg = coef[cb]; let mgh = coef[cb + C];${T === 2 ? ' let mgr = coef[cb + 2 * C];' : ''}
   for (var row = z * rpc + rl; row < r1; row += RL) {

@@ -69,16 +69,23 @@ export function columnSumsInfo(
     inputs: [x],
     outputs: [part],
   })
-  const out = newOutput(backend, [c])
-  const r = reduceChunks(c, Z * RL)
-  run(backend, {
-    name: 'sum.reduce',
-    code: r.code,
-    dispatch: r.dispatch,
-    uniforms: r.uniforms,
-    inputs: [part],
-    outputs: [out],
-  })
+  return reduceInto(backend, 'sum.reduce', part, newOutput(backend, [c]), c, Z * RL)
+}
+
+/**
+ * Sums `Z` chunks of `n` partial sums (`part`, `[Z, n]`) into `out` (`[n]`) in one dispatch and
+ * frees `part`: the second pass of every split-K reduction.
+ */
+export function reduceInto(
+  backend: WebGPUBackendLike,
+  name: string,
+  part: tf.TensorInfo,
+  out: tf.TensorInfo,
+  n: number,
+  Z: number,
+): tf.TensorInfo {
+  const r = reduceChunks(n, Z)
+  run(backend, { name, code: r.code, dispatch: r.dispatch, uniforms: r.uniforms, inputs: [part], outputs: [out] })
   backend.disposeData(part.dataId)
   return out
 }
