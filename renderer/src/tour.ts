@@ -24,7 +24,7 @@ export const TOUR_STEPS: TourStep[] = [
   {
     id: 'audit',
     page: '/datasets',
-    targets: ['[data-testid^="audit-"]', '[data-testid="datasets-table"]'],
+    targets: ['[data-testid="datasets-table"] [data-testid^="audit-"]', '[data-testid="datasets-table"]'],
     title: '2 · Audit',
     text: 'The dataset doctor checks labels and geometry (spacing, orientation, empty or mismatched masks) before you train, and names each problem case.',
   },

@@ -18,7 +18,8 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--use-angle=swifts
 /** Step id → the page it opens and the control it must highlight. */
 const STEPS = [
   { id: 'import', page: '#/datasets', target: '[data-tour="import"]' },
-  { id: 'audit', page: '#/datasets', target: '[data-testid="datasets-table"]' },
+  // An audit button when a dataset is listed, else the table.
+  { id: 'audit', page: '#/datasets', target: ['[data-testid="datasets-table"] [data-testid^="audit-"]', '[data-testid="datasets-table"]'] },
   { id: 'split', page: '#/splits', target: '[data-testid="split-create"]' },
   { id: 'train', page: '#/training', target: '[data-testid="quickstart-button"]' },
   { id: 'review', page: '#/review', target: '[data-testid="review-set"]' },
@@ -49,10 +50,13 @@ describe('guided tour', () => {
     if (workspace && !process.env.DSD_KEEP_TMP) rmSync(workspace, { recursive: true, force: true })
   })
 
-  /** The highlight ring surrounds the control (6 px padding) once it has settled. */
-  async function expectHighlighted(selector: string): Promise<void> {
+  /** The highlight ring surrounds the control (6 px padding; the first selector on the page) once it has settled. */
+  async function expectHighlighted(selectors: string | string[]): Promise<void> {
     await eventually(async () => {
       const ring = await page.getByTestId('tour-highlight').boundingBox()
+      let selector = ''
+      for (const s of [selectors].flat()) if (!selector && (await page.locator(s).count()) > 0) selector = s
+      if (!selector) return `no control ${JSON.stringify(selectors)}`
       const box = await page.locator(selector).first().boundingBox()
       if (!ring || !box) return `ring ${JSON.stringify(ring)}, control ${JSON.stringify(box)}`
       const fits =
