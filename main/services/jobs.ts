@@ -9,7 +9,7 @@
  * | predict          | worker thread (inference-worker) | device | no | failed, start again |
  * | evaluate         | worker thread (inference-worker) | io     | no | failed, start again |
  * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
- * | quickstart       | train-worker, then in-process prediction + evaluation (services/quickstart.ts) | device | yes (training) | failed; `dsd resume` the run |
+ * | quickstart       | train-worker, then inference-worker (predict, evaluate) (services/quickstart.ts) | device | yes (training) | failed; resume the run |
  *
  * A new kind (export, …): a params schema, a label, a queue, and `run` (in-process, or
  * `runWorker` with a worker entry under main/workers/).
@@ -220,5 +220,5 @@ export function createJobSystem(workspace: string, options: AppJobsOptions = {})
     .register(predictKind(workspace, options))
     .register(evaluateKind(workspace, options))
     .register(exportKind(workspace))
-    .register(quickStartKind(workspace, train))
+    .register(quickStartKind(workspace, train, (task, ctx) => inferenceJob(workspace, task, ctx, options.workerHeapMb)))
 }

@@ -7,10 +7,9 @@
  *    QUICK_START.split (created if missing) and a new run folder from the quick preset;
  * 2. the `quickstart` job (`quickStartKind`, device queue): trains the run in the training
  *    worker (the `train` kind's own run, so pause, cancel, progress and the live curves work as
- *    for any run), then predicts and evaluates the held-out cases (`predictHeldout`, in-process
- *    with the inference and evaluation services, as `dsd predict` and `dsd evaluate` run them),
- *    writing runs/<id>/predictions/last and runs/<id>/metrics/last-original.* exactly as
- *    `dsd predict --run` and `dsd evaluate --run` do.
+ *    for any run), then predicts and evaluates the held-out cases in the inference worker (the
+ *    `predict` and `evaluate` kinds' tasks), writing runs/<id>/predictions/last and
+ *    runs/<id>/metrics/last-original.* exactly as `dsd predict --run` and `dsd evaluate --run` do.
  */
 import { existsSync } from 'node:fs'
 import { z } from 'zod'
@@ -19,6 +18,7 @@ import type { RunState } from '../contract/runs'
 import { id } from '../contract/shapes'
 import { DsdError } from '../errors'
 import type { JobContext, JobKind } from '../jobs/system'
+import type { InferenceTask } from '../workers/protocol'
 import { runId as runIdOf } from '../training/run-config'
 import { runFiles } from '../workspace/run-layout'
 import { createDatasetService } from './datasets'
@@ -73,72 +73,31 @@ export async function prepareQuickStart(
   return { runId: cfg.id, datasetId }
 }
 
-/** What predicting and scoring the held-out cases gives: the table written and its Dice figures. */
-export interface HeldoutResult {
-  predictionSet: string
-  table: string
-  cases: number
-  meanDice: number | null
-  dice: Record<string, number | null>
-  seconds: number
-  backend: string
-}
+/** An inference task run in the inference worker (jobs.ts `inferenceJob`): its result. */
+export type RunInference = (task: InferenceTask, ctx: JobContext) => Promise<unknown>
 
 /**
- * Predict the held-out (validation-fold) cases of a run with its last checkpoint and score them
- * on the original grid; writes what `dsd predict --run` and `dsd evaluate --run` write.
- * `signal` cancels between windows and between cases.
+ * The Dice figures of a run's held-out table (written by the `evaluate` task): per label (by
+ * name) and over every (case, label) cell.
  */
-export async function predictHeldout(
-  workspace: string,
-  runId: string,
-  opts: { progress: (done: number, total: number, message: string) => void; signal?: AbortSignal },
-): Promise<HeldoutResult> {
-  const t0 = performance.now()
-  const { initBackend } = await import('../engine/backends')
-  const { readRunConfig } = await import('../workspace/runs')
-  const { predictCases } = await import('./inference')
-  const { evaluateRun, writeTable } = await import('./evaluation')
-  const backend = await initBackend((await readRunConfig(workspace, runId)).backend)
-  await predictCases({
-    workspace,
-    runIds: [runId],
-    which: 'last',
-    signal: opts.signal,
-    onProgress: (p) => {
-      const w = p.window ? ` · window ${p.window.done} / ${p.window.total}` : ''
-      opts.progress(p.caseIndex, p.cases, `predicting held-out case ${p.caseIndex + 1} / ${p.cases} (${p.caseId})${w}`)
-    },
-  })
-  const table = await evaluateRun(workspace, runId, {
-    predictions: 'last',
-    name: HELDOUT_TABLE,
-    signal: opts.signal,
-    onProgress: (done, total, caseId) => {
-      opts.progress(done, total, `scoring held-out case ${done} / ${total} (${caseId})`)
-    },
-  })
-  const files = await writeTable(table, runFiles(workspace, runId).metrics, HELDOUT_TABLE)
+export async function heldoutDice(file: string): Promise<{ cases: number; meanDice: number | null; dice: Record<string, number | null> }> {
+  const { readTable } = await import('./evaluation')
+  const t = await readTable(file)
   const dice: Record<string, number | null> = {}
-  for (const [label, s] of Object.entries(table.summary.labels)) dice[table.labels[label] ?? `class ${label}`] = s.dice.mean
-  return {
-    predictionSet: `run:${runId}/last`,
-    table: files.find((f) => f.endsWith('.json'))!,
-    cases: new Set(table.rows.map((r) => r.caseId)).size,
-    meanDice: table.summary.overall.dice.mean,
-    dice,
-    seconds: (performance.now() - t0) / 1000,
-    backend: backend.name,
-  }
+  for (const [label, s] of Object.entries(t.summary.labels)) dice[t.labels[label] ?? `class ${label}`] = s.dice.mean
+  return { cases: new Set(t.rows.map((r) => r.caseId)).size, meanDice: t.summary.overall.dice.mean, dice }
 }
 
 /**
  * The `quickstart` job kind: train the prepared run (the `train` kind's run, in its worker),
- * then predict and evaluate its held-out cases (in-process).
+ * then predict its held-out (validation-fold) cases with the last checkpoint and evaluate them on
+ * the original grid, in the inference worker (`infer`: the `predict` and `evaluate` kinds' own
+ * tasks), so the app's server stays responsive.
  */
 export function quickStartKind(
   workspace: string,
   train: JobKind<{ runId: string }, RunState>,
+  infer: RunInference,
 ): JobKind<{ runId: string }, QuickStartResult> {
   return {
     name: 'quickstart',
@@ -151,24 +110,38 @@ export function quickStartKind(
     cancelledBeforeStart: (p) => train.cancelledBeforeStart?.(p),
     run: async ({ runId }, ctx: JobContext) => {
       const t0 = performance.now()
-      const state = await train.run({ runId }, ctx)
+      // The job's context, noting the backend the workers report as they start.
+      let backend = 'unknown'
+      const noting: JobContext = Object.assign(Object.create(ctx) as JobContext, {
+        backend: (b: Parameters<JobContext['backend']>[0]) => {
+          backend = b.name
+          ctx.backend(b)
+        },
+      })
+      const state = await train.run({ runId }, noting)
       if (state.status !== 'completed') throw new DsdError('QUICKSTART_NOT_TRAINED', `${runId} ended ${state.status}: ${state.message}`, { runId })
       const trainSeconds = (performance.now() - t0) / 1000
+      const t1 = performance.now()
       ctx.progress(0, 0, 'predicting the held-out cases')
-      const r = await predictHeldout(workspace, runId, { progress: (d, t, m) => ctx.progress(d, t, m), signal: ctx.signal })
-      ctx.backend({ name: r.backend, reason: 'prediction of the held-out cases' })
-      const { datasetId } = await import('../workspace/runs').then((m) => m.readRunConfig(workspace, runId))
+      await infer({ task: 'predict', request: { runIds: [runId], which: 'last', evaluate: false } }, noting)
+      const ref = { kind: 'run' as const, runId, set: 'last' }
+      const evaluated = (await infer({ task: 'evaluate', ref }, noting)) as { files: string[] }
+      const table = evaluated.files.find((f) => f.endsWith(`${HELDOUT_TABLE}.json`))
+      if (!table) throw new DsdError('QUICKSTART_NO_TABLE', `the evaluation of ${runId} wrote no ${HELDOUT_TABLE}.json`, { runId })
+      const r = await heldoutDice(table)
+      const { readRunConfig } = await import('../workspace/runs')
+      const { datasetId } = await readRunConfig(workspace, runId)
       return {
         runId,
         datasetId,
-        predictionSet: r.predictionSet,
-        table: r.table,
+        predictionSet: `run:${runId}/last`,
+        table,
         cases: r.cases,
         meanDice: r.meanDice,
         dice: r.dice,
         trainSeconds,
-        predictSeconds: r.seconds,
-        backend: r.backend,
+        predictSeconds: (performance.now() - t1) / 1000,
+        backend,
       }
     },
   }

@@ -31,6 +31,9 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
 ]
 
+/** As if the guided tour had been dismissed before (renderer/src/stores/tour.ts). */
+const TOUR_DISMISSED = `localStorage.setItem('dsd.tour', JSON.stringify({ dismissed: true }))`
+
 const PAGES = [
   { name: 'datasets', heading: 'Datasets' },
   { name: 'splits', heading: 'Splits' },
@@ -99,6 +102,8 @@ describe('renderer in Chromium against the browser-mode server', () => {
       args: CHROMIUM_ARGS,
     })
     context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    // The guided tour (test/e2e/tour.test.ts) would open over the pages on this first start.
+    await context.addInitScript({ content: TOUR_DISMISSED })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
     page.on('console', (msg) => {
@@ -475,6 +480,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     // The preload's shape (electron/preload.ts) over the real bridge of the running app; only
     // Electron's IPC hop is replaced. The page must then never call the HTTP API.
     const electronContext = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    await electronContext.addInitScript({ content: TOUR_DISMISSED })
     const p = await electronContext.newPage()
     const apiRequests: string[] = []
     p.on('request', (r) => {

@@ -291,6 +291,8 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
     context = await browser.newContext({ viewport: { width: 1600, height: 1000 } })
     await context.addInitScript({ content: PROBE_SCRIPT })
+    // The guided tour would open over the Review page on this first start (test/e2e/tour.test.ts).
+    await context.addInitScript({ content: `localStorage.setItem('dsd.tour', JSON.stringify({ dismissed: true }))` })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   }, 900_000)

@@ -117,9 +117,9 @@ export const useRunStore = defineStore('runs', () => {
     return trashedTo
   }
 
-  /** The training job of a run (the newest), if this window knows it. */
+  /** The job that trains a run (a `train` job, or the quick start's), if this window knows it. */
   function jobOf(runId: string) {
-    return jobs.latest('train', runId)
+    return jobs.latest('train', runId) ?? jobs.latest('quickstart', runId)
   }
 
   return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, cancel, remove, jobOf }
