@@ -47,6 +47,26 @@ function logSoftmaxRow(
 }
 
 /**
+ * KL(teacher ‖ student) of voxel row `o` at temperature 1/invT: fills `lt`, `lq` with the
+ * teacher's and the student's log-softmax (the gradient reuses them) and returns the sum.
+ */
+function klRow(
+  tv: Float32Array,
+  sv: Float32Array,
+  o: number,
+  k: number,
+  invT: number,
+  lt: Float64Array,
+  lq: Float64Array,
+): number {
+  logSoftmaxRow(tv, o, k, invT, lt)
+  logSoftmaxRow(sv, o, k, invT, lq)
+  let kl = 0
+  for (let j = 0; j < k; j++) kl += Math.exp(lt[j]!) * (lt[j]! - lq[j]!)
+  return kl
+}
+
+/**
  * MONAI DiceCELoss of `logits [b, ..., K]` against integer `labels` (b·n entries, same voxel
  * order); labels outside [0, K) count as all-zero targets. Differentiable w.r.t. the logits.
  */
@@ -209,11 +229,7 @@ export function klDistillFused(
     let sum = 0
     for (let v = 0; v < total; v++) {
       const o = v * k
-      logSoftmaxRow(tv, o, k, invT, lt)
-      logSoftmaxRow(sv, o, k, invT, lq)
-      let kl = 0
-      for (let j = 0; j < k; j++) kl += Math.exp(lt[j]!) * (lt[j]! - lq[j]!)
-      sum += kl
+      sum += klRow(tv, sv, o, k, invT, lt, lq)
     }
     const loss = (sum / total) * t2
     return {
@@ -225,10 +241,7 @@ export function klDistillFused(
         const dt = new Float32Array(tv.length)
         for (let v = 0; v < total; v++) {
           const o = v * k
-          logSoftmaxRow(tv, o, k, invT, lt)
-          logSoftmaxRow(sv, o, k, invT, lq)
-          let kl = 0
-          for (let j = 0; j < k; j++) kl += Math.exp(lt[j]!) * (lt[j]! - lq[j]!)
+          const kl = klRow(tv, sv, o, k, invT, lt, lq)
           for (let j = 0; j < k; j++) {
             const pt = Math.exp(lt[j]!)
             ds[o + j] = c * (Math.exp(lq[j]!) - pt)

@@ -139,22 +139,29 @@ export function leakyReluFused<R extends tf.Tensor>(x: R, slope: number): R {
   }
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const xv = values(args[0] as tf.Tensor)
-    const y = new Float32Array(xv.length)
-    for (let i = 0; i < xv.length; i++) {
-      const v = xv[i]!
-      y[i] = v > 0 ? v : v * slope
-    }
     return {
-      value: tf.tensor(y, shape),
-      gradFunc: (dy: tf.Tensor) => {
-        const g = values(dy)
-        const dx = new Float32Array(g.length)
-        for (let i = 0; i < g.length; i++) dx[i] = xv[i]! > 0 ? g[i]! : g[i]! * slope
-        return [tf.tensor(dx, shape)]
-      },
+      value: tf.tensor(leakyJs(xv, slope), shape),
+      gradFunc: (dy: tf.Tensor) => [tf.tensor(leakyGradJs(xv, values(dy), slope), shape)],
     }
   })
   return f(x) as R
+}
+
+/** LeakyReLU of `pre` in JavaScript (the fallback of the wasm kernel). */
+function leakyJs(pre: Float32Array, slope: number): Float32Array {
+  const y = new Float32Array(pre.length)
+  for (let i = 0; i < pre.length; i++) {
+    const v = pre[i]!
+    y[i] = v > 0 ? v : v * slope
+  }
+  return y
+}
+
+/** The gradient of LeakyReLU at `pre` (the slope at 0) in JavaScript. */
+function leakyGradJs(pre: Float32Array, g: Float32Array, slope: number): Float32Array {
+  const dx = new Float32Array(g.length)
+  for (let i = 0; i < g.length; i++) dx[i] = pre[i]! > 0 ? g[i]! : g[i]! * slope
+  return dx
 }
 
 /**
@@ -178,21 +185,13 @@ export function addLeakyReluFused<R extends tf.Tensor>(a: R, bT: tf.Tensor, slop
   const f = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const av = values(args[0] as tf.Tensor)
     const bv = values(args[1] as tf.Tensor)
-    const y = new Float32Array(av.length)
-    for (let i = 0; i < av.length; i++) {
-      const v = Math.fround(av[i]! + bv[i]!)
-      y[i] = v > 0 ? v : v * slope
-    }
+    const sum = new Float32Array(av.length)
+    for (let i = 0; i < av.length; i++) sum[i] = av[i]! + bv[i]!
     return {
-      value: tf.tensor(y, shape),
+      value: tf.tensor(leakyJs(sum, slope), shape),
       gradFunc: (dy: tf.Tensor) => {
-        const g = values(dy)
-        const dx = new Float32Array(g.length)
-        for (let i = 0; i < g.length; i++) {
-          dx[i] = Math.fround(av[i]! + bv[i]!) > 0 ? g[i]! : g[i]! * slope
-        }
-        const dx2 = tf.tensor(dx, shape)
-        return [dx2, tf.clone(dx2)]
+        const dx = tf.tensor(leakyGradJs(sum, values(dy), slope), shape)
+        return [dx, tf.clone(dx)]
       },
     }
   })

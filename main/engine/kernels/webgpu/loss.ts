@@ -322,17 +322,22 @@ function weightUniforms(w: number[]): Record<string, number> {
   return out
 }
 
+/** The labels, the voxel count N, the batch B and the voxels per sample S of a loss call. */
+function lossDims(inputs: Record<string, tf.TensorInfo>): { labels: tf.TensorInfo; N: number; B: number; S: number } {
+  const labels = inputs.labels!
+  const N = labels.shape.reduce((a, b) => a * b, 1)
+  const any = LOSS_OUTPUTS.map((n) => inputs[n]).find((t) => t)!
+  const B = any.shape[0]!
+  return { labels, N, B, S: N / B }
+}
+
 function forward(
   backend: WebGPUBackendLike,
   inputs: Record<string, tf.TensorInfo>,
   at: LossAttrs,
 ): tf.TensorInfo[] {
   const { K } = at
-  const labels = inputs.labels!
-  const N = labels.shape.reduce((a, b) => a * b, 1)
-  const any = LOSS_OUTPUTS.map((n) => inputs[n]).find((t) => t)!
-  const B = any.shape[0]!
-  const S = N / B
+  const { labels, N, B, S } = lossDims(inputs)
   const groups = groupsFor(at.terms)
   const sums: tf.TensorInfo[] = []
   for (const g of groups) {
@@ -393,11 +398,7 @@ function backward(
   at: LossAttrs,
 ): Partial<Record<OutName, tf.TensorInfo>> {
   const { K } = at
-  const labels = inputs.labels!
-  const N = labels.shape.reduce((a, b) => a * b, 1)
-  const any = LOSS_OUTPUTS.map((n) => inputs[n]).find((t) => t)!
-  const B = any.shape[0]!
-  const S = N / B
+  const { labels, N, B, S } = lossDims(inputs)
   const out: Partial<Record<OutName, tf.TensorInfo>> = {}
   let coefBase = 0
   for (const g of groupsFor(at.terms)) {
