@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, SHARED, sharedPath, tmpDir } from '../helpers/shared'
+import { ROOT, SHARED, sharedPath, tmpDir, TOUR_DISMISSED } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -31,8 +31,6 @@ const CHROMIUM_ARGS = [
   '--no-first-run',
 ]
 
-/** As if the guided tour had been dismissed before (renderer/src/stores/tour.ts). */
-const TOUR_DISMISSED = `localStorage.setItem('dsd.tour', JSON.stringify({ dismissed: true }))`
 
 const PAGES = [
   { name: 'datasets', heading: 'Datasets' },

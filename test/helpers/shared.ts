@@ -28,3 +28,9 @@ export function dsdCli(workspace: string, args: string[]): SpawnSyncReturns<stri
     timeout: 600_000,
   })
 }
+
+/**
+ * An init script for Chromium contexts: as if the guided tour had been dismissed before
+ * (renderer/src/stores/tour.ts), so it does not open over the pages a test drives.
+ */
+export const TOUR_DISMISSED = `localStorage.setItem('dsd.tour', JSON.stringify({ dismissed: true }))`
