@@ -14,7 +14,7 @@ import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
 import { createRuns } from '../../main/services/training'
 import { TRASH_DIR } from '../../main/workspace/entries'
-import { ROOT, sharedPath, tmpDir, TOUR_DISMISSED } from '../helpers/shared'
+import { ROOT, sharedPath, tmpDir, appContext } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -64,9 +64,7 @@ describe('everyday basics in Chromium', () => {
     msdFolder(join(tmp, 'cut'), true)
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
-    const context = await browser.newContext({ viewport: { width: 1400, height: 900 } })
-    await context.addInitScript({ content: TOUR_DISMISSED })
-    page = await context.newPage()
+    page = await (await appContext(browser, { width: 1400, height: 900 })).newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   })
 

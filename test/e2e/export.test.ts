@@ -19,7 +19,7 @@ import { DatasetService } from '../../main/services/datasets'
 import { exportsDir } from '../../main/services/export-job'
 import { predictCases } from '../../main/services/inference'
 import { runFiles } from '../../main/workspace/run-layout'
-import { dsdCli, ROOT, tmpDir, TOUR_DISMISSED } from '../helpers/shared'
+import { dsdCli, ROOT, tmpDir, appContext } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -110,9 +110,7 @@ describe('Export page in Chromium', () => {
       headless: true,
       args: CHROMIUM_ARGS,
     })
-    const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } })
-    await context.addInitScript({ content: TOUR_DISMISSED })
-    page = await context.newPage()
+    page = await (await appContext(browser, { width: 1400, height: 1000 })).newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   }, 300_000)
 

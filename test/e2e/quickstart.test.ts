@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, tmpDir, TOUR_DISMISSED } from '../helpers/shared'
+import { ROOT, tmpDir, appContext } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -29,9 +29,7 @@ describe('Quick start button', () => {
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
-    await context.addInitScript({ content: TOUR_DISMISSED })
-    page = await context.newPage()
+    page = await (await appContext(browser, { width: 1280, height: 900 })).newPage()
   })
 
   afterAll(async () => {

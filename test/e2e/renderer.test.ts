@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, SHARED, sharedPath, tmpDir, TOUR_DISMISSED } from '../helpers/shared'
+import { ROOT, SHARED, sharedPath, tmpDir, appContext } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -99,9 +99,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
       headless: true,
       args: CHROMIUM_ARGS,
     })
-    context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-    // The guided tour (test/e2e/tour.test.ts) would open over the pages on this first start.
-    await context.addInitScript({ content: TOUR_DISMISSED })
+    context = await appContext(browser, { width: 1280, height: 800 })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
     page.on('console', (msg) => {
@@ -477,8 +475,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
   test('Electron mode: the renderer talks through window.dsd when the preload provides it', async () => {
     // The preload's shape (electron/preload.ts) over the real bridge of the running app; only
     // Electron's IPC hop is replaced. The page must then never call the HTTP API.
-    const electronContext = await browser.newContext({ viewport: { width: 1280, height: 800 } })
-    await electronContext.addInitScript({ content: TOUR_DISMISSED })
+    const electronContext = await appContext(browser, { width: 1280, height: 800 })
     const p = await electronContext.newPage()
     const apiRequests: string[] = []
     p.on('request', (r) => {

@@ -23,7 +23,7 @@ import { ensureSampleDataset } from '../../main/services/sample'
 import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
-import { ROOT, sharedPath, tmpDir, TOUR_DISMISSED } from '../helpers/shared'
+import { ROOT, sharedPath, tmpDir, appContext } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -289,10 +289,8 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     // set of files: its ground truth and the golden "dilated in-plane" prediction.
     await writeTciaSet(join(workspace, 'predictions', 'tcia'))
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
-    context = await browser.newContext({ viewport: { width: 1600, height: 1000 } })
+    context = await appContext(browser, { width: 1600, height: 1000 })
     await context.addInitScript({ content: PROBE_SCRIPT })
-    // The guided tour would open over the Review page on this first start (test/e2e/tour.test.ts).
-    await context.addInitScript({ content: TOUR_DISMISSED })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   }, 900_000)

@@ -2,6 +2,7 @@ import { spawnSync, type SpawnSyncReturns } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Browser, BrowserContext } from 'playwright-core'
 
 /** Project root (the folder holding package.json). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -29,8 +30,18 @@ export function dsdCli(workspace: string, args: string[]): SpawnSyncReturns<stri
   })
 }
 
+/** As if the guided tour had been dismissed before (renderer/src/stores/tour.ts). */
+const TOUR_DISMISSED = `localStorage.setItem('dsd.tour', JSON.stringify({ dismissed: true }))`
+
 /**
- * An init script for Chromium contexts: as if the guided tour had been dismissed before
- * (renderer/src/stores/tour.ts), so it does not open over the pages a test drives.
+ * A Chromium context for the app's e2e tests: the given viewport, and the guided tour dismissed
+ * so it does not open over the pages a test drives (test/e2e/tour.test.ts tests the tour itself).
  */
-export const TOUR_DISMISSED = `localStorage.setItem('dsd.tour', JSON.stringify({ dismissed: true }))`
+export async function appContext(
+  browser: Browser,
+  viewport: { width: number; height: number },
+): Promise<BrowserContext> {
+  const context = await browser.newContext({ viewport })
+  await context.addInitScript({ content: TOUR_DISMISSED })
+  return context
+}
