@@ -44,8 +44,12 @@ run() {
   local rc=$?
   summary "$name: rc=$rc in $(( $(date +%s) - t0 )) s $(tail -c 300 "$OUT/$name.err" | tr '\n' ' ' | cut -c1-200)"
 }
-dsd() { $k/node dist/device/dsd.mjs "$@"; }
-bench() { dsd bench --backend webgpu --backbone dynunet --preset mmwhs --batch 2 --no-infer --json "$@"; }
+# dsd and bench are scripts on PATH, not shell functions, so that `timeout` can run them
+mkdir -p $k/bin
+printf '#!/usr/bin/env bash\nexec %s %s "$@"\n' "$k/node" "$repo/dist/device/dsd.mjs" > $k/bin/dsd
+printf '#!/usr/bin/env bash\nexec %s bench --backend webgpu --backbone dynunet --preset mmwhs --batch 2 --no-infer --json "$@"\n' "$k/bin/dsd" > $k/bin/bench
+chmod +x $k/bin/dsd $k/bin/bench
+export PATH=$k/bin:$PATH
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv > "$OUT/gpu.csv" 2>&1
 summary "gpu: $(tail -n +2 "$OUT/gpu.csv" | head -1)"
@@ -56,7 +60,7 @@ run bench-mmwhs-64 150 bench --patch 64 --steps 5 --warmup 2 --profile
 run bench-mmwhs-96 180 bench --patch 96 --steps 3 --warmup 1 --profile
 
 # PyTorch reference, same network and loss
-if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+if [ -z "${SKIP_PYTORCH:-}" ] && python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   run pytorch-64 90 python3 bench/device/pytorch_dsd_step.py --patch 64 --batch 2 --steps 10
   run pytorch-96 90 python3 bench/device/pytorch_dsd_step.py --patch 96 --batch 2 --steps 10
   run pytorch-96-bf16 90 python3 bench/device/pytorch_dsd_step.py --patch 96 --batch 2 --steps 10 --amp bf16

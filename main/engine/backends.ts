@@ -303,7 +303,7 @@ async function loadWebgpu(): Promise<Loaded> {
         const v = adapter.limits[k]
         if (typeof v === 'number') requiredLimits[k] = v
       }
-      const requiredFeatures = ['timestamp-query'].filter((f) => adapter.features.has(f))
+      const requiredFeatures = ['timestamp-query', 'shader-f16', 'subgroups'].filter((f) => adapter.features.has(f))
       const dev = await adapter.requestDevice({ requiredLimits, requiredFeatures })
       return new webgpuMod.WebGPUBackend(dev, info)
     },

@@ -66,3 +66,40 @@ export function setConvVariant(v: ConvVariant | null): ConvVariant | null {
   forcedVariant = v
   return prev
 }
+
+/**
+ * Arithmetic precision of the engine's WGSL kernels: `f32` (the default and the reference) or
+ * `f16` (operands rounded to half precision where the device offers `shader-f16`, f32
+ * accumulation; the training loop then applies dynamic loss scaling). `DSD_PRECISION=f16`
+ * in the environment or {@link setWebgpuPrecision} selects it; it falls back to `f32` on a
+ * device without `shader-f16`.
+ */
+export type WebgpuPrecision = 'f32' | 'f16'
+
+let forcedPrecision: WebgpuPrecision | null = null
+
+/** The precision asked for (by code, else `DSD_PRECISION`), before checking the device. */
+export function requestedPrecision(): WebgpuPrecision {
+  if (forcedPrecision) return forcedPrecision
+  const v = env('DSD_PRECISION')?.trim().toLowerCase()
+  return v === 'f16' || v === 'fp16' || v === 'half' ? 'f16' : 'f32'
+}
+
+/** The features of the active WebGPU device (empty off WebGPU). */
+export function deviceFeatures(): ReadonlySet<string> {
+  if (tf.getBackend() !== 'webgpu') return new Set()
+  const dev = (tf.backend() as unknown as { device?: { features?: ReadonlySet<string> } }).device
+  return dev?.features ?? new Set()
+}
+
+/** The precision the WGSL kernels run at on the active device. */
+export function webgpuPrecision(): WebgpuPrecision {
+  return requestedPrecision() === 'f16' && deviceFeatures().has('shader-f16') ? 'f16' : 'f32'
+}
+
+/** Force a precision (`null`: back to `DSD_PRECISION`/the default). Returns the previous one. */
+export function setWebgpuPrecision(p: WebgpuPrecision | null): WebgpuPrecision | null {
+  const prev = forcedPrecision
+  forcedPrecision = p
+  return prev
+}
