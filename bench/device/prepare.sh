@@ -13,6 +13,10 @@ TS
 npx esbuild "$out/entry.ts" --bundle --platform=node --format=esm --target=node20 \
   --outfile="$out/dsd.mjs" --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" --log-level=warning
+# the conv kernels' correctness check (every tile table against the CPU backend)
+npx esbuild bench/device/conv-check.ts --bundle --platform=node --format=esm --target=node20 \
+  --outfile="$out/conv-check.mjs" --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
+  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" --log-level=warning
 [ -f "$out/node.xz" ] || { cp "$(command -v node)" "$out/node" && strip "$out/node" && xz -T2 -6 "$out/node"; }
 tmp=$(mktemp -d)
 mkdir -p "$tmp/webgpu/dist/linux-x64"

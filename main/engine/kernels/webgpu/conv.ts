@@ -22,7 +22,7 @@ import {
   dwPlan,
   type Kernel,
 } from './conv-direct'
-import { convDwTiled, convDxTiled, convFwdTiled, TILED_SPLITK_TARGET } from './conv-tiled'
+import { convDwTiled, convDxTiled, convFwdTiled, reducePartials } from './conv-tiled'
 import { convVariant } from './mode'
 import { columnSums, reduceInto } from './reduce'
 import { defineGradient, defineKernel, runKernel } from './register'
@@ -89,14 +89,15 @@ function dw(
 ): tf.TensorInfo {
   const R = g.k[0] * g.k[1] * g.k[2] * g.CI
   const n = R * g.CO
+  const direct = convVariant() === 'direct'
   let k: Kernel
   let Z: number
-  if (convVariant() === 'direct') {
+  if (direct) {
     const plan = dwPlan(g, 32)
     k = convDwDirect(g, plan)
     Z = plan.split.Z * plan.NSEG
   } else {
-    const t = convDwTiled(g, TILED_SPLITK_TARGET)
+    const t = convDwTiled(g)
     k = t
     Z = t.Z
   }
@@ -108,7 +109,11 @@ function dw(
   }
   const part = newOutput(backend, [Z, n])
   run(backend, { ...call, inputs: [x, dy], outputs: [part] })
-  return reduceInto(backend, 'conv3d.dw.reduce', part, out, n, Z)
+  if (direct) return reduceInto(backend, 'conv3d.dw.reduce', part, out, n, Z)
+  const r = reducePartials(n, Z)
+  run(backend, { name: 'conv3d.dw.reduce', ...r, inputs: [part], outputs: [out] })
+  backend.disposeData(part.dataId)
+  return out
 }
 
 defineKernel('DsdConv3D', (inputs, backend, attrs) => {

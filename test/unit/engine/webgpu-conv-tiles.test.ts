@@ -1,0 +1,224 @@
+/**
+ * Every tile table of the tiled WGSL convolution (`DSD_CONV_TILE`, conv-tiled.ts) against the
+ * JS CPU backend, forward and both gradients, on shapes that reach each table's distinct
+ * blocks: N ≥ 128 (6→130), 64 ≤ N < 128 (70→64 and its input gradient with N = 70),
+ * 32 ≤ N < 64 (20→33, 40→36), N < 32 (the input gradients of 6→130 and 20→33), stride 2
+ * and a bias. `base`, the default, also runs every case of webgpu-kernels.test.ts.
+ *
+ * The f16 path (shader-f16: operands rounded to half precision in workgroup memory, f32
+ * products and sums): on inputs that are already f16 values it must agree with the CPU to
+ * float32 accuracy (1e-4); on ordinary inputs its error must show the rounding (above 1e-6)
+ * and stay within 1e-2 of the largest value.
+ *
+ * Runs on Mesa lavapipe; without an adapter the cases print "webgpu: not run: <reason>" and
+ * skip (DSD_REQUIRE_WEBGPU=1 makes that a failure).
+ */
+import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest'
+import { initBackend, probeBackends } from '../../../main/engine/backends'
+import * as gpu from '../../../main/engine/kernels/webgpu'
+import {
+  convTile,
+  setConvTile,
+  TILE_TABLES,
+  tiledShape,
+  threadsOf,
+} from '../../../main/engine/kernels/webgpu/conv-tiled'
+import { roundF16 } from '../../../main/engine/kernels/webgpu/f16'
+import {
+  deviceFeatures,
+  setWebgpuPrecision,
+  webgpuPrecision,
+} from '../../../main/engine/kernels/webgpu/mode'
+import * as ops from '../../../main/engine/ops'
+import { Rng } from '../../../main/engine/random'
+import { tf } from '../../../main/engine/tf'
+import { expectClose } from './golden'
+
+let why: string | undefined
+
+beforeAll(async () => {
+  const p = (await probeBackends()).find((q) => q.name === 'webgpu')
+  if (!p?.available) why = p?.reason ?? 'webgpu was not probed'
+})
+
+afterAll(async () => {
+  setConvTile(null)
+  setWebgpuPrecision(null)
+  gpu.setConvVariant(null)
+  await initBackend('cpu')
+})
+
+function skipUnlessWebgpu(ctx: TestContext): boolean {
+  if (!why) return false
+  const line = `webgpu: not run: ${why}`
+  console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
+  if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
+  ctx.skip()
+  return true
+}
+
+interface Case {
+  name: string
+  x: number[]
+  co: number
+  s: number
+  bias: boolean
+}
+
+const CASES: Case[] = [
+  { name: '3³ s2 p1, 6→130, bias', x: [1, 3, 4, 3, 6], co: 130, s: 2, bias: true },
+  { name: '3³ s1 p1, 20→33', x: [1, 4, 4, 4, 20], co: 33, s: 1, bias: false },
+  { name: '3³ s1 p1, 40→36', x: [1, 4, 5, 4, 40], co: 36, s: 1, bias: false },
+  { name: '3³ s1 p1, 70→64, bias', x: [1, 3, 4, 3, 70], co: 64, s: 1, bias: true },
+]
+
+type Data = { x: Float32Array; w: Float32Array; b: Float32Array; g: Float32Array }
+
+function data(c: Case, seed: number, f16: boolean): Data {
+  const rng = new Rng(seed)
+  const n = (shape: number[]) => rng.normalArray(shape.reduce((a, b) => a * b, 1))
+  const r = (a: Float32Array) => (f16 ? roundF16(a) : a)
+  const od = c.x.slice(1, 4).map((v) => Math.floor((v + 2 - 3) / c.s) + 1)
+  return {
+    x: r(n(c.x)),
+    w: r(n([3, 3, 3, c.x[4]!, c.co])),
+    b: n([c.co]),
+    g: r(n([c.x[0]!, ...od, c.co])),
+  }
+}
+
+/** y, dx, dW (and db) of Σ conv(x, w)·g on `backend`. */
+async function run(
+  backend: 'cpu' | 'webgpu',
+  c: Case,
+  d: Data,
+): Promise<Record<string, Float32Array>> {
+  await initBackend(backend)
+  const kept = tf.tidy(() => {
+    const xs = [tf.tensor(d.x, c.x), tf.tensor(d.w, [3, 3, 3, c.x[4]!, c.co])]
+    if (c.bias) xs.push(tf.tensor(d.b, [c.co]))
+    const f = (...a: tf.Tensor[]) =>
+      ops.conv3d(
+        a[0] as tf.Tensor5D,
+        a[1] as tf.Tensor5D,
+        c.bias ? (a[2] as tf.Tensor1D) : null,
+        c.s,
+        1,
+      )
+    const y = f(...xs)
+    const g = tf.tensor(d.g, y.shape)
+    const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), g)))(xs)
+    const out: Record<string, tf.Tensor> = { y }
+    grads.forEach((t, i) => (out[['dx', 'dw', 'db'][i]!] = t))
+    for (const t of Object.values(out)) tf.keep(t)
+    return out
+  })
+  const res: Record<string, Float32Array> = {}
+  for (const [k, t] of Object.entries(kept)) {
+    res[k] = (await t.data()) as Float32Array
+    t.dispose()
+  }
+  if (backend === 'webgpu') await gpu.checkKernelCompilation()
+  return res
+}
+
+/** Largest elementwise difference over the largest reference magnitude. */
+function relErr(got: Float32Array, ref: Float32Array): number {
+  expect(got.length).toBe(ref.length)
+  let scale = 0
+  let e = 0
+  for (let i = 0; i < ref.length; i++) {
+    scale = Math.max(scale, Math.abs(ref[i]!))
+    e = Math.max(e, Math.abs(got[i]! - ref[i]!))
+  }
+  return e / scale
+}
+
+const refs = new Map<string, Record<string, Float32Array>>()
+async function reference(c: Case, i: number, f16: boolean) {
+  const key = `${c.name}/${f16}`
+  if (!refs.has(key)) refs.set(key, await run('cpu', c, data(c, 50 + i, f16)))
+  return refs.get(key)!
+}
+
+describe('tiled conv tile tables', () => {
+  test('every table gives valid shapes; DSD_CONV_TILE picks one, an unknown name is an error', () => {
+    for (const t of Object.values(TILE_TABLES)) {
+      for (const n of [1, 8, 16, 20, 32, 33, 64, 100, 128, 320]) {
+        const sh = tiledShape(n, t)
+        const wgBytes = sh.BK * (sh.BM + sh.BN + 8) * 4
+        expect(threadsOf(sh), `${t.name} n=${n}`).toBeLessThanOrEqual(256)
+        expect(threadsOf(sh) % sh.BK, `${t.name} n=${n}`).toBe(0)
+        expect(wgBytes, `${t.name} n=${n}: workgroup memory`).toBeLessThanOrEqual(32768)
+        if (sh.vec) expect([sh.TM % 4, sh.TN % 4]).toEqual([0, 0])
+      }
+    }
+    const prev = process.env.DSD_CONV_TILE
+    try {
+      process.env.DSD_CONV_TILE = 'v4big'
+      expect(convTile().name).toBe('v4big')
+      process.env.DSD_CONV_TILE = 'nope'
+      expect(() => convTile()).toThrow(/DSD_CONV_TILE=nope is not a tile table; use one of base/)
+      delete process.env.DSD_CONV_TILE
+      expect(convTile().name).toBe('base')
+    } finally {
+      if (prev === undefined) delete process.env.DSD_CONV_TILE
+      else process.env.DSD_CONV_TILE = prev
+    }
+  })
+
+  for (const table of Object.keys(TILE_TABLES).filter((t) => t !== 'base')) {
+    test(`${table}: value, dx, dW (db) equal the cpu backend`, async (ctx) => {
+      if (skipUnlessWebgpu(ctx)) return
+      for (const [i, c] of CASES.entries()) {
+        const ref = await reference(c, i, false)
+        gpu.setConvVariant('tiled')
+        setConvTile(table)
+        try {
+          const got = await run('webgpu', c, data(c, 50 + i, false))
+          for (const k of Object.keys(ref)) {
+            expectClose(got[k]!, ref[k]!, 1e-4, 1e-4, `${table} ${c.name}: ${k}`)
+          }
+        } finally {
+          setConvTile(null)
+          gpu.setConvVariant(null)
+        }
+      }
+    })
+  }
+
+  for (const table of ['base', 'v4']) {
+    test(`${table} with f16 operands: exact on f16 inputs, rounding-sized error otherwise`, async (ctx) => {
+      if (skipUnlessWebgpu(ctx)) return
+      await initBackend('webgpu')
+      if (!deviceFeatures().has('shader-f16')) {
+        console.warn('webgpu: f16 not run: the adapter has no shader-f16')
+        ctx.skip()
+        return
+      }
+      for (const i of [0, 3]) {
+        const c = CASES[i]!
+        const refR = await reference(c, i, true)
+        const refX = await reference(c, i, false)
+        gpu.setConvVariant('tiled')
+        setConvTile(table)
+        setWebgpuPrecision('f16')
+        try {
+          expect(webgpuPrecision()).toBe('f16')
+          const gotR = await run('webgpu', c, data(c, 50 + i, true))
+          const gotX = await run('webgpu', c, data(c, 50 + i, false))
+          for (const k of ['y', 'dx', 'dw']) {
+            expectClose(gotR[k]!, refR[k]!, 1e-4, 1e-4, `${table}/f16 ${c.name}: ${k}`)
+            const e = relErr(gotX[k]!, refX[k]!)
+            expect(e, `${table}/f16 ${c.name}: ${k} on f32 inputs`).toBeGreaterThan(1e-6)
+            expect(e, `${table}/f16 ${c.name}: ${k} on f32 inputs`).toBeLessThan(1e-2)
+          }
+        } finally {
+          setWebgpuPrecision(null)
+          setConvTile(null)
+          gpu.setConvVariant(null)
+        }
+      }
+    })
+  }
+})
