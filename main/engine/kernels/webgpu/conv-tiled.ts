@@ -84,13 +84,17 @@ function baseShape(n: number): TiledShape {
   return S(128, 8, 1, 4)
 }
 
-/**
- * `base` with chunk BK, except that 128 × 128 blocks keep BK = 16 (two 128 × 32 f32 blocks
- * exceed the 32 KiB of workgroup memory WebGPU guarantees).
- */
+/** Workgroup memory WebGPU guarantees (maxComputeWorkgroupStorageSize's default). */
+const WG_BYTES = 32768
+
+/** `sh` with chunk BK, or 16 where BK × (BM + BN + padding) f32 words exceed {@link WG_BYTES}. */
+function withBK(sh: TiledShape, BK: number): TiledShape {
+  return { ...sh, BK: BK * (sh.BM + sh.BN + 8) * 4 > WG_BYTES ? 16 : BK }
+}
+
+/** `base` with chunk BK (16 for blocks too large for BK = 32). */
 function baseK(n: number, BK: number): TiledShape {
-  const sh = baseShape(n)
-  return { ...sh, BK: sh.BM * sh.BN > 128 * 64 ? 16 : BK }
+  return withBK(baseShape(n), BK)
 }
 
 /**
@@ -99,17 +103,17 @@ function baseK(n: number, BK: number): TiledShape {
  * elements per invocation per chunk (slow to load, and minutes of LLVM time on lavapipe).
  */
 function v4Shape(n: number, BK: number): TiledShape {
-  if (n >= 128) return S(128, 128, 8, 8, 16, true)
-  if (n >= 64) return S(128, 64, 4, 8, BK, true)
-  if (n >= 32) return S(128, 32, 4, 4, BK, true)
+  if (n >= 128) return withBK(S(128, 128, 8, 8, BK, true), BK)
+  if (n >= 64) return withBK(S(128, 64, 4, 8, BK, true), BK)
+  if (n >= 32) return withBK(S(128, 32, 4, 4, BK, true), BK)
   return baseK(n, BK)
 }
 
 /** vec4 layout with 8 × 8 (N ≥ 64, 128 invocations) and 8 × 4 (N = 32) register tiles. */
 function v4bigShape(n: number, BK: number): TiledShape {
-  if (n >= 128) return S(128, 128, 8, 8, 16, true)
-  if (n >= 64) return S(128, 64, 8, 8, BK, true)
-  if (n >= 32) return S(256, 32, 8, 4, BK, true)
+  if (n >= 128) return withBK(S(128, 128, 8, 8, BK, true), BK)
+  if (n >= 64) return withBK(S(128, 64, 8, 8, BK, true), BK)
+  if (n >= 32) return withBK(S(256, 32, 8, 4, BK, true), BK)
   return baseK(n, BK)
 }
 
@@ -122,7 +126,7 @@ export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
   },
   k32: {
     name: 'k32',
-    describe: 'base with BK 32 (16 for 128×128 blocks); split-K 1024',
+    describe: 'base with BK 32 (16 where 32 KiB of workgroup memory is too little); split-K 1024',
     shape: (n) => baseK(n, 32),
     splitK: 1024,
   },
@@ -134,7 +138,7 @@ export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
   },
   v4k32: {
     name: 'v4k32',
-    describe: 'vec4 layout for N ≥ 32, BK 32 (16 for 128×128); split-K 1024',
+    describe: 'vec4 layout for N ≥ 32, BK 32 (16 where it does not fit); split-K 1024',
     shape: (n) => v4Shape(n, 32),
     splitK: 1024,
   },
