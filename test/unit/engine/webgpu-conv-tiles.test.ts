@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'v
 import { initBackend, probeBackends } from '../../../main/engine/backends'
 import * as gpu from '../../../main/engine/kernels/webgpu'
 import {
+  blockBytes,
   convTile,
   setConvTile,
   TILE_TABLES,
@@ -145,15 +146,20 @@ async function reference(c: Case, i: number, f16: boolean) {
 describe('tiled conv tile tables', () => {
   test('every table gives valid shapes; DSD_CONV_TILE picks one, an unknown name is an error', () => {
     for (const t of Object.values(TILE_TABLES)) {
-      for (const n of [1, 8, 16, 20, 32, 33, 64, 100, 128, 320]) {
-        const sh = tiledShape(n, t)
-        const wgBytes = sh.BK * (sh.BM + sh.BN + 8) * 4
-        expect(threadsOf(sh), `${t.name} n=${n}`).toBeLessThanOrEqual(256)
-        expect(threadsOf(sh) % sh.BK, `${t.name} n=${n}`).toBe(0)
-        expect(wgBytes, `${t.name} n=${n}: workgroup memory`).toBeLessThanOrEqual(32768)
-        if (sh.vec) expect([sh.TM % 4, sh.TN % 4]).toEqual([0, 0])
+      for (const f16 of [false, true]) {
+        for (const n of [1, 8, 16, 20, 32, 33, 64, 100, 128, 320]) {
+          const sh = tiledShape(n, t, f16)
+          const what = `${t.name}${f16 ? '/f16' : ''} n=${n}`
+          expect(threadsOf(sh), what).toBeLessThanOrEqual(256)
+          expect(threadsOf(sh) % sh.BK, what).toBe(0)
+          expect(blockBytes(sh, f16), `${what}: workgroup memory`).toBeLessThanOrEqual(32768)
+          if (sh.vec) expect([sh.TM % 4, sh.TN % 4]).toEqual([0, 0])
+        }
       }
     }
+    // f16 blocks take half the memory: BK = 32 fits the 128 × 128 block
+    expect(tiledShape(128, TILE_TABLES.k32!, false).BK).toBe(16)
+    expect(tiledShape(128, TILE_TABLES.k32!, true).BK).toBe(32)
     const prev = process.env.DSD_CONV_TILE
     try {
       process.env.DSD_CONV_TILE = 'v4big'

@@ -60,8 +60,11 @@ export function threadsOf(sh: TiledShape): number {
 export interface TileTable {
   name: string
   describe: string
-  /** Tile for a GEMM whose N (output channels; input channels for the input gradient) is `n`. */
-  shape(n: number): TiledShape
+  /**
+   * Tile for a GEMM whose N (output channels; input channels for the input gradient) is `n`;
+   * `f16`: blocks stored as f16 (half the workgroup memory, so BK = 32 fits more blocks).
+   */
+  shape(n: number, f16: boolean): TiledShape
   /** Workgroups the filter-gradient split-K aims for (an H200 has 132 SMs). */
   splitK: number
 }
@@ -87,14 +90,19 @@ function baseShape(n: number): TiledShape {
 /** Workgroup memory WebGPU guarantees (maxComputeWorkgroupStorageSize's default). */
 const WG_BYTES = 32768
 
-/** `sh` with chunk BK, or 16 where BK × (BM + BN + padding) f32 words exceed {@link WG_BYTES}. */
-function withBK(sh: TiledShape, BK: number): TiledShape {
-  return { ...sh, BK: BK * (sh.BM + sh.BN + 8) * 4 > WG_BYTES ? 16 : BK }
+/** Bytes of the A and B blocks of a shape in workgroup memory (padding included). */
+export function blockBytes(sh: TiledShape, f16: boolean): number {
+  return sh.BK * (sh.BM + sh.BN + 8) * (f16 ? 2 : 4)
+}
+
+/** `sh` with chunk BK, or 16 where the blocks would exceed {@link WG_BYTES}. */
+function withBK(sh: TiledShape, BK: number, f16: boolean): TiledShape {
+  return { ...sh, BK: blockBytes({ ...sh, BK }, f16) > WG_BYTES ? 16 : BK }
 }
 
 /** `base` with chunk BK (16 for blocks too large for BK = 32). */
-function baseK(n: number, BK: number): TiledShape {
-  return withBK(baseShape(n), BK)
+function baseK(n: number, BK: number, f16: boolean): TiledShape {
+  return withBK(baseShape(n), BK, f16)
 }
 
 /**
@@ -102,19 +110,19 @@ function baseK(n: number, BK: number): TiledShape {
  * tiles: a vec4 register tile there means few invocations per block and 16–32 gathered A
  * elements per invocation per chunk (slow to load, and minutes of LLVM time on lavapipe).
  */
-function v4Shape(n: number, BK: number): TiledShape {
-  if (n >= 128) return withBK(S(128, 128, 8, 8, BK, true), BK)
-  if (n >= 64) return withBK(S(128, 64, 4, 8, BK, true), BK)
-  if (n >= 32) return withBK(S(128, 32, 4, 4, BK, true), BK)
-  return baseK(n, BK)
+function v4Shape(n: number, BK: number, f16: boolean): TiledShape {
+  if (n >= 128) return withBK(S(128, 128, 8, 8, BK, true), BK, f16)
+  if (n >= 64) return withBK(S(128, 64, 4, 8, BK, true), BK, f16)
+  if (n >= 32) return withBK(S(128, 32, 4, 4, BK, true), BK, f16)
+  return baseK(n, BK, f16)
 }
 
 /** vec4 layout with 8 × 8 (N ≥ 64, 128 invocations) and 8 × 4 (N = 32) register tiles. */
-function v4bigShape(n: number, BK: number): TiledShape {
-  if (n >= 128) return withBK(S(128, 128, 8, 8, BK, true), BK)
-  if (n >= 64) return withBK(S(128, 64, 8, 8, BK, true), BK)
-  if (n >= 32) return withBK(S(256, 32, 8, 4, BK, true), BK)
-  return baseK(n, BK)
+function v4bigShape(n: number, BK: number, f16: boolean): TiledShape {
+  if (n >= 128) return withBK(S(128, 128, 8, 8, BK, true), BK, f16)
+  if (n >= 64) return withBK(S(128, 64, 8, 8, BK, true), BK, f16)
+  if (n >= 32) return withBK(S(256, 32, 8, 4, BK, true), BK, f16)
+  return baseK(n, BK, f16)
 }
 
 export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
@@ -127,32 +135,32 @@ export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
   k32: {
     name: 'k32',
     describe: 'base with BK 32 (16 where 32 KiB of workgroup memory is too little); split-K 1024',
-    shape: (n) => baseK(n, 32),
+    shape: (n, f16) => baseK(n, 32, f16),
     splitK: 1024,
   },
   v4: {
     name: 'v4',
     describe: 'vec4 workgroup layout for N ≥ 32 (base below), BK 16',
-    shape: (n) => v4Shape(n, 16),
+    shape: (n, f16) => v4Shape(n, 16, f16),
     splitK: 2048,
   },
   v4k32: {
     name: 'v4k32',
     describe: 'vec4 layout for N ≥ 32, BK 32 (16 where it does not fit); split-K 1024',
-    shape: (n) => v4Shape(n, 32),
+    shape: (n, f16) => v4Shape(n, 32, f16),
     splitK: 1024,
   },
   v4big: {
     name: 'v4big',
     describe:
       'vec4, 8×8 tiles for N ≥ 64 (128 invocations), 256×32 8×4 for N = 32 (base below), BK 16',
-    shape: (n) => v4bigShape(n, 16),
+    shape: (n, f16) => v4bigShape(n, 16, f16),
     splitK: 2048,
   },
   v4bigk32: {
     name: 'v4bigk32',
     describe: 'v4big with BK 32; split-K 1024',
-    shape: (n) => v4bigShape(n, 32),
+    shape: (n, f16) => v4bigShape(n, 32, f16),
     splitK: 1024,
   },
 }
@@ -192,8 +200,12 @@ export function setConvTile(name: string | null): string | null {
 export const TILED_SPLITK_TARGET = TILE_TABLES.base!.splitK
 
 /** The tile shape for GEMM width `n` under the active table (exported for tests and logs). */
-export function tiledShape(n: number, table: TileTable = convTile()): TiledShape {
-  return table.shape(n)
+export function tiledShape(
+  n: number,
+  table: TileTable = convTile(),
+  f16 = webgpuPrecision() === 'f16',
+): TiledShape {
+  return table.shape(n, f16)
 }
 
 function shapeKey(sh: TiledShape, f16: boolean): string {
@@ -385,8 +397,8 @@ function advance(step: number | string, digits: [string, string][]): string {
 
 /** Forward: M = B·OD·OH·OW voxels, N = CO, K = taps·CI. Bindings: x, w, [bias], y. */
 export function convFwdTiled(g: ConvGeom, bias: boolean, table = convTile()): Kernel {
-  const sh = tiledShape(g.CO, table)
   const f16 = webgpuPrecision() === 'f16'
+  const sh = tiledShape(g.CO, table, f16)
   const M = g.B * g.outSize[0] * g.outSize[1] * g.outSize[2]
   const K = g.k[0] * g.k[1] * g.k[2] * g.CI
   const tilesN = Math.ceil(g.CO / sh.BN)
@@ -437,8 +449,8 @@ const DX = new Params([...GEOM, 'tilesN', 'tiles'], 32)
  * both), so one (co, tw, th, td) state serves every slot. Bindings: dy, w, [bias], dx.
  */
 export function convDxTiled(g: ConvGeom, bias: boolean, tileTable = convTile()): Kernel {
-  const sh = tiledShape(g.CI, tileTable)
   const f16 = webgpuPrecision() === 'f16'
+  const sh = tiledShape(g.CI, tileTable, f16)
   const { table, phases, counts } = phaseTable(g)
   const maxM = Math.max(...counts.map(([a, b, c]) => g.B * a! * b! * c!))
   const tilesN = Math.ceil(g.CI / sh.BN)
@@ -520,8 +532,8 @@ export function convDwTiled(
   table: TileTable = convTile(),
   target = table.splitK,
 ): Kernel & { Z: number } {
-  const sh = tiledShape(g.CO, table)
   const f16 = webgpuPrecision() === 'f16'
+  const sh = tiledShape(g.CO, table, f16)
   const R = g.k[0] * g.k[1] * g.k[2] * g.CI
   const V = g.B * g.outSize[0] * g.outSize[1] * g.outSize[2]
   const tilesN = Math.ceil(g.CO / sh.BN)
