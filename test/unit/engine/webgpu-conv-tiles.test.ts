@@ -153,6 +153,7 @@ describe('tiled conv tile tables', () => {
           expect(threadsOf(sh), what).toBeLessThanOrEqual(256)
           expect(threadsOf(sh) % sh.BK, what).toBe(0)
           expect(blockBytes(sh, f16), `${what}: workgroup memory`).toBeLessThanOrEqual(32768)
+          expect((sh.BM * sh.BK) / threadsOf(sh), `${what}: A gathers`).toBeLessThanOrEqual(16)
           if (sh.vec) expect([sh.TM % 4, sh.TN % 4]).toEqual([0, 0])
         }
       }

@@ -95,9 +95,18 @@ export function blockBytes(sh: TiledShape, f16: boolean): number {
   return sh.BK * (sh.BM + sh.BN + 8) * (f16 ? 2 : 4)
 }
 
-/** `sh` with chunk BK, or 16 where the blocks would exceed {@link WG_BYTES}. */
+/** Gathered A elements per invocation per chunk above which BK stays 16. */
+const MAX_A_SLOTS = 16
+
+/**
+ * `sh` with chunk BK, or 16 where the blocks would exceed {@link WG_BYTES} or an invocation
+ * would gather more than {@link MAX_A_SLOTS} A elements per chunk (each keeps its own im2col
+ * index state in registers; lavapipe's LLVM also takes minutes over such kernels).
+ */
 function withBK(sh: TiledShape, BK: number, f16: boolean): TiledShape {
-  return { ...sh, BK: blockBytes({ ...sh, BK }, f16) > WG_BYTES ? 16 : BK }
+  const big = { ...sh, BK }
+  const tooBig = blockBytes(big, f16) > WG_BYTES || (sh.BM * BK) / threadsOf(sh) > MAX_A_SLOTS
+  return { ...sh, BK: tooBig ? 16 : BK }
 }
 
 /** `base` with chunk BK (16 for blocks too large for BK = 32). */
@@ -156,12 +165,6 @@ export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
       'vec4, 8×8 tiles for N ≥ 64 (128 invocations), 256×32 8×4 for N = 32 (base below), BK 16',
     shape: (n, f16) => v4bigShape(n, 16, f16),
     splitK: 2048,
-  },
-  v4bigk32: {
-    name: 'v4bigk32',
-    describe: 'v4big with BK 32; split-K 1024',
-    shape: (n, f16) => v4bigShape(n, 32, f16),
-    splitK: 1024,
   },
 }
 
