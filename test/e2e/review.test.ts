@@ -23,7 +23,7 @@ import { ensureSampleDataset } from '../../main/services/sample'
 import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
-import { ROOT, sharedPath, tmpDir, appContext } from '../helpers/shared'
+import { ROOT, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -43,9 +43,6 @@ const CHROMIUM_ARGS = [
 type RGB = [number, number, number]
 type V3 = [number, number, number]
 
-function eventually<T>(fn: () => T | Promise<T>, timeout = 30_000) {
-  return expect.poll(fn, { timeout, interval: 150 })
-}
 
 /** One row of `dsd evaluate`'s per-case table. */
 interface CsvRow {
