@@ -8,19 +8,16 @@
  * table's Dice is what `dsd evaluate --dir DIR` computes for them.
  * Needs a built renderer (`node scripts/build.mjs`).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { readVolume } from '../../main/data/volume-io'
 import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
 import { appContext, dsdCli, eventually, ROOT, tmpDir } from '../helpers/shared'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const ARTIFACTS = join(ROOT, 'test', '.tmp', 'screenshots')
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run']
 
 describe('Ensemble of folds (Training page → Review)', () => {
   let server: RunningServer
@@ -32,10 +29,7 @@ describe('Ensemble of folds (Training page → Review)', () => {
   const pageErrors: string[] = []
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) {
-      throw new Error(`${STATIC_DIR}/index.html is missing: build first (node scripts/build.mjs)`)
-    }
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-ensemble')
     mkdirSync(workspace, { recursive: true })
     const svc = new DatasetService(workspace)
@@ -43,7 +37,7 @@ describe('Ensemble of folds (Training page → Review)', () => {
     testCases = m.cases.map((c) => c.id).sort().slice(0, 4)
     await svc.createSplit(m.id, { folds: 3, seed: 0, name: 'k3t', test: testCases })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
-    const created = await server.app.bridge.invoke('runs.create', {
+    runIds = await trainRuns(server, {
       datasetId: m.id,
       split: 'k3t',
       folds: [0, 1],
@@ -55,21 +49,7 @@ describe('Ensemble of folds (Training page → Review)', () => {
       validateEvery: 0,
       backend: 'wasm',
     })
-    if (!created.ok) throw new Error(`runs.create failed: ${created.error.message}`)
-    runIds = (created.value as { runIds: string[] }).runIds
-    const t0 = Date.now()
-    for (;;) {
-      const list = (await server.app.bridge.invoke('runs.list', {})) as {
-        value: { runs: { id: string; state: { status: string; message: string } }[] }
-      }
-      const states = list.value.runs.map((r) => r.state)
-      const bad = states.find((s) => s.status === 'failed' || s.status === 'cancelled')
-      if (bad) throw new Error(`training failed: ${bad.message}`)
-      if (states.length === 2 && states.every((s) => s.status === 'completed')) break
-      if (Date.now() - t0 > 240_000) throw new Error('training did not finish in 4 minutes')
-      await new Promise((r) => setTimeout(r, 300))
-    }
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    browser = await launchChromium()
     page = await (await appContext(browser, { width: 1400, height: 1000 })).newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   }, 400_000)
