@@ -6,30 +6,16 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, SHARED, sharedPath, tmpDir, appContext } from '../helpers/shared'
+import { ROOT, SHARED, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
 const SCREENSHOTS = process.env.DSD_SCREENSHOTS === '1'
 const SHOTS_DIR = join(ROOT, 'docs', 'screenshots')
-const ARTIFACTS = join(ROOT, 'test', '.tmp', 'screenshots')
 
-/** Flags from docs/environment.md: headless as root, software WebGL2, no network chatter. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-]
 
 
 const PAGES = [
@@ -58,9 +44,6 @@ function sampleDataset(): { path: string; cases: number } {
 }
 
 /** Polls until the assertion holds (vitest's default of 1 s is too short on a busy 2-core box). */
-function eventually<T>(fn: () => T | Promise<T>, timeout = 20_000) {
-  return expect.poll(fn, { timeout, interval: 100 })
-}
 
 /** Adds what the page showed to a failed assertion's message. */
 async function explain(assertion: Promise<unknown>, context: () => Promise<string>) {
@@ -82,23 +65,12 @@ describe('renderer in Chromium against the browser-mode server', () => {
   const cspViolations: string[] = []
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) {
-      throw new Error(
-        `${STATIC_DIR}/index.html is missing: build the renderer first (npx vite build, or npm test)`,
-      )
-    }
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
-    }
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-renderer')
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     // launch() always starts from a fresh, temporary user-data dir.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-    })
+    browser = await launchChromium()
     context = await appContext(browser, { width: 1280, height: 800 })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
@@ -345,7 +317,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await cancel.click()
     const row = page.getByTestId(id)
     await explain(
-      eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled'),
+      eventually(() => row.getAttribute('data-status')).toBe('cancelled'),
       async () => `task row: ${await row.getAttribute('data-status')} ${await row.textContent()}`,
     )
     expect(await row.getByTestId('task-status').textContent()).toContain('cancelled')
@@ -390,7 +362,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await page.locator('.n-base-select-option').first().click()
     await page.getByTestId('split-create').click()
     const rows = page.locator('[data-testid^="split-row-"]')
-    await eventually(() => rows.count(), 30_000).toBeGreaterThan(0)
+    await eventually(() => rows.count()).toBeGreaterThan(0)
     expect(await rows.first().textContent()).toMatch(/5/)
     await shot('splits')
     for (const name of ['review', 'export'] as const) {
@@ -447,7 +419,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await shot('training')
     await row.getByTestId('run-cancel').click()
     await explain(
-      eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled'),
+      eventually(() => row.getAttribute('data-status')).toBe('cancelled'),
       async () => `${await row.textContent()} | ${await live.textContent()}`,
     )
     expect(await row.getByTestId('run-start').textContent()).toContain('Resume')
@@ -457,12 +429,12 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await go('about')
     const { port, token } = server
     await server.close()
-    await eventually(() => page.getByTestId('header-connection').textContent(), 20_000).toContain(
+    await eventually(() => page.getByTestId('header-connection').textContent()).toContain(
       'reconnecting',
     )
     // Same port and token: the page keeps its session and its event subscriptions.
     server = await startServer({ port, token, staticDir: STATIC_DIR, workspace })
-    await eventually(() => page.getByTestId('header-connection').textContent(), 40_000).toContain(
+    await eventually(() => page.getByTestId('header-connection').textContent()).toContain(
       'connected',
     )
     const message = `after reconnect ${Date.now()}`
@@ -522,7 +494,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
       await eventually(() => p.getByTestId('pong-event').textContent()).toContain(message)
       // A failed command shows its error message as a notification.
       await p.evaluate(`location.hash = '#/splits?dataset=no-such-dataset'`)
-      await eventually(() => p.locator('.n-notification').textContent(), 20_000).toMatch(
+      await eventually(() => p.locator('.n-notification').textContent()).toMatch(
         /no-such-dataset/,
       )
       expect(apiRequests).toEqual([])
