@@ -134,6 +134,17 @@ function v4bigShape(n: number, BK: number, f16: boolean): TiledShape {
   return baseK(n, BK, f16)
 }
 
+/**
+ * vec4 layout with BM = 64: twice the workgroups of `v4` where the voxel axis is short (the
+ * deep layers: 2 × 6³ = 432 rows give 4 row blocks of 128).
+ */
+function m64Shape(n: number, f16: boolean): TiledShape {
+  if (n >= 128) return withBK(S(64, 128, 4, 8, 16, true), 16, f16)
+  if (n >= 64) return withBK(S(64, 64, 4, 4, 16, true), 16, f16)
+  if (n >= 32) return withBK(S(64, 32, 4, 4, 16, true), 16, f16) // 128 invocations
+  return baseK(n, 16, f16)
+}
+
 export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
   base: {
     name: 'base',
@@ -158,6 +169,12 @@ export const TILE_TABLES: Readonly<Record<string, TileTable>> = {
     describe: 'vec4 layout for N ≥ 32, BK 32 (16 where it does not fit); split-K 1024',
     shape: (n, f16) => v4Shape(n, 32, f16),
     splitK: 1024,
+  },
+  m64: {
+    name: 'm64',
+    describe: 'vec4 layout with 64-row blocks (64×128 4×8, 64×64 4×4, 64×32 4×4), base below',
+    shape: (n, f16) => m64Shape(n, f16),
+    splitK: 2048,
   },
   v4big: {
     name: 'v4big',
