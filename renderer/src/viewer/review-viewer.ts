@@ -193,13 +193,14 @@ export class ReviewViewer {
     return out
   }
 
-  /** Milliseconds of the steps of the last `show` (the benchmark reads them). */
+  /** Milliseconds of the steps of the last `show`, and the frames drawn (the benchmark reads them). */
   timings: Record<string, number> = {}
 
   /** Show a case (or another channel / prediction set of it) with these settings. */
   async show(spec: CaseSpec, settings: DisplaySettings): Promise<void> {
     const t = { start: performance.now(), last: performance.now() }
     const timings: Record<string, number> = {}
+    const renders0 = this.renders
     const lap = (name: string) => {
       const now = performance.now()
       timings[name] = Math.round(now - t.last)
@@ -256,6 +257,8 @@ export class ReviewViewer {
     await this.rendered()
     lap('render')
     timings.total = Math.round(performance.now() - t.start)
+    // Frames drawn while opening (three panes: three is the least).
+    timings.renders = this.renders - renders0
     this.timings = timings
   }
 
