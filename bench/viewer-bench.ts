@@ -239,6 +239,9 @@ try {
   const page = await (await browser.newContext({ viewport: { width: 1600, height: 1000 } })).newPage()
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text())
+  })
   await page.goto(server.url)
   await page.getByTestId('nav-review').click()
   await page.waitForSelector('[data-testid="cohort-row"]', { timeout: 60_000 })
@@ -246,14 +249,19 @@ try {
   const open = async (id: string) => {
     const t0 = Date.now()
     await page.locator(`[data-testid="cohort-row"][data-case="${id}"]`).click()
-    await page.waitForFunction(
-      (cid) => {
-        const v = document.querySelector('[data-testid="case-viewer"]')
-        return document.querySelector('[data-testid="case-name"]')?.textContent === cid && v?.getAttribute('data-status') === 'ready'
-      },
-      id,
-      { timeout: 120_000 },
-    )
+    await page
+      .waitForFunction(
+        (cid) => {
+          const v = document.querySelector('[data-testid="case-viewer"]')
+          return document.querySelector('[data-testid="case-name"]')?.textContent === cid && v?.getAttribute('data-status') === 'ready'
+        },
+        id,
+        { timeout: 180_000 },
+      )
+      .catch(async (err: Error) => {
+        const shown = await page.evaluate(() => document.querySelector('[data-testid="case-name"]')?.textContent ?? null)
+        throw new Error(`opening ${id}: ${err.message}; case shown ${shown}, viewer ${await status()}; page errors: ${errors.join(' | ')}`)
+      })
     const ms = Date.now() - t0
     if ((await status()) !== 'ready') throw new Error(`viewer ${await status()}`)
     const timings = (await page.evaluate('window.__dsdViewer.timings()')) as Record<string, number>
@@ -321,9 +329,14 @@ try {
   const box = await page.locator('[data-testid="pane-0-axial"]').boundingBox()
   await page.mouse.move(box!.x + box!.width / 2, box!.y + box!.height / 2)
   await page.evaluate(() => {
-    const w = window as unknown as { __scroll: number[]; __pending: number | null }
+    const w = window as unknown as { __scroll: number[]; __pending: number | null; __paneFrames: Record<string, number> }
     w.__scroll = []
     w.__pending = null
+    w.__paneFrames = {}
+    for (const pane of document.querySelectorAll('[data-pane]')) {
+      const id = pane.getAttribute('data-pane-id')
+      pane.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => (w.__paneFrames[id] = (w.__paneFrames[id] ?? 0) + 1))
+    }
     const el = document.querySelector('[data-testid="pane-0-axial"] [data-pane]')!
     el.addEventListener('wheel', () => (w.__pending = performance.now()), { capture: true })
     el.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => {
@@ -337,6 +350,8 @@ try {
   const slice = () =>
     page.evaluate((id) => (window as unknown as { __dsdViewer: { probe(id: string): { sliceIndex: number } } }).__dsdViewer.probe(id).sliceIndex, axial)
   const s0 = await slice()
+  const renders = () => page.evaluate(() => (window as unknown as { __dsdViewer: { renders(): number } }).__dsdViewer.renders())
+  const r0 = await renders()
   const t0 = Date.now()
   for (let i = 0; i < steps; i++) {
     await page.mouse.wheel(0, i < steps / 2 ? 100 : -100)
@@ -353,6 +368,9 @@ try {
     p95Ms: q(0.95),
     maxMs: +frames[frames.length - 1].toFixed(1),
     wallMsPerStep: +(wall / steps).toFixed(1),
+    // Frames drawn by all panes per wheel event (1 = only the scrolled view is drawn again).
+    paneFramesPerStep: +(((await renders()) - r0) / steps).toFixed(2),
+    framesPerPane: await page.evaluate(() => (window as unknown as { __paneFrames: Record<string, number> }).__paneFrames),
     sliceBefore: s0,
     sliceAfter: await slice(),
   }
@@ -372,5 +390,5 @@ log(`open: first A ${o.open.firstA_ms} ms, first B ${o.open.firstB_ms} ms`)
 log(`reopen: median ${o.open.againMedian_ms} ms of ${o.open.again_ms.join(', ')}; median phases ${JSON.stringify(o.open.againMedianPhases_ms)}`)
 log(`load average: ${JSON.stringify(out.loadAtStart)} at the start, ${JSON.stringify(out.loadAtEnd)} at the end`)
 for (const [k, m] of Object.entries(o.memory)) log(`memory ${k}: cache ${m.cacheMB.toFixed(0)} MB, JS heap ${m.heapMB.toFixed(0)} MB`)
-log(`scroll: ${o.scroll.framesDrawn}/${o.scroll.events} frames, event→frame median ${o.scroll.medianMs} ms, p95 ${o.scroll.p95Ms} ms, max ${o.scroll.maxMs} ms`)
+log(`scroll: ${o.scroll.framesDrawn}/${o.scroll.events} frames, event→frame median ${o.scroll.medianMs} ms, p95 ${o.scroll.p95Ms} ms, max ${o.scroll.maxMs} ms; ${o.scroll.paneFramesPerStep} pane frames per event`)
 console.log(JSON.stringify(out, null, 2))
