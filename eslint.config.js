@@ -85,14 +85,15 @@ export default tseslint.config(
   layer(['workspace'], folders('training', 'workers', 'jobs', 'services', 'server', 'cli'), 'workspace/ (files on disk) must not import the layers above it'),
   layer(['training'], folders('workers', 'jobs', 'services', 'server', 'cli'), 'training/ (the loop) runs inside a worker and must not import workers, jobs or services'),
   layer(['workers'], folders('jobs', 'services', 'server', 'cli'), 'workers/ (thread entries) run training/ and must not import jobs or services'),
-  // The one exception: the inference worker runs the services' prediction and evaluation (the
-  // functions `dsd predict` / `dsd evaluate` run) off the main thread, and nothing else of them.
+  // The one exception: the inference worker runs the services' prediction, evaluation and export
+  // (the functions `dsd predict` / `dsd evaluate` / `dsd export` run) off the main thread, and
+  // nothing else of them.
   {
     files: ['main/workers/inference-worker.ts'],
     rules: {
       '@typescript-eslint/no-restricted-imports': mainImports(
-        [...folders('jobs', 'server', 'cli'), '../services/*', '!../services/predict-evaluate'],
-        'the inference worker may import only services/predict-evaluate of the services',
+        [...folders('jobs', 'server', 'cli'), '../services/*', '!../services/predict-evaluate', '!../services/export-job'],
+        'the inference worker may import only services/predict-evaluate and services/export-job of the services',
       ),
     },
   },

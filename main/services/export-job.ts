@@ -371,8 +371,14 @@ export async function runExport(
   }
 }
 
-/** The `export` job kind: in-process, on the io queue (it starts at once), cancellable. */
-export function exportKind(workspace: string): JobKind<ExportParams, ExportResult> {
+/**
+ * The `export` job kind: on the io queue (it starts at once), cancellable; `runExport` runs in
+ * a worker thread so a large export (CT volumes) does not hold up the main side.
+ */
+export function exportKind(
+  /** Runs the export off the main thread (services/jobs.ts: the inference worker). */
+  runInWorker: (request: ExportParams, ctx: Parameters<JobKind['run']>[1]) => Promise<ExportResult>,
+): JobKind<ExportParams, ExportResult> {
   return {
     name: 'export',
     params: ExportRequest,
@@ -380,8 +386,7 @@ export function exportKind(workspace: string): JobKind<ExportParams, ExportResul
     label: (p) =>
       `Export ${setTitle(p.sets[0])}${p.sets.length > 1 ? ` and ${p.sets.length - 1} more` : ''}`,
     subject: (p) => p.name ?? null,
-    run: (p, ctx) =>
-      runExport(workspace, p, { signal: ctx.signal, progress: (d, t, m) => ctx.progress(d, t, m) }),
+    run: runInWorker,
   }
 }
 

@@ -8,7 +8,7 @@
  * | train            | worker thread (train-worker)| device | yes   | queued again, resumes from its checkpoint |
  * | predict          | worker thread (inference-worker) | device | no | failed, start again |
  * | evaluate         | worker thread (inference-worker) | io     | no | failed, start again |
- * | export           | in-process (export-job.ts)  | io     | no    | failed, start again |
+ * | export           | worker thread (inference-worker, export-job.ts) | io | no | failed, start again |
  * | quickstart       | train-worker, then inference-worker (predict, evaluate) (services/quickstart.ts) | device | yes (training) | failed; resume the run |
  *
  * A new kind (export, …): a params schema, a label, a queue, and `run` (in-process, or
@@ -23,6 +23,7 @@ import { id } from '../contract/shapes'
 import { DsdError } from '../errors'
 import { JobSystem, type JobKind } from '../jobs/system'
 import { runWorker } from '../jobs/worker'
+import type { ExportResult } from '../contract/export'
 import { exportKind } from './export-job'
 import type { TrainMessage } from '../training/loop'
 import type { InferenceMessage, InferenceTask, InferenceWorkerData, TrainWorkerData } from '../workers/protocol'
@@ -164,7 +165,7 @@ async function diedState(workspace: string, runId: string, last: RunState | null
 async function inferenceJob(workspace: string, task: InferenceTask, ctx: Parameters<JobKind['run']>[1], heapMb?: number): Promise<unknown> {
   const data: Omit<InferenceWorkerData, 'control'> = { workspace, ...task }
   const final = await runWorker<InferenceMessage>('inference-worker', data, ctx, {
-    what: task.task === 'predict' ? 'the prediction worker' : 'the evaluation worker',
+    what: { predict: 'the prediction worker', evaluate: 'the evaluation worker', export: 'the export worker' }[task.task],
     heapMb,
     isFinal: (m) => m.type === 'done' || m.type === 'error',
   })
@@ -219,6 +220,6 @@ export function createJobSystem(workspace: string, options: AppJobsOptions = {})
     .register(train)
     .register(predictKind(workspace, options))
     .register(evaluateKind(workspace, options))
-    .register(exportKind(workspace))
+    .register(exportKind((request, ctx) => inferenceJob(workspace, { task: 'export', request }, ctx, options.workerHeapMb) as Promise<ExportResult>))
     .register(quickStartKind(workspace, train, (task, ctx) => inferenceJob(workspace, task, ctx, options.workerHeapMb)))
 }

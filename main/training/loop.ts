@@ -16,6 +16,7 @@ import { createModel, type DsdModel } from '../engine/model'
 import { AdamW } from '../engine/optimizer'
 import { trainStep } from '../engine/train-step'
 import { DsdError, isNoSpace, toErrorShape } from '../errors'
+import { checkRunSplit } from '../workspace/cases'
 import { runFiles, type EpochTiming } from '../workspace/run-layout'
 import { readRunConfig, readRunState, writeRunState } from '../workspace/runs'
 import { caseOrder, cropSamplers, epochRng, makeBatch } from './batches'
@@ -93,6 +94,8 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
   try {
     cfg = await readRunConfig(workspace, runId)
     checkVariantWeights(cfg, files.config)
+    // The split must still hold the partition the run was created (and trained) on.
+    await checkRunSplit(workspace, cfg)
     const backend = await initBackend(cfg.backend)
     const data = await loadFoldData(workspace, cfg, (done, total) => post({ type: 'progress', done, total, message: `preparing case ${done} / ${total}` }))
     if (data.train.length === 0) throw new DsdError('RUN_NO_TRAINING_CASES', `fold ${cfg.fold} of split "${cfg.split}" has no training cases`, {})

@@ -1,8 +1,9 @@
 /**
- * Inference worker entry (a worker_threads thread, started by the `predict` and `evaluate` job
- * kinds): runs one prediction (`predictSet` → `predictCases`, what `dsd predict` runs) or one
- * evaluation (`evaluateSet`, what `dsd evaluate --run` runs) off the main thread, so the app's
- * server and IPC stay responsive. Progress is in cases; cancel arrives through the job's shared
+ * Inference worker entry (a worker_threads thread, started by the `predict`, `evaluate` and
+ * `export` job kinds): runs one prediction (`predictSet` → `predictCases`, what `dsd predict`
+ * runs), one evaluation (`evaluateSet`, what `dsd evaluate --run` runs) or one export
+ * (`runExport`, what `dsd export` runs) off the main thread, so the app's server and IPC stay
+ * responsive. Progress is in cases; cancel arrives through the job's shared
  * control word, read before each case and between sliding windows.
  */
 import { parentPort, workerData } from 'node:worker_threads'
@@ -34,6 +35,16 @@ try {
         const model = p.models && p.models > 1 ? ` · model ${(p.model ?? 0) + 1} / ${p.models}` : ''
         const done = p.caseIndex + (p.stage === 'done' ? 1 : 0)
         post({ type: 'progress', done, total: p.cases, message: `case ${p.caseIndex + 1} / ${p.cases} ${p.caseId}: ${p.stage}${model}${windows}` })
+      },
+    })
+    post({ type: 'done', result })
+  } else if (data.task === 'export') {
+    const { runExport } = await import('../services/export-job')
+    const result = await runExport(data.workspace, data.request, {
+      signal: abort.signal,
+      progress: (done, total, message) => {
+        check()
+        post({ type: 'progress', done, total, message })
       },
     })
     post({ type: 'done', result })

@@ -5,6 +5,7 @@
  * TrainMessage).
  */
 import type { ErrorShape } from '../contract/errors'
+import type { ExportParams } from '../contract/export'
 import type { PredictionSetRef, PredictRequest } from '../contract/review'
 
 export type { TrainMessage } from '../training/loop'
@@ -31,10 +32,14 @@ export interface TrainWorkerData extends JobWorkerData {
   runId: string
 }
 
-/** The inference worker's task: a prediction request, or a set to evaluate (main/services/predict-evaluate.ts). */
+/**
+ * The inference worker's task: a prediction request, a set to evaluate
+ * (main/services/predict-evaluate.ts), or an export (main/services/export-job.ts).
+ */
 export type InferenceTask =
   | { task: 'predict'; request: PredictRequest }
   | { task: 'evaluate'; ref: PredictionSetRef }
+  | { task: 'export'; request: ExportParams }
 
 export type InferenceWorkerData = JobWorkerData & InferenceTask & { workspace: string }
 

@@ -8,17 +8,15 @@
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
 import { createRuns } from '../../main/services/training'
 import { TRASH_DIR } from '../../main/workspace/entries'
-import { ROOT, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
+import { sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
+import { STATIC_DIR, checkE2ePrerequisites, launchChromium } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run']
 const HIPPO = sharedPath('data', 'msd-task04-hippocampus')
 const IDS = ['001', '003', '004', '006', '007', '008']
 const CUT = '004'
@@ -52,8 +50,7 @@ describe('everyday basics in Chromium', () => {
   const pageErrors: string[] = []
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) throw new Error(`${STATIC_DIR}/index.html is missing: build the renderer first (npx vite build)`)
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
+    checkE2ePrerequisites()
     mkdirSync(workspace, { recursive: true })
     // A good dataset with a split and a run left "queued" with no job (its process stopped).
     const svc = new DatasetService(workspace)
@@ -62,7 +59,7 @@ describe('everyday basics in Chromium', () => {
     ;[{ id: stuckRun }] = await createRuns(workspace, { datasetId: 'good', split: 'k3', folds: [0], variants: ['Basic'], name: 'stuck', preset: 'quick', epochs: 1 })
     msdFolder(join(tmp, 'cut'), true)
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
+    browser = await launchChromium()
     page = await (await appContext(browser, { width: 1400, height: 900 })).newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   })

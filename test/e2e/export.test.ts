@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { readVolume } from '../../main/data/volume-io'
 import { initBackend } from '../../main/engine/backends'
@@ -20,19 +20,9 @@ import { exportsDir } from '../../main/services/export-job'
 import { predictCases } from '../../main/services/inference'
 import { runFiles } from '../../main/workspace/run-layout'
 import { dsdCli, ROOT, tmpDir, appContext, eventually } from '../helpers/shared'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const ARTIFACTS = join(ROOT, 'test', '.tmp', 'screenshots')
 const DOCS_SHOTS = process.env.DSD_SCREENSHOTS === '1' ? join(ROOT, 'docs', 'screenshots') : null
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--no-first-run',
-]
 const PREDICTED = 3
 
 
@@ -57,11 +47,7 @@ describe('Export page in Chromium', () => {
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) {
-      throw new Error(`${STATIC_DIR}/index.html is missing: build first (node scripts/build.mjs)`)
-    }
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-export')
     mkdirSync(workspace, { recursive: true })
     // The sample dataset and a split (renderer.test.ts has the UI flows for these).
@@ -71,7 +57,7 @@ describe('Export page in Chromium', () => {
     const split = await svc.createSplit(ds, { folds: 5, seed: 0, name: 'k5' })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     // One tiny run, trained by the real worker through the app (two steps).
-    const created = await server.app.bridge.invoke('runs.create', {
+    const trained = await trainRuns(server, {
       datasetId: ds,
       split: 'k5',
       folds: [0],
@@ -83,30 +69,13 @@ describe('Export page in Chromium', () => {
       validateEvery: 0,
       // The wasm kernels: training and prediction about 4× faster than the JS reference backend.
       backend: 'wasm',
-    })
-    if (!created.ok) throw new Error(`runs.create failed: ${created.error.message}`)
-    runId = (created.value as { runIds: string[] }).runIds[0]
-    const t0 = Date.now()
-    for (;;) {
-      const list = await server.app.bridge.invoke('runs.list', {})
-      const run = (
-        list as { value: { runs: { id: string; state: { status: string; message: string } }[] } }
-      ).value.runs[0]
-      if (run.state.status === 'failed' || run.state.status === 'cancelled')
-        throw new Error(`training failed: ${run.state.message}`)
-      if (run.state.status === 'completed') break
-      if (Date.now() - t0 > 120_000) throw new Error('training did not finish in 2 minutes')
-      await new Promise((r) => setTimeout(r, 300))
-    }
+    }, 120_000)
+    runId = trained[0]
     // Predict a few validation cases with the function `dsd predict --run` calls.
     cases = split.folds[0].val.slice(0, PREDICTED)
     await initBackend('wasm')
     await predictCases({ workspace, runIds: [runId], cases, swBatch: 4 })
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-    })
+    browser = await launchChromium()
     page = await (await appContext(browser, { width: 1400, height: 1000 })).newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))
   }, 300_000)

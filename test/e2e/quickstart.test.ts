@@ -7,14 +7,12 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, tmpDir, appContext, eventually } from '../helpers/shared'
+import { tmpDir, appContext, eventually } from '../helpers/shared'
+import { STATIC_DIR, checkE2ePrerequisites, launchChromium } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--no-first-run']
 
 describe('Quick start button', () => {
   let server: RunningServer
@@ -23,11 +21,11 @@ describe('Quick start button', () => {
   let workspace = ''
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) throw new Error(`${STATIC_DIR}/index.html is missing: build the renderer first (npx vite build)`)
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-quickstart')
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
+    browser = await launchChromium()
     page = await (await appContext(browser, { width: 1280, height: 900 })).newPage()
   })
 

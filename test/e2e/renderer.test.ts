@@ -6,30 +6,16 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../main/server'
 import { ROOT, SHARED, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
 const SCREENSHOTS = process.env.DSD_SCREENSHOTS === '1'
 const SHOTS_DIR = join(ROOT, 'docs', 'screenshots')
-const ARTIFACTS = join(ROOT, 'test', '.tmp', 'screenshots')
 
-/** Flags from docs/environment.md: headless as root, software WebGL2, no network chatter. */
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-]
 
 
 const PAGES = [
@@ -79,23 +65,12 @@ describe('renderer in Chromium against the browser-mode server', () => {
   const cspViolations: string[] = []
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) {
-      throw new Error(
-        `${STATIC_DIR}/index.html is missing: build the renderer first (npx vite build, or npm test)`,
-      )
-    }
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
-    }
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-renderer')
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     // launch() always starts from a fresh, temporary user-data dir.
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: CHROMIUM_ARGS,
-    })
+    browser = await launchChromium()
     context = await appContext(browser, { width: 1280, height: 800 })
     page = await context.newPage()
     page.on('pageerror', (err) => pageErrors.push(err.message))

@@ -10,9 +10,9 @@
  * renderer (`node scripts/build.mjs`). Screenshots go to test/.tmp/screenshots/ (and with
  * DSD_SCREENSHOTS=1 to docs/screenshots/).
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { readNifti } from '../../main/data/nifti'
 import type { Volume } from '../../main/data/volume'
@@ -24,22 +24,9 @@ import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
 import { ROOT, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns } from '../helpers/e2e'
 
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const ARTIFACTS = join(ROOT, 'test', '.tmp', 'screenshots')
 const DOCS_SHOTS = process.env.DSD_SCREENSHOTS === '1' ? join(ROOT, 'docs', 'screenshots') : null
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--use-angle=swiftshader',
-  '--enable-unsafe-swiftshader',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-]
 type RGB = [number, number, number]
 type V3 = [number, number, number]
 
@@ -238,10 +225,7 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
   }
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) {
-      throw new Error(`${STATIC_DIR}/index.html is missing: build first (node scripts/build.mjs)`)
-    }
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (or set CHROMIUM_BIN)`)
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-review')
     mkdirSync(workspace, { recursive: true })
     // The bundled sample, imported as the app does on first start (`dsd serve --sample`, Electron).
@@ -253,7 +237,7 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     // the real worker, through the app's commands (their UI flows are in renderer.test.ts).
     const split = await server.app.bridge.invoke('splits.create', { datasetId: ds, folds: 10, seed: 0, name: 'k10' })
     if (!split.ok) throw new Error(`splits.create failed: ${split.error.message}`)
-    const created = await server.app.bridge.invoke('runs.create', {
+    runIds = await trainRuns(server, {
       datasetId: ds,
       split: 'k10',
       folds: [0],
@@ -266,26 +250,13 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       // The wasm kernels: training and prediction about 4× faster than the JS reference backend.
       backend: 'wasm',
     })
-    if (!created.ok) throw new Error(`runs.create failed: ${created.error.message}`)
-    runIds = (created.value as { runIds: string[] }).runIds
-    const t0 = Date.now()
-    for (;;) {
-      const list = await server.app.bridge.invoke('runs.list', {})
-      const runs = (list as { value: { runs: { id: string; state: { status: string; message: string } }[] } }).value.runs
-      if (runs.some((r) => r.state.status === 'failed' || r.state.status === 'cancelled')) {
-        throw new Error(`training failed: ${runs.map((r) => `${r.id}: ${r.state.message}`).join('; ')}`)
-      }
-      if (runs.length === 2 && runs.every((r) => r.state.status === 'completed')) break
-      if (Date.now() - t0 > 300_000) throw new Error('training did not finish in 5 minutes')
-      await new Promise((r) => setTimeout(r, 500))
-    }
     // The validation cases of fold 0: what "Predict validation cases" predicts (in the first test).
     const { split: k10 } = await new DatasetService(workspace).getSplit(ds, 'k10')
     cases = k10.folds[0].val
     // An oblique, left-handed scan (TCIA: L-A-S, tilted, 0.69 × 0.69 × 6.5 mm) as an ensemble-style
     // set of files: its ground truth and the golden "dilated in-plane" prediction.
     await writeTciaSet(join(workspace, 'predictions', 'tcia'))
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS })
+    browser = await launchChromium()
     context = await appContext(browser, { width: 1600, height: 1000 })
     await context.addInitScript({ content: PROBE_SCRIPT })
     page = await context.newPage()
@@ -578,7 +549,7 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     await ready()
   })
 
-  test('two runs side by side: synchronised slices, each prediction in its column, the per-case Δ', async () => {
+  test('two runs side by side: synchronised slices, each prediction in its column, the per-case Δ, the cohort comparison', async () => {
     const [basic, dsd] = runIds
     const caseId = cases[0]
     await choose('review-compare', dsd)
@@ -613,6 +584,18 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       const cell = page.getByTestId(`delta-${label}-dice`)
       const d = rb.dice! - ra.dice!
       expect((await cell.textContent())!.trim()).toBe(`${d >= 0 ? '+' : ''}${d.toFixed(3)}`)
+    }
+    // The cohort comparison (metrics.compare): per label, the cases paired and the mean Δ of the
+    // two CLI tables.
+    for (const label of [1, 2]) {
+      const pairs = csv[basic]
+        .filter((r) => r.label === label && r.dice !== null)
+        .map((ra) => [ra.dice!, csv[dsd].find((rb) => rb.caseId === ra.caseId && rb.label === label)?.dice ?? null] as const)
+        .filter(([, b]) => b !== null)
+      const row = page.locator(`[data-testid="comparison-row"][data-label="${label}"]`)
+      await eventually(() => row.getByTestId('comparison-n').textContent()).toBe(String(pairs.length))
+      const mean = pairs.reduce((acc, [a, b]) => acc + (b! - a), 0) / pairs.length
+      expect(Number(await row.getByTestId('comparison-delta').getAttribute('title'))).toBeCloseTo(mean, 5)
     }
     await shot('review-compare')
   })

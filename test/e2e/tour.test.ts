@@ -4,16 +4,12 @@
  * train → review → export with its highlight around each real control, goes back, is dismissed,
  * stays dismissed after a reload, and reopens from the About page.
  */
-import { existsSync, mkdirSync, rmSync } from 'node:fs'
-import { join } from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import { mkdirSync, rmSync } from 'node:fs'
+import { type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, tmpDir, eventually, UI_TIMEOUT_MS } from '../helpers/shared'
-
-const STATIC_DIR = join(ROOT, 'dist', 'renderer')
-const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--no-first-run']
+import { tmpDir, eventually, UI_TIMEOUT_MS } from '../helpers/shared'
+import { STATIC_DIR, checkE2ePrerequisites, launchChromium } from '../helpers/e2e'
 
 /** Step id → the page it opens and the control it must highlight. */
 const STEPS = [
@@ -34,11 +30,11 @@ describe('guided tour', () => {
   let workspace = ''
 
   beforeAll(async () => {
-    if (!existsSync(join(STATIC_DIR, 'index.html'))) throw new Error(`${STATIC_DIR}/index.html is missing: build the renderer first (npx vite build)`)
+    checkE2ePrerequisites()
     workspace = tmpDir('e2e-tour')
     mkdirSync(workspace, { recursive: true })
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
+    browser = await launchChromium()
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
     context.setDefaultTimeout(UI_TIMEOUT_MS)
     page = await context.newPage()
