@@ -2,7 +2,8 @@
  * Case-viewer benchmark (docs/ui.md, "Viewer performance"): a CT-sized case in the Review page
  * in Debian Chromium, browser mode, with the built renderer (`node scripts/build.mjs` first).
  *
- *   npx tsx bench/viewer-bench.ts [--shape 512,512,300] [--steps 60] [--keep] [--data DIR]
+ *   npx tsx bench/viewer-bench.ts [--shape 512,512,300] [--steps 60] [--repeat 3] [--keep] [--data DIR]
+ *                                 [--static DIR] [--profile FILE.cpuprofile]
  *
  * Writes (not committed; in a temp folder) two synthetic CT cases of the given shape, int16
  * in HU (air, a body with soft tissue, bone and a noisy texture) with two label maps each — a
@@ -10,16 +11,21 @@
  * shapes shifted and resized) — imports them as a dataset with a prediction set, then in the
  * page measures:
  *   - open: click on a case row → the three views drawn with both overlays (the first open of
- *     each case, then case A again after its first load: files in the OS cache, code warm);
+ *     each case, then `--repeat` reopens alternating A and B after their first load: the main
+ *     side's cache, code warm; the median and each run with the viewer's phase timings);
  *   - the data channel: fetch time and bytes of each volume (Resource Timing);
  *   - scrolling: `--steps` wheel events on the axial view, one per animation frame; the time
  *     from each event to the next drawn frame of that view (median, 95th percentile, max);
  *   - memory: Cornerstone's cache size and the JS heap (after a forced GC) with case A open,
  *     after switching to case B, and after switching back.
- * Prints one JSON object (and a readable summary on stderr).
+ * `--static DIR` serves another renderer build (e.g. a copy of `dist/renderer` from before a
+ * change, to compare two builds on the same data and load); `--profile FILE` records a Chromium
+ * CPU profile (CDP `Profiler`) of the last reopen, writes it (open it in DevTools) and prints
+ * the functions with the most self time. Prints one JSON object (and a readable summary on
+ * stderr), with the load average at the start and the end (the machine may be shared).
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
@@ -43,6 +49,9 @@ const { values } = parseArgs({
   options: {
     shape: { type: 'string', default: '512,512,300' },
     steps: { type: 'string', default: '60' },
+    repeat: { type: 'string', default: '3' },
+    static: { type: 'string' },
+    profile: { type: 'string' },
     keep: { type: 'boolean', default: false },
     /** Reuse the data a `--keep` run left in DIR (generating it takes minutes). */
     data: { type: 'string' },
@@ -50,6 +59,7 @@ const { values } = parseArgs({
 })
 const shape = values.shape!.split(',').map(Number) as Vec3
 const steps = Number(values.steps)
+const repeat = Math.max(1, Number(values.repeat))
 const log = (s: string) => process.stderr.write(`${s}\n`)
 
 /** A deterministic 32-bit PRNG (mulberry32). */
@@ -96,6 +106,30 @@ function makeCase(seed: number) {
         pred[p] = inSphere(i, j, k, lesion.r * 1.15, 2) ? 2 : inEllipsoid(i, j, k, organ, 0.95, 4) ? 1 : 0
       }
   return { img, gt, pred }
+}
+
+interface CpuProfile {
+  nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }[]
+  samples: number[]
+  timeDeltas: number[]
+}
+
+/** The functions with the most self time in a CDP CPU profile (ms, summed over call sites). */
+function topSelfTime(p: CpuProfile, n: number): { ms: number; fn: string }[] {
+  const byNode = new Map<number, number>()
+  for (let i = 0; i < p.samples.length; i++) byNode.set(p.samples[i], (byNode.get(p.samples[i]) ?? 0) + (p.timeDeltas[i] ?? 0))
+  const byFn = new Map<string, number>()
+  for (const node of p.nodes) {
+    const us = byNode.get(node.id)
+    if (!us) continue
+    const f = node.callFrame
+    const key = `${f.functionName || '(anonymous)'} ${f.url.split('/').pop()}:${f.lineNumber + 1}`
+    byFn.set(key, (byFn.get(key) ?? 0) + us)
+  }
+  return [...byFn.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([fn, us]) => ({ ms: Math.round(us / 1000), fn }))
 }
 
 const affine: Mat4 = [
@@ -178,7 +212,9 @@ async function generate(): Promise<void> {
   log(`data: 2 cases ${shape.join('×')} int16 + 2 label maps each, written in ${((Date.now() - t) / 1000).toFixed(1)} s (${tmp})`)
 }
 
-const server = await startServer({ port: 0, staticDir: join(ROOT, 'dist', 'renderer'), workspace: ws })
+const staticDir = values.static ? resolve(values.static) : join(ROOT, 'dist', 'renderer')
+const load = () => loadavg().map((x) => +x.toFixed(2))
+const server = await startServer({ port: 0, staticDir, workspace: ws })
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM_BIN ?? '/usr/bin/chromium',
   headless: true,
@@ -192,11 +228,20 @@ const browser = await chromium.launch({
     '--js-flags=--expose-gc',
   ],
 })
-const out: Record<string, unknown> = { shape, voxels: shape[0] * shape[1] * shape[2], chromium: browser.version() }
+const out: Record<string, unknown> = {
+  shape,
+  voxels: shape[0] * shape[1] * shape[2],
+  chromium: browser.version(),
+  renderer: staticDir,
+  loadAtStart: load(),
+}
 try {
   const page = await (await browser.newContext({ viewport: { width: 1600, height: 1000 } })).newPage()
   const errors: string[] = []
   page.on('pageerror', (e) => errors.push(e.message))
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text())
+  })
   await page.goto(server.url)
   await page.getByTestId('nav-review').click()
   await page.waitForSelector('[data-testid="cohort-row"]', { timeout: 60_000 })
@@ -204,18 +249,24 @@ try {
   const open = async (id: string) => {
     const t0 = Date.now()
     await page.locator(`[data-testid="cohort-row"][data-case="${id}"]`).click()
-    await page.waitForFunction(
-      (cid) => {
-        const v = document.querySelector('[data-testid="case-viewer"]')
-        return document.querySelector('[data-testid="case-name"]')?.textContent === cid && v?.getAttribute('data-status') === 'ready'
-      },
-      id,
-      { timeout: 120_000 },
-    )
+    await page
+      .waitForFunction(
+        (cid) => {
+          const v = document.querySelector('[data-testid="case-viewer"]')
+          return document.querySelector('[data-testid="case-name"]')?.textContent === cid && v?.getAttribute('data-status') === 'ready'
+        },
+        id,
+        { timeout: 180_000 },
+      )
+      .catch(async (err: Error) => {
+        const shown = await page.evaluate(() => document.querySelector('[data-testid="case-name"]')?.textContent ?? null)
+        throw new Error(`opening ${id}: ${err.message}; case shown ${shown}, viewer ${await status()}; page errors: ${errors.join(' | ')}`)
+      })
     const ms = Date.now() - t0
     if ((await status()) !== 'ready') throw new Error(`viewer ${await status()}`)
-    log(`open ${id}: ${ms} ms ${JSON.stringify(await page.evaluate('window.__dsdViewer.timings()'))}`)
-    return ms
+    const timings = (await page.evaluate('window.__dsdViewer.timings()')) as Record<string, number>
+    log(`open ${id}: ${ms} ms ${JSON.stringify(timings)} (load ${load()[0]})`)
+    return { ms, timings }
   }
   const memory = async () =>
     page.evaluate(async () => {
@@ -241,18 +292,51 @@ try {
   const memA = await memory()
   const openB = await open(ids[1])
   const memB = await memory()
-  const openA2 = await open(ids[0])
-  const memA2 = await memory()
-  out.open = { firstA_ms: openA1, firstB_ms: openB, againA_ms: openA2 }
-  out.memory = { withA: memA, afterSwitchToB: memB, afterSwitchBackToA: memA2 }
+  // Reopens after the first load, alternating A and B (each one a case switch).
+  const again: { ms: number; timings: Record<string, number> }[] = []
+  let memA2 = memB
+  for (let r = 0; r < repeat; r++) {
+    const last = r === repeat - 1
+    const cdp = last && values.profile ? await page.context().newCDPSession(page) : null
+    if (cdp) {
+      await cdp.send('Profiler.enable')
+      await cdp.send('Profiler.setSamplingInterval', { interval: 500 })
+      await cdp.send('Profiler.start')
+    }
+    again.push(await open(ids[(r + 2) % 2]))
+    if (cdp) {
+      const { profile } = await cdp.send('Profiler.stop')
+      writeFileSync(resolve(values.profile!), JSON.stringify(profile))
+      out.profileTop = topSelfTime(profile as unknown as CpuProfile, 30)
+      for (const f of out.profileTop as { ms: number; fn: string }[]) log(`  ${String(f.ms).padStart(6)} ms  ${f.fn}`)
+      await cdp.detach()
+    }
+    memA2 = await memory()
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]
+  const phases = Object.keys(again[0].timings)
+  out.open = {
+    firstA_ms: openA1.ms,
+    firstB_ms: openB.ms,
+    again_ms: again.map((a) => a.ms),
+    againMedian_ms: median(again.map((a) => a.ms)),
+    againMedianPhases_ms: Object.fromEntries(phases.map((k) => [k, median(again.map((a) => a.timings[k] ?? 0))])),
+    again: again.map((a) => a.timings),
+  }
+  out.memory = { withA: memA, afterSwitchToB: memB, afterLastSwitch: memA2 }
   out.volumes = await volumes()
   // Scrolling: one wheel event per frame on the axial view; time to the view's next frame.
   const box = await page.locator('[data-testid="pane-0-axial"]').boundingBox()
   await page.mouse.move(box!.x + box!.width / 2, box!.y + box!.height / 2)
   await page.evaluate(() => {
-    const w = window as unknown as { __scroll: number[]; __pending: number | null }
+    const w = window as unknown as { __scroll: number[]; __pending: number | null; __paneFrames: Record<string, number> }
     w.__scroll = []
     w.__pending = null
+    w.__paneFrames = {}
+    for (const pane of document.querySelectorAll('[data-pane]')) {
+      const id = pane.getAttribute('data-pane-id')
+      pane.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => (w.__paneFrames[id] = (w.__paneFrames[id] ?? 0) + 1))
+    }
     const el = document.querySelector('[data-testid="pane-0-axial"] [data-pane]')!
     el.addEventListener('wheel', () => (w.__pending = performance.now()), { capture: true })
     el.addEventListener('CORNERSTONE_IMAGE_RENDERED', () => {
@@ -266,6 +350,8 @@ try {
   const slice = () =>
     page.evaluate((id) => (window as unknown as { __dsdViewer: { probe(id: string): { sliceIndex: number } } }).__dsdViewer.probe(id).sliceIndex, axial)
   const s0 = await slice()
+  const renders = () => page.evaluate(() => (window as unknown as { __dsdViewer: { renders(): number } }).__dsdViewer.renders())
+  const r0 = await renders()
   const t0 = Date.now()
   for (let i = 0; i < steps; i++) {
     await page.mouse.wheel(0, i < steps / 2 ? 100 : -100)
@@ -282,21 +368,27 @@ try {
     p95Ms: q(0.95),
     maxMs: +frames[frames.length - 1].toFixed(1),
     wallMsPerStep: +(wall / steps).toFixed(1),
+    // Frames drawn by all panes per wheel event (1 = only the scrolled view is drawn again).
+    paneFramesPerStep: +(((await renders()) - r0) / steps).toFixed(2),
+    framesPerPane: await page.evaluate(() => (window as unknown as { __paneFrames: Record<string, number> }).__paneFrames),
     sliceBefore: s0,
     sliceAfter: await slice(),
   }
   out.pageErrors = errors
+  out.loadAtEnd = load()
 } finally {
   await browser.close()
   await server.close()
   if (!values.keep && !values.data) rmSync(tmp, { recursive: true, force: true })
 }
 const o = out as {
-  open: Record<string, number>
+  open: { firstA_ms: number; firstB_ms: number; again_ms: number[]; againMedian_ms: number; againMedianPhases_ms: Record<string, number> }
   memory: Record<string, { cacheMB: number; heapMB: number }>
   scroll: Record<string, number>
 }
-log(`open: first A ${o.open.firstA_ms} ms, first B ${o.open.firstB_ms} ms, A again ${o.open.againA_ms} ms`)
+log(`open: first A ${o.open.firstA_ms} ms, first B ${o.open.firstB_ms} ms`)
+log(`reopen: median ${o.open.againMedian_ms} ms of ${o.open.again_ms.join(', ')}; median phases ${JSON.stringify(o.open.againMedianPhases_ms)}`)
+log(`load average: ${JSON.stringify(out.loadAtStart)} at the start, ${JSON.stringify(out.loadAtEnd)} at the end`)
 for (const [k, m] of Object.entries(o.memory)) log(`memory ${k}: cache ${m.cacheMB.toFixed(0)} MB, JS heap ${m.heapMB.toFixed(0)} MB`)
-log(`scroll: ${o.scroll.framesDrawn}/${o.scroll.events} frames, event→frame median ${o.scroll.medianMs} ms, p95 ${o.scroll.p95Ms} ms, max ${o.scroll.maxMs} ms`)
+log(`scroll: ${o.scroll.framesDrawn}/${o.scroll.events} frames, event→frame median ${o.scroll.medianMs} ms, p95 ${o.scroll.p95Ms} ms, max ${o.scroll.maxMs} ms; ${o.scroll.paneFramesPerStep} pane frames per event`)
 console.log(JSON.stringify(out, null, 2))

@@ -1,17 +1,18 @@
 /**
  * Cornerstone3D, initialised once for the app: core and tools, the tools the viewer uses, one
- * RenderingEngine, and the volume cache (volumes made from the data channel's voxels with
- * `createLocalVolume`, removed with their per-slice images when a case is closed). Nothing
+ * RenderingEngine, and the volume cache (volumes made from the data channel's voxels the way
+ * `createLocalVolume` makes them, removed with their per-slice images when a case is closed). Nothing
  * here is reactive: vtk objects must never be wrapped in Vue proxies.
  */
 import {
   cache,
+  Enums,
   getRenderingEngine,
+  ImageVolume,
   init as coreInit,
   RenderingEngine,
   getShouldUseCPURendering,
   utilities,
-  volumeLoader,
   type Types,
 } from '@cornerstonejs/core'
 import {
@@ -102,49 +103,137 @@ export function createVolume(volumeId: string, v: DecodedVolume, frameOfReferenc
     Rows: h.dims[1],
     voiLut: [{ windowCenter: (wl + wh) / 2, windowWidth: Math.max(1e-6, wh - wl) }],
     VOILUTFunction: 'LINEAR',
-  }
-  const opts = {
+  } as unknown as Types.Metadata
+  return cacheLocalVolume(volumeId, {
     metadata,
-    dimensions: h.dims as Types.Point3,
-    spacing: h.spacing as Types.Point3,
-    origin: h.origin as Types.Point3,
-    direction: h.direction as unknown as Types.Mat3,
-    scalarData: v.data,
-  }
-  const vol =
-    h.kind === 'image'
-      ? volumeLoader.createLocalVolume(volumeId, opts)
-      : volumeLoader.createLocalLabelmapVolume(opts, volumeId)
-  fixSlicePositions(vol, frameOfReferenceUID)
-  return vol
+    dims: h.dims,
+    spacing: h.spacing,
+    origin: h.origin,
+    direction: h.direction,
+    data: v.data,
+    min: h.min,
+    max: h.max,
+    frameOfReferenceUID,
+  })
 }
 
+type SliceData = DecodedVolume['data']
+
 /**
- * `createLocalVolume` gives every slice image the volume's origin as its position, so
- * `getClosestImageId` (the current slice, annotations) finds none; record the true position
- * of slice k: origin + k · spacing_k · direction_k.
+ * What `volumeLoader.createLocalVolume` does (Cornerstone 5.14, loaders/volumeLoader.js), minus
+ * its costs for a volume whose range is known: it caches one image per slice (a view on the
+ * voxels, ids `${volumeId}_slice_k`) and an `ImageVolume` over them. Its
+ * `createAndCacheLocalImage` walks every voxel of every slice for the slice's min/max (~0.6 s
+ * for a 512²×300 CT on a loaded 2-core machine) and records each slice at the volume's origin
+ * (so `getClosestImageId` finds none); here the slice images carry the volume's min/max (sent
+ * in the header) and each its true position: origin + k · spacing_k · direction_k.
  */
-function fixSlicePositions(vol: Types.IImageVolume, frameOfReferenceUID: string): void {
-  const d = vol.direction
-  const [sx, sy, sz] = vol.spacing
-  vol.imageIds.forEach((imageId, k) => {
-    utilities.genericMetadataProvider.add(imageId, {
-      type: 'imagePlaneModule',
+function cacheLocalVolume(
+  volumeId: string,
+  o: {
+    metadata: Types.Metadata
+    dims: [number, number, number]
+    spacing: [number, number, number]
+    origin: [number, number, number]
+    direction: number[]
+    data: SliceData
+    min: number
+    max: number
+    frameOfReferenceUID: string
+  },
+): Types.IImageVolume {
+  const [nx, ny, nz] = o.dims
+  const [sx, sy, sz] = o.spacing
+  const d = o.direction
+  const bytes = o.data.byteLength
+  if (!cache.isCacheable(bytes)) {
+    throw new Error(
+      `The volume ${volumeId} (${(bytes / 2 ** 20).toFixed(0)} MB) does not fit in the viewer's cache; close other cases or raise the cache size`,
+    )
+  }
+  const dataType = o.data.constructor.name
+  const bitsAllocated = o.data.BYTES_PER_ELEMENT * 8
+  const n = nx * ny
+  const imageIds: string[] = []
+  for (let k = 0; k < nz; k++) {
+    const imageId = `${volumeId}_slice_${k}`
+    imageIds.push(imageId)
+    const scalarData = o.data.subarray(k * n, (k + 1) * n)
+    // addRaw: the objects are new (add would deep-clone each one again).
+    utilities.genericMetadataProvider.addRaw(imageId, {
+      type: Enums.MetadataModules.IMAGE_PLANE,
       metadata: {
-        frameOfReferenceUID,
-        rows: vol.dimensions[1],
-        columns: vol.dimensions[0],
-        imageOrientationPatient: [d[0], d[1], d[2], d[3], d[4], d[5]],
-        rowCosines: [d[0], d[1], d[2]],
-        columnCosines: [d[3], d[4], d[5]],
-        imagePositionPatient: [0, 1, 2].map((r) => vol.origin[r] + k * sz * d[6 + r]),
+        frameOfReferenceUID: o.frameOfReferenceUID,
+        rows: ny,
+        columns: nx,
+        imageOrientationPatient: d.slice(0, 6),
+        rowCosines: d.slice(0, 3),
+        columnCosines: d.slice(3, 6),
+        imagePositionPatient: [0, 1, 2].map((r) => o.origin[r] + k * sz * d[6 + r]),
         pixelSpacing: [sy, sx],
         rowPixelSpacing: sy,
         columnPixelSpacing: sx,
         sliceThickness: sz,
       },
     })
-  })
+    utilities.genericMetadataProvider.addRaw(imageId, {
+      type: Enums.MetadataModules.IMAGE_PIXEL,
+      metadata: {
+        samplesPerPixel: 1,
+        photometricInterpretation: 'MONOCHROME2',
+        rows: ny,
+        columns: nx,
+        bitsAllocated,
+        bitsStored: bitsAllocated,
+        highBit: bitsAllocated - 1,
+      },
+    })
+    const voxelManager = utilities.VoxelManager.createImageVoxelManager({
+      width: nx,
+      height: ny,
+      numberOfComponents: 1,
+      scalarData,
+      id: imageId,
+    })
+    const image = {
+      imageId,
+      intercept: 0,
+      slope: 1,
+      windowCenter: 0,
+      windowWidth: 0,
+      color: false,
+      numberOfComponents: 1,
+      dataType,
+      minPixelValue: o.min,
+      maxPixelValue: o.max,
+      rows: ny,
+      columns: nx,
+      height: ny,
+      width: nx,
+      getCanvas: undefined,
+      rgba: false,
+      columnPixelSpacing: sx,
+      rowPixelSpacing: sy,
+      FrameOfReferenceUID: o.frameOfReferenceUID,
+      invert: false,
+      getPixelData: () => voxelManager.getScalarData(),
+      voxelManager,
+      sizeInBytes: scalarData.byteLength,
+    }
+    cache.putImageSync(imageId, image as unknown as Types.IImage)
+  }
+  const volume = new ImageVolume({
+    volumeId,
+    metadata: o.metadata,
+    dimensions: [nx, ny, nz],
+    spacing: o.spacing,
+    origin: o.origin,
+    direction: d as unknown as Types.Mat3,
+    imageIds,
+    dataType,
+  } as unknown as ConstructorParameters<typeof ImageVolume>[0])
+  cache.putVolumeSync(volumeId, volume)
+  return volume as unknown as Types.IImageVolume
 }
 
 /**
@@ -163,20 +252,18 @@ export function createDerivedLabelmap(
   const d = like.direction
   const origin = [0, 1, 2].map(
     (r) => like.origin[r] + offset[0] * like.spacing[0] * d[r] + offset[1] * like.spacing[1] * d[3 + r] + offset[2] * like.spacing[2] * d[6 + r],
-  ) as Types.Point3
-  const vol = volumeLoader.createLocalLabelmapVolume(
-    {
-      metadata: { ...(like.metadata as object), Modality: 'SEG', Columns: dims[0], Rows: dims[1] } as Types.Metadata,
-      dimensions: dims,
-      spacing: like.spacing,
-      origin,
-      direction: like.direction,
-      scalarData: data,
-    },
-    volumeId,
-  )
-  fixSlicePositions(vol, (like.metadata as { FrameOfReferenceUID: string }).FrameOfReferenceUID)
-  return vol
+  ) as [number, number, number]
+  return cacheLocalVolume(volumeId, {
+    metadata: { ...(like.metadata as object), Modality: 'SEG', Columns: dims[0], Rows: dims[1] } as Types.Metadata,
+    dims,
+    spacing: [...like.spacing] as [number, number, number],
+    origin,
+    direction: [...like.direction],
+    data,
+    min: 0,
+    max: 3,
+    frameOfReferenceUID: (like.metadata as { FrameOfReferenceUID: string }).FrameOfReferenceUID,
+  })
 }
 
 /** Remove a volume and the per-slice images `createLocalVolume` cached with it. */

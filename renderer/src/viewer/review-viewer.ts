@@ -193,13 +193,14 @@ export class ReviewViewer {
     return out
   }
 
-  /** Milliseconds of the steps of the last `show` (the benchmark reads them). */
+  /** Milliseconds of the steps of the last `show`, and the frames drawn (the benchmark reads them). */
   timings: Record<string, number> = {}
 
   /** Show a case (or another channel / prediction set of it) with these settings. */
   async show(spec: CaseSpec, settings: DisplaySettings): Promise<void> {
     const t = { start: performance.now(), last: performance.now() }
     const timings: Record<string, number> = {}
+    const renders0 = this.renders
     const lap = (name: string) => {
       const now = performance.now()
       timings[name] = Math.round(now - t.last)
@@ -256,6 +257,8 @@ export class ReviewViewer {
     await this.rendered()
     lap('render')
     timings.total = Math.round(performance.now() - t.start)
+    // Frames drawn while opening (three panes: three is the least).
+    timings.renders = this.renders - renders0
     this.timings = timings
   }
 
@@ -289,11 +292,15 @@ export class ReviewViewer {
       segs.push({ segmentationId: id, representation: { type: Labelmap, data: { volumeId } }, config: { label, segments: seg } })
       this.segIds.add(id)
     }
-    if (l.gt) add(this.segId('gt', 0), l.gt.volumeId, 'Ground truth')
-    l.preds.forEach((p, c) => add(this.segId('pred', c), p.volumeId, 'Prediction'))
-    l.errors.forEach((e, c) => {
-      if (e) add(this.segId('err', c), e.volumeId, 'FP / FN', { 1: { label: 'false positive' }, 2: { label: 'false negative' }, 3: { label: 'other label' } })
-    })
+    // One segmentation per pane and role, on the same label map volume (no copy): Cornerstone
+    // remounts a slice-rendered label map on every slice change and then redraws every view
+    // showing that segmentation; per-pane ones keep a scroll to the scrolled view.
+    for (const p of this.panes) {
+      if (l.gt) add(this.segId('gt', p), l.gt.volumeId, 'Ground truth')
+      add(this.segId('pred', p), l.preds[p.column].volumeId, 'Prediction')
+      const e = l.errors[p.column]
+      if (e) add(this.segId('err', p), e.volumeId, 'FP / FN', { 1: { label: 'false positive' }, 2: { label: 'false negative' }, 3: { label: 'other label' } })
+    }
     segmentation.addSegmentations(segs)
     // Colour tables: one per role (label colours; the outline opaque, the fill per-label alpha).
     const max = Math.max(3, ...spec.labels.map((x) => x.value))
@@ -316,18 +323,19 @@ export class ReviewViewer {
     const map: Record<string, RepresentationInput[]> = {}
     for (const p of this.panes) {
       const reps: RepresentationInput[] = []
-      if (l.errors[p.column]) reps.push({ segmentationId: this.segId('err', p.column), type: Labelmap, config: { colorLUTOrIndex: errLut, useSliceRendering: true } })
-      reps.push({ segmentationId: this.segId('pred', p.column), type: Labelmap, config: { colorLUTOrIndex: predLut, useSliceRendering: true } })
+      if (l.errors[p.column]) reps.push({ segmentationId: this.segId('err', p), type: Labelmap, config: { colorLUTOrIndex: errLut, useSliceRendering: true } })
+      reps.push({ segmentationId: this.segId('pred', p), type: Labelmap, config: { colorLUTOrIndex: predLut, useSliceRendering: true } })
       // Last, so the outline is drawn over the fills.
-      if (l.gt) reps.push({ segmentationId: this.segId('gt', 0), type: Labelmap, config: { colorLUTOrIndex: gtLut, useSliceRendering: true } })
+      if (l.gt) reps.push({ segmentationId: this.segId('gt', p), type: Labelmap, config: { colorLUTOrIndex: gtLut, useSliceRendering: true } })
       map[p.id] = reps
     }
     segmentation.addLabelmapRepresentationToViewportMap(map)
     // Both the active and the inactive style keys (one segmentation per viewport is "active").
     const { setStyle } = segmentation.config.style
-    if (l.gt) {
+    for (const p of this.panes) {
+      if (!l.gt) break
       setStyle(
-        { type: Labelmap, segmentationId: this.segId('gt', 0) },
+        { type: Labelmap, segmentationId: this.segId('gt', p) },
         {
           renderFill: false,
           renderFillInactive: false,
@@ -349,18 +357,20 @@ export class ReviewViewer {
       renderOutline: false,
       renderOutlineInactive: false,
     }
-    for (let c = 0; c < l.preds.length; c++) {
-      setStyle({ type: Labelmap, segmentationId: this.segId('pred', c) }, fill)
-      if (l.errors[c]) setStyle({ type: Labelmap, segmentationId: this.segId('err', c) }, fill)
+    for (const p of this.panes) {
+      setStyle({ type: Labelmap, segmentationId: this.segId('pred', p) }, fill)
+      if (l.errors[p.column]) setStyle({ type: Labelmap, segmentationId: this.segId('err', p) }, fill)
     }
     for (const p of this.panes) segmentation.config.style.setRenderInactiveSegmentations(p.id, true)
   }
 
-  private segId(role: 'gt' | 'pred' | 'err', column: number): string {
+  /** The segmentation of a role in a pane (each pane has its own; see addSegmentations). */
+  private segId(role: 'gt' | 'pred' | 'err', pane: Pane): string {
     const s = this.spec!
-    if (role === 'gt') return `seg:gt:${s.groundTruth}`
-    if (role === 'pred') return `seg:pred:${s.predictions[column]}:${column}`
-    return `seg:err:${s.groundTruth}|${s.predictions[column]}:${column}`
+    const c = pane.column
+    if (role === 'gt') return `seg:gt:${s.groundTruth}:${pane.id}`
+    if (role === 'pred') return `seg:pred:${s.predictions[c]}:${pane.id}`
+    return `seg:err:${s.groundTruth}|${s.predictions[c]}:${pane.id}`
   }
 
   private removeSegmentations(): void {
@@ -389,13 +399,13 @@ export class ReviewViewer {
     const hidden = new Set(settings.hiddenLabels)
     for (const p of this.panes) {
       // Per-label fill opacity is the prediction colour table's alpha (one table, edited in place).
-      const predId = this.segId('pred', p.column)
+      const predId = this.segId('pred', p)
       for (const x of spec.labels) {
         const a = Math.round(255 * Math.min(1, Math.max(0, settings.opacity[x.value] ?? DEFAULT_OPACITY)))
         segmentation.config.color.setSegmentIndexColor(p.id, predId, x.value, [...x.color, a] as Types.Color)
       }
       const set = (role: 'gt' | 'pred' | 'err', on: boolean, perLabel: boolean) => {
-        const segmentationId = this.segId(role, role === 'gt' ? 0 : p.column)
+        const segmentationId = this.segId(role, p)
         if (!this.segIds.has(segmentationId)) return
         // Turning a representation on shows all its segments; hide labels after it, and only
         // when it is on (hiding a segment of a hidden representation would show it again).
