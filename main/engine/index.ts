@@ -82,6 +82,7 @@ export {
 export { Rng, type RngState } from './random'
 export { Bottleneck, paramCount as bottleneckParamCount } from './bottleneck'
 export { trainStep, lossOptionsOf, type TrainLossOptions, type TrainStepResult } from './train-step'
+export { LossScaler, LOSS_SCALE_DEFAULTS, type LossScaleState, type LossScalerOptions } from './loss-scale'
 export {
   slidingWindowInference,
   argmaxClasses,
