@@ -20,6 +20,7 @@ export {
   BACKEND_LADDER,
   type BackendName,
   type BackendProbe,
+  type GpuFeatures,
   type BackendChoice,
 } from './backends'
 export {

@@ -121,10 +121,16 @@ describe('dsd bench', () => {
       '2',
       '--warmup',
       '1',
+      '--precision',
+      'f16',
       '--json',
     ])
     expect(r.code, r.stderr).toBe(0)
     const j = JSON.parse(r.stdout) // stdout is pure JSON; progress went to stderr
+    // f16 asked on a backend without half precision: f32, the reason said, no loss scaling
+    expect(j.precision).toEqual({ requested: 'f16', effective: 'f32', reason: expect.stringMatching(/cpu backend computes in float32/) })
+    expect(j.lossScale).toBeUndefined()
+    expect(r.stderr).toMatch(/precision f16 asked, f32 used/)
     expect(j).toMatchObject({
       backend: 'cpu',
       device: 'JavaScript (reference)',
@@ -207,5 +213,8 @@ describe('dsd bench', () => {
     const b = await inProcess(benchCli, ['--backend', 'cuda'])
     expect(b.code).toBe(2)
     expect(b.error?.message).toMatch(/--backend must be/)
+    const p = await inProcess(benchCli, ['--precision', 'f64'])
+    expect(p.code).toBe(2)
+    expect(p.error?.message).toMatch(/--precision must be f32 or f16, got "f64"/)
   })
 })
