@@ -1,14 +1,19 @@
 /**
- * The WebGPU column sum (`DsdColumnSum`, bias gradients) against float64 sums on the host:
+ * The WebGPU reductions with a GPU's workgroup geometry, run on this adapter. The column sum
+ * (`DsdColumnSum`, bias gradients) against float64 sums on the host:
  * one channel, odd channel counts (scalar loads), multiples of 4 (vec4 loads), more channels
  * than a workgroup is wide (channel groups), row counts that are not a multiple of the chunk,
  * both with this adapter's workgroup target and with a GPU's (2048 workgroups per pass, so the
- * partial rows are themselves summed in further passes). Skipped without a WebGPU adapter
+ * partial rows are themselves summed in further passes). The instance norm's statistics and
+ * gradient sums (norm.ts) at 2048 target workgroups — more chunks than a merge workgroup has
+ * lanes, row lanes merged in workgroup memory — against the JS CPU backend. Skipped without a WebGPU adapter
  * (DSD_REQUIRE_WEBGPU=1 makes that a failure).
  */
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest'
 import { initBackend, probeBackends } from '../../../main/engine/backends'
+import { setTargetGroups } from '../../../main/engine/kernels/webgpu/occupancy'
 import { columnSums, MIN_ITER, sumPass } from '../../../main/engine/kernels/webgpu/reduce'
+import * as ops from '../../../main/engine/ops'
 import { Rng } from '../../../main/engine/random'
 import { tf } from '../../../main/engine/tf'
 
@@ -21,6 +26,7 @@ beforeAll(async () => {
 })
 
 afterAll(async () => {
+  setTargetGroups(null)
   await initBackend('cpu')
 })
 
@@ -83,6 +89,49 @@ describe('column sums on WebGPU', () => {
     x.dispose()
     for (let j = 0; j < 6; j++) expect(got[j]).toBeCloseTo(want[j]!, 4)
   })
+})
+
+describe('instance norm at a GPU geometry', () => {
+  const rng = new Rng(91)
+  const shapes: [number, number, number, number, number][] = [
+    [2, 12, 12, 12, 70],
+    [1, 32, 32, 24, 3],
+  ]
+  for (const shape of shapes) {
+    test(`[${shape}]: values and gradients (+ normalised residual, LeakyReLU) equal the cpu backend`, async (ctx) => {
+      if (skipUnlessWebgpu(ctx)) return
+      const size = shape.reduce((a, b) => a * b, 1)
+      const h = rng.normalArray(size).map((v, i) => (i % 2 ? v : v + 30))
+      const r = rng.normalArray(size)
+      const g = rng.normalArray(size)
+      const run = async (backend: 'cpu' | 'webgpu') => {
+        await initBackend(backend)
+        const prev = setTargetGroups(backend === 'webgpu' ? 2048 : null)
+        try {
+          const out = tf.tidy(() => {
+            const f = (a: tf.Tensor, b: tf.Tensor) =>
+              tf.sum(tf.mul(ops.instanceNormAddLeakyRelu(a as tf.Tensor5D, b as tf.Tensor5D, true, 0.01), tf.tensor(g, shape)))
+            const { value, grads } = tf.valueAndGrads(f)([tf.tensor(h, shape), tf.tensor(r, shape)])
+            const y = ops.instanceNormLeakyRelu(tf.tensor(h, shape) as tf.Tensor5D, 0.01)
+            return [value, grads[0]!, grads[1]!, y]
+          })
+          const data = await Promise.all(out.map((t) => t.data()))
+          tf.dispose(out)
+          return data as Float32Array[]
+        } finally {
+          setTargetGroups(prev)
+        }
+      }
+      const want = await run('cpu')
+      const got = await run('webgpu')
+      for (let k = 0; k < want.length; k++) {
+        const ref = want[k]!
+        const scale = ref.reduce((m, v) => Math.max(m, Math.abs(v)), 0)
+        const worst = ref.reduce((m, v, i) => Math.max(m, Math.abs(v - got[k]![i]!)), 0)
+        expect(worst / scale, `output ${k}`).toBeLessThan(1e-4)
+      }
+    })
+  }
 })
 
 describe('column sum geometry', () => {
