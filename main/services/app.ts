@@ -234,6 +234,10 @@ export function createApp(options: AppOptions): App {
       if (state.status === 'completed') {
         throw new DsdError('RUN_COMPLETED', `Run ${runId} has completed its ${state.epochs} epochs; there is nothing to resume.`, { runId })
       }
+      // Refused at once (the training job checks it too): its split changed under it.
+      const { checkRunSplit } = await import('../workspace/cases')
+      const { readRunConfig } = await import('../workspace/runs')
+      await checkRunSplit(options.workspace, await readRunConfig(options.workspace, runId))
       return { job: jobs.start('train', { runId }) }
     },
     'runs.cancel': async ({ runId }) => {

@@ -18,6 +18,7 @@ import { createModel, type DsdModel } from '../engine/model'
 import { AdamW } from '../engine/optimizer'
 import { trainStep } from '../engine/train-step'
 import { DsdError, isNoSpace, toErrorShape } from '../errors'
+import { checkRunSplit } from '../workspace/cases'
 import { runFiles, type EpochTiming } from '../workspace/run-layout'
 import { readRunConfig, readRunState, writeRunState } from '../workspace/runs'
 import { caseOrder, cropSamplers, epochRng, makeBatch } from './batches'
@@ -96,6 +97,8 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
   try {
     cfg = await readRunConfig(workspace, runId)
     checkVariantWeights(cfg, files.config)
+    // The split must still hold the partition the run was created (and trained) on.
+    await checkRunSplit(workspace, cfg)
     const backend = await initBackend(cfg.backend)
     // the run's precision (its config, not DSD_PRECISION); f16 trains with dynamic loss scaling
     setWebgpuPrecision(cfg.precision ?? 'f32')

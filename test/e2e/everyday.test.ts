@@ -14,7 +14,7 @@ import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
 import { createRuns } from '../../main/services/training'
 import { TRASH_DIR } from '../../main/workspace/entries'
-import { ROOT, sharedPath, tmpDir, appContext } from '../helpers/shared'
+import { ROOT, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -23,7 +23,6 @@ const HIPPO = sharedPath('data', 'msd-task04-hippocampus')
 const IDS = ['001', '003', '004', '006', '007', '008']
 const CUT = '004'
 
-const eventually = <T>(fn: () => T | Promise<T>, timeout = 30_000) => expect.poll(fn, { timeout, interval: 100 })
 
 /** An MSD folder of six real hippocampus cases; with `truncate`, one image loses its last 2000 bytes. */
 function msdFolder(dir: string, truncate: boolean): string {

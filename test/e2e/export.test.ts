@@ -19,7 +19,7 @@ import { DatasetService } from '../../main/services/datasets'
 import { exportsDir } from '../../main/services/export-job'
 import { predictCases } from '../../main/services/inference'
 import { runFiles } from '../../main/workspace/run-layout'
-import { dsdCli, ROOT, tmpDir, appContext } from '../helpers/shared'
+import { dsdCli, ROOT, tmpDir, appContext, eventually } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -35,9 +35,6 @@ const CHROMIUM_ARGS = [
 ]
 const PREDICTED = 3
 
-function eventually<T>(fn: () => T | Promise<T>, timeout = 30_000) {
-  return expect.poll(fn, { timeout, interval: 150 })
-}
 
 describe('Export page in Chromium', () => {
   let server: RunningServer

@@ -10,7 +10,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import WebSocket from 'ws'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, SHARED, sharedPath, tmpDir, appContext } from '../helpers/shared'
+import { ROOT, SHARED, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -58,9 +58,6 @@ function sampleDataset(): { path: string; cases: number } {
 }
 
 /** Polls until the assertion holds (vitest's default of 1 s is too short on a busy 2-core box). */
-function eventually<T>(fn: () => T | Promise<T>, timeout = 20_000) {
-  return expect.poll(fn, { timeout, interval: 100 })
-}
 
 /** Adds what the page showed to a failed assertion's message. */
 async function explain(assertion: Promise<unknown>, context: () => Promise<string>) {
@@ -345,7 +342,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await cancel.click()
     const row = page.getByTestId(id)
     await explain(
-      eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled'),
+      eventually(() => row.getAttribute('data-status')).toBe('cancelled'),
       async () => `task row: ${await row.getAttribute('data-status')} ${await row.textContent()}`,
     )
     expect(await row.getByTestId('task-status').textContent()).toContain('cancelled')
@@ -390,7 +387,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await page.locator('.n-base-select-option').first().click()
     await page.getByTestId('split-create').click()
     const rows = page.locator('[data-testid^="split-row-"]')
-    await eventually(() => rows.count(), 30_000).toBeGreaterThan(0)
+    await eventually(() => rows.count()).toBeGreaterThan(0)
     expect(await rows.first().textContent()).toMatch(/5/)
     await shot('splits')
     for (const name of ['review', 'export'] as const) {
@@ -447,7 +444,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await shot('training')
     await row.getByTestId('run-cancel').click()
     await explain(
-      eventually(() => row.getAttribute('data-status'), 60_000).toBe('cancelled'),
+      eventually(() => row.getAttribute('data-status')).toBe('cancelled'),
       async () => `${await row.textContent()} | ${await live.textContent()}`,
     )
     expect(await row.getByTestId('run-start').textContent()).toContain('Resume')
@@ -457,12 +454,12 @@ describe('renderer in Chromium against the browser-mode server', () => {
     await go('about')
     const { port, token } = server
     await server.close()
-    await eventually(() => page.getByTestId('header-connection').textContent(), 20_000).toContain(
+    await eventually(() => page.getByTestId('header-connection').textContent()).toContain(
       'reconnecting',
     )
     // Same port and token: the page keeps its session and its event subscriptions.
     server = await startServer({ port, token, staticDir: STATIC_DIR, workspace })
-    await eventually(() => page.getByTestId('header-connection').textContent(), 40_000).toContain(
+    await eventually(() => page.getByTestId('header-connection').textContent()).toContain(
       'connected',
     )
     const message = `after reconnect ${Date.now()}`
@@ -522,7 +519,7 @@ describe('renderer in Chromium against the browser-mode server', () => {
       await eventually(() => p.getByTestId('pong-event').textContent()).toContain(message)
       // A failed command shows its error message as a notification.
       await p.evaluate(`location.hash = '#/splits?dataset=no-such-dataset'`)
-      await eventually(() => p.locator('.n-notification').textContent(), 20_000).toMatch(
+      await eventually(() => p.locator('.n-notification').textContent()).toMatch(
         /no-such-dataset/,
       )
       expect(apiRequests).toEqual([])

@@ -23,7 +23,7 @@ import { ensureSampleDataset } from '../../main/services/sample'
 import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
-import { ROOT, sharedPath, tmpDir, appContext } from '../helpers/shared'
+import { ROOT, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -43,9 +43,6 @@ const CHROMIUM_ARGS = [
 type RGB = [number, number, number]
 type V3 = [number, number, number]
 
-function eventually<T>(fn: () => T | Promise<T>, timeout = 30_000) {
-  return expect.poll(fn, { timeout, interval: 150 })
-}
 
 /** One row of `dsd evaluate`'s per-case table. */
 interface CsvRow {
@@ -581,7 +578,7 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
     await ready()
   })
 
-  test('two runs side by side: synchronised slices, each prediction in its column, the per-case Δ', async () => {
+  test('two runs side by side: synchronised slices, each prediction in its column, the per-case Δ, the cohort comparison', async () => {
     const [basic, dsd] = runIds
     const caseId = cases[0]
     await choose('review-compare', dsd)
@@ -616,6 +613,18 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       const cell = page.getByTestId(`delta-${label}-dice`)
       const d = rb.dice! - ra.dice!
       expect((await cell.textContent())!.trim()).toBe(`${d >= 0 ? '+' : ''}${d.toFixed(3)}`)
+    }
+    // The cohort comparison (metrics.compare): per label, the cases paired and the mean Δ of the
+    // two CLI tables.
+    for (const label of [1, 2]) {
+      const pairs = csv[basic]
+        .filter((r) => r.label === label && r.dice !== null)
+        .map((ra) => [ra.dice!, csv[dsd].find((rb) => rb.caseId === ra.caseId && rb.label === label)?.dice ?? null] as const)
+        .filter(([, b]) => b !== null)
+      const row = page.locator(`[data-testid="comparison-row"][data-label="${label}"]`)
+      await eventually(() => row.getByTestId('comparison-n').textContent()).toBe(String(pairs.length))
+      const mean = pairs.reduce((acc, [a, b]) => acc + (b! - a), 0) / pairs.length
+      expect(Number(await row.getByTestId('comparison-delta').getAttribute('title'))).toBeCloseTo(mean, 5)
     }
     await shot('review-compare')
   })

@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { startServer, type RunningServer } from '../../main/server'
-import { ROOT, tmpDir } from '../helpers/shared'
+import { ROOT, tmpDir, eventually, UI_TIMEOUT_MS } from '../helpers/shared'
 
 const STATIC_DIR = join(ROOT, 'dist', 'renderer')
 const CHROMIUM = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium'
@@ -26,7 +26,6 @@ const STEPS = [
   { id: 'export', page: '#/export', target: '[data-testid="export-start"]' },
 ]
 
-const eventually = <T>(fn: () => T | Promise<T>, timeout = 20_000) => expect.poll(fn, { timeout, interval: 100 })
 
 describe('guided tour', () => {
   let server: RunningServer
@@ -41,6 +40,7 @@ describe('guided tour', () => {
     server = await startServer({ port: 0, staticDir: STATIC_DIR, workspace })
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS })
     const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
+    context.setDefaultTimeout(UI_TIMEOUT_MS)
     page = await context.newPage()
   })
 

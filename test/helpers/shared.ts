@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser, BrowserContext } from 'playwright-core'
+import { expect } from 'vitest'
 
 /** Project root (the folder holding package.json). */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..')
@@ -42,6 +43,19 @@ export async function appContext(
   viewport: { width: number; height: number },
 ): Promise<BrowserContext> {
   const context = await browser.newContext({ viewport })
+  context.setDefaultTimeout(UI_TIMEOUT_MS)
   await context.addInitScript({ content: TOUR_DISMISSED })
   return context
+}
+
+/**
+ * How long an e2e test waits for the UI to reach a state (and Playwright for an element) before
+ * it fails. Generous: CI machines are slower and busier than a developer's, and a correct app
+ * gets there sooner; a broken one still fails, only later.
+ */
+export const UI_TIMEOUT_MS = 90_000
+
+/** Poll `fn` until the matcher that follows holds, for at most `timeout` ms. */
+export function eventually<T>(fn: () => T | Promise<T>, timeout = UI_TIMEOUT_MS) {
+  return expect.poll(fn, { timeout, interval: 150 })
 }

@@ -99,6 +99,16 @@ export const useRunStore = defineStore('runs', () => {
   }
 
   /**
+   * Predict with an ensemble of runs (the mean of their softmax; `predictions.predict` with
+   * several runs) and evaluate the set. Returns the set's key (`ensemble:<name>`).
+   */
+  async function predictEnsemble(req: CommandRequest<'predictions.predict'>): Promise<string> {
+    const { job, key } = await api.invoke('predictions.predict', req)
+    void jobs.wait(job)
+    return key
+  }
+
+  /**
    * Cancels a run: its training job, or a run left "queued" with no job to run it (the main
    * side marks it cancelled). Returns the run's state.
    */
@@ -122,5 +132,5 @@ export const useRunStore = defineStore('runs', () => {
     return jobs.latest('train', runId) ?? jobs.latest('quickstart', runId)
   }
 
-  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, cancel, remove, jobOf }
+  return { runs, loaded, loading, logs, steps, refresh, loadLog, create, resume, predict, predictEnsemble, cancel, remove, jobOf }
 })

@@ -1,6 +1,6 @@
 /**
- * A run's split cannot change under it: predict and evaluate (the service functions the CLI and
- * the app both call, and the `dsd` CLI itself) refuse a run whose split file now holds another
+ * A run's split cannot change under it: predict, evaluate and training (the service functions the
+ * CLI and the app both call, and the `dsd` CLI itself) refuse a run whose split file now holds another
  * partition, naming both hashes and the fix. Real files: a mini hippocampus dataset, a split
  * file rewritten on disk, a tiny untrained checkpoint.
  */
@@ -128,6 +128,14 @@ describe('the split hash of a run', () => {
     }
     const masks = await runExport(WS, { sets: [set], formats: ['nifti'], name: 'masks-only', ...opts })
     expect(masks.files.filter((f) => f.endsWith('.nii.gz'))).toHaveLength(1)
+
+    // Training does not start (or resume) on it either: `dsd resume` fails with the reason.
+    const resumed = dsdCli(WS, ['resume', runId])
+    expect(resumed.status).not.toBe(0)
+    expect(resumed.stdout + resumed.stderr).toContain(rotated.hash)
+    const state = JSON.parse(readFileSync(runFiles(WS, runId).state, 'utf8')) as { status: string; message: string }
+    expect(state.status).toBe('failed')
+    expect(state.message).toContain(rotated.hash)
 
     // Restoring the split the run was trained with lets both run again.
     writeFileSync(splitFile, JSON.stringify(split, null, 2))
