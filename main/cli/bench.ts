@@ -24,6 +24,7 @@ import { trainStep } from '../engine/train-step'
 // WebGPU: kernel choice, GPU memory peak and per-kernel profile (engine/kernels/webgpu)
 import {
   convVariant,
+  deviceFeatures,
   precisionStatus,
   setWebgpuPrecision,
   useWebgpuKernels,
@@ -61,7 +62,8 @@ Output (JSON, one object; an array for --backend all):
   gpuPeakBytes, gpuPooledBytes (webgpu: peak of live GPU buffers during that step, and the
     bytes held by the buffer pool after it), webgpuKernels ('engine' or 'stock' with
     DSD_KERNELS=stock), convVariant ('direct' on CPU adapters, 'tiled' on GPUs),
-  precision { requested, effective, reason (why f16 fell back to f32) }, lossScale and
+  precision { requested, effective, reason (why f16 fell back to f32) }, webgpuFeatures
+    (the device's features: shader-f16, subgroups, …), lossScale and
     skippedSteps (f16 only: the scale after the timed steps, steps skipped for Inf/NaN),
   profile (--profile: GPU time per kernel and per dispatch kind over one more training step,
     from WebGPU timestamp queries; other backends: their own per-kernel clock),
@@ -96,6 +98,8 @@ export interface BenchResult {
   webgpuKernels: 'engine' | 'stock' | null
   convVariant: string | null
   precision: PrecisionStatus
+  /** webgpu: the device's features (shader-f16, subgroups, timestamp-query, …). */
+  webgpuFeatures: string[] | null
   lossScale?: number
   skippedSteps?: number
   profile?: KernelProfile
@@ -234,6 +238,7 @@ export async function benchOnBackend(
     webgpuKernels: webgpu ? (useWebgpuKernels() ? 'engine' : 'stock') : null,
     convVariant: webgpu && useWebgpuKernels() ? convVariant() : null,
     precision,
+    webgpuFeatures: webgpu ? [...deviceFeatures()].sort() : null,
     ...(scaler ? { lossScale: scaler.scale, skippedSteps: skipped } : {}),
     ...(profile ? { profile } : {}),
     tensorBytes: tf.memory().numBytes,

@@ -350,7 +350,10 @@ async function loadWebgpu(): Promise<Loaded> {
         const v = adapter.limits[k]
         if (typeof v === 'number') requiredLimits[k] = v
       }
-      const requiredFeatures = ['timestamp-query', 'shader-f16', 'subgroups'].filter((f) => adapter.features.has(f))
+      const wanted = ['timestamp-query', 'shader-f16', 'subgroups']
+      // offered only with DSD_WEBGPU_EXPERIMENTAL=1 (allow_unsafe_apis): tensor-core matrices
+      if (experimentalWebgpu()) wanted.push('chromium-experimental-subgroup-matrix')
+      const requiredFeatures = wanted.filter((f) => adapter.features.has(f))
       const dev = await adapter.requestDevice({ requiredLimits, requiredFeatures })
       return new webgpuMod.WebGPUBackend(dev, info)
     },

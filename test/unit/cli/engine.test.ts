@@ -183,6 +183,9 @@ describe('dsd bench', () => {
     expect(r.code, r.stderr).toBe(0)
     const j = JSON.parse(r.stdout)
     expect(j).toMatchObject({ backend: 'webgpu', webgpuKernels: 'engine' })
+    // the device asks for what the adapter offers of these (lavapipe: all of them)
+    expect(j.webgpuFeatures).toEqual(expect.arrayContaining(probe.gpuFeatures?.shaderF16 ? ['shader-f16'] : []))
+    expect(j.precision.effective).toBe(j.precision.requested === 'f16' && j.webgpuFeatures.includes('shader-f16') ? 'f16' : 'f32')
     expect(['direct', 'tiled']).toContain(j.convVariant)
     // at least the input, the nine [1,16³,2] outputs and their gradients live at once
     expect(j.gpuPeakBytes).toBeGreaterThan(16 ** 3 * 2 * 4 * 9)
