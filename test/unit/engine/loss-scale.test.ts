@@ -7,13 +7,14 @@
  * scaler lowers the loss (skipped without an adapter; DSD_REQUIRE_WEBGPU=1 makes that a failure).
  */
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest'
-import { initBackend, probeBackends } from '../../../main/engine/backends'
+import { initBackend } from '../../../main/engine/backends'
 import { precisionStatus, setWebgpuPrecision } from '../../../main/engine/kernels/webgpu/mode'
 import { LossScaler } from '../../../main/engine/loss-scale'
 import { createModel, type DsdModel, type ModelConfig } from '../../../main/engine/model'
 import { AdamW } from '../../../main/engine/optimizer'
 import { tf } from '../../../main/engine/tf'
 import { trainStep } from '../../../main/engine/train-step'
+import { skipUnlessWebgpu as skipIf, webgpuUnavailable } from '../../helpers/webgpu'
 
 const N = 16
 
@@ -174,17 +175,9 @@ describe('training steps with loss scaling (cpu backend)', () => {
 describe('f16 on WebGPU', () => {
   let why: string | undefined
   beforeAll(async () => {
-    const p = (await probeBackends()).find((q) => q.name === 'webgpu')
-    if (!p?.available) why = p?.reason ?? 'webgpu was not probed'
+    why = await webgpuUnavailable()
   })
-  function skipUnlessWebgpu(ctx: TestContext): boolean {
-    if (!why) return false
-    const line = `webgpu: not run: ${why}`
-    console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
-    if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
-    ctx.skip()
-    return true
-  }
+  const skipUnlessWebgpu = (ctx: TestContext) => skipIf(ctx, why)
 
   it('precision status: f16 where the device offers shader-f16, f32 with the reason elsewhere', async (ctx) => {
     if (skipUnlessWebgpu(ctx)) return

@@ -10,19 +10,19 @@
  * (DSD_REQUIRE_WEBGPU=1 makes that a failure).
  */
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest'
-import { initBackend, probeBackends } from '../../../main/engine/backends'
+import { initBackend } from '../../../main/engine/backends'
 import { setTargetGroups } from '../../../main/engine/kernels/webgpu/occupancy'
 import { columnSums, MIN_ITER, sumPass } from '../../../main/engine/kernels/webgpu/reduce'
 import * as ops from '../../../main/engine/ops'
 import { Rng } from '../../../main/engine/random'
 import { tf } from '../../../main/engine/tf'
+import { skipUnlessWebgpu as skipIf, webgpuUnavailable } from '../../helpers/webgpu'
 
 let why: string | undefined
 
 beforeAll(async () => {
-  const p = (await probeBackends()).find((q) => q.name === 'webgpu')
-  if (!p?.available) why = p?.reason ?? 'webgpu was not probed'
-  else await initBackend('webgpu')
+  why = await webgpuUnavailable()
+  if (!why) await initBackend('webgpu')
 })
 
 afterAll(async () => {
@@ -30,14 +30,7 @@ afterAll(async () => {
   await initBackend('cpu')
 })
 
-function skipUnlessWebgpu(ctx: TestContext): boolean {
-  if (!why) return false
-  const line = `webgpu: not run: ${why}`
-  console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
-  if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
-  ctx.skip()
-  return true
-}
+const skipUnlessWebgpu = (ctx: TestContext) => skipIf(ctx, why)
 
 describe('column sums on WebGPU', () => {
   const rng = new Rng(77)

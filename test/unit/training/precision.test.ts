@@ -10,11 +10,12 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, type TestContext } from 'vitest'
-import { initBackend, probeBackends } from '../../../main/engine/backends'
+import { initBackend } from '../../../main/engine/backends'
 import { loadCheckpoint, unpackTrainingState } from '../../../main/engine/checkpoint'
 import { createRuns } from '../../../main/services/training'
 import { trainRun, type TrainMessage } from '../../../main/training/loop'
 import { dsdCli, ROOT, tmpDir } from '../../helpers/shared'
+import { skipUnlessWebgpu, webgpuUnavailable } from '../../helpers/webgpu'
 
 const workspace = tmpDir('precision-ws')
 const dsd = (args: string[]) => dsdCli(workspace, args)
@@ -59,14 +60,7 @@ describe('training precision', () => {
   })
 
   it('f16 on WebGPU: loss scaling logged and checkpointed; cancel + resume equals a straight run', { timeout: 1_200_000 }, async (ctx: TestContext) => {
-    const probe = (await probeBackends()).find((p) => p.name === 'webgpu')
-    if (!probe?.available) {
-      const line = `webgpu: not run: ${probe?.reason ?? 'not probed'}`
-      console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
-      if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
-      ctx.skip()
-      return
-    }
+    if (skipUnlessWebgpu(ctx, await webgpuUnavailable())) return
     const form = {
       datasetId: 'hippocampus-sample',
       split: 'k10',
