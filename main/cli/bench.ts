@@ -22,7 +22,16 @@ import { Rng } from '../engine/random'
 import { tf } from '../engine/tf'
 import { trainStep } from '../engine/train-step'
 // WebGPU: kernel choice, GPU memory peak and per-kernel profile (engine/kernels/webgpu)
-import { convVariant, useWebgpuKernels } from '../engine/kernels/webgpu'
+import {
+  convVariant,
+  deviceFeatures,
+  precisionStatus,
+  setWebgpuPrecision,
+  useWebgpuKernels,
+  type PrecisionStatus,
+  type WebgpuPrecision,
+} from '../engine/kernels/webgpu'
+import { LossScaler } from '../engine/loss-scale'
 import {
   profileKernels,
   trackGpuMemory,
@@ -37,11 +46,13 @@ export const summary =
 export const usage = `Usage: dsd bench [--backbone dynunet|unetr] [--preset NAME] [--patch N|DxHxW] [--batch B]
                  [--backend auto|all|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu]
                  [--steps N] [--warmup N] [--variant DSD|Basic|DS|SDD|SDE] [--no-train|--no-infer]
-                 [--profile] [--json]
+                 [--precision f32|f16] [--profile] [--json]
 
 Runs --warmup untimed and --steps timed training steps (forward, DSD loss, gradients, AdamW)
 on random data, then the same for inference forwards (Y only), and reports medians.
 Model options as in \`dsd model\` (--in, --classes, --filters, --feature-size, ...).
+--precision f16 runs the WebGPU kernels at half precision (shader-f16) with dynamic loss
+scaling, as \`dsd train --precision f16\` does; default: DSD_PRECISION, else f32.
 
 Output (JSON, one object; an array for --backend all):
   backend, device, software, backbone, preset, patch, batch, variant, params,
@@ -51,6 +62,9 @@ Output (JSON, one object; an array for --backend all):
   gpuPeakBytes, gpuPooledBytes (webgpu: peak of live GPU buffers during that step, and the
     bytes held by the buffer pool after it), webgpuKernels ('engine' or 'stock' with
     DSD_KERNELS=stock), convVariant ('direct' on CPU adapters, 'tiled' on GPUs),
+  precision { requested, effective, reason (why f16 fell back to f32) }, webgpuFeatures
+    (the device's features: shader-f16, subgroups, …), lossScale and
+    skippedSteps (f16 only: the scale after the timed steps, steps skipped for Inf/NaN),
   profile (--profile: GPU time per kernel and per dispatch kind over one more training step,
     from WebGPU timestamp queries; other backends: their own per-kernel clock),
   tensorBytes (tf.memory after the run), maxRssBytes (process peak RSS), host, node, startedAt
@@ -83,6 +97,11 @@ export interface BenchResult {
   gpuPooledBytes: number | null
   webgpuKernels: 'engine' | 'stock' | null
   convVariant: string | null
+  precision: PrecisionStatus
+  /** webgpu: the device's features (shader-f16, subgroups, timestamp-query, …). */
+  webgpuFeatures: string[] | null
+  lossScale?: number
+  skippedSteps?: number
   profile?: KernelProfile
   tensorBytes: number
   maxRssBytes: number
@@ -107,6 +126,8 @@ interface BenchOptions {
   train: boolean
   infer: boolean
   profile: boolean
+  /** Sets the kernels' precision for the run (absent: DSD_PRECISION, else f32). */
+  precision?: WebgpuPrecision
   log: (line: string) => void
 }
 
@@ -139,11 +160,21 @@ export async function benchOnBackend(
   const webgpu = choice.name === 'webgpu'
   let gpuMem: ReturnType<ReturnType<typeof trackGpuMemory>> | null = null
   let profile: KernelProfile | undefined
+  const prevPrecision = o.precision ? setWebgpuPrecision(o.precision) : undefined
+  const precision = precisionStatus()
+  if (precision.reason) o.log(`${choice.name}: precision ${precision.requested} asked, ${precision.effective} used: ${precision.reason}`)
+  // as in training: half precision trains with dynamic loss scaling
+  const scaler = precision.effective === 'f16' ? new LossScaler() : null
+  let skipped = 0
+  const step = async () => {
+    const r = await trainStep(model, opt, x, y, o.variant, scaler)
+    if (r.skipped) skipped++
+  }
   try {
     if (o.train) {
       for (let i = 0; i < o.warmup + o.steps; i++) {
         const t0 = performance.now()
-        await trainStep(model, opt, x, y, o.variant)
+        await step()
         await syncVar.data() // the AdamW update has finished
         const ms = performance.now() - t0
         o.log(
@@ -152,14 +183,12 @@ export async function benchOnBackend(
         if (i >= o.warmup) train.push(ms)
       }
       const readGpu = webgpu ? trackGpuMemory() : null
-      const prof = await tf.profile(async () => {
-        await trainStep(model, opt, x, y, o.variant)
-      })
+      const prof = await tf.profile(step)
       peakBytes = prof.peakBytes
       gpuMem = readGpu ? readGpu() : null
       if (o.profile) {
         o.log(`${choice.name}: profiling one training step`)
-        profile = await profileKernels(() => trainStep(model, opt, x, y, o.variant))
+        profile = await profileKernels(step)
       }
     }
     if (o.infer) {
@@ -179,6 +208,7 @@ export async function benchOnBackend(
     tf.dispose([x, y])
     opt.dispose()
     model.dispose()
+    if (prevPrecision !== undefined) setWebgpuPrecision(prevPrecision)
   }
   const voxels = o.batch * cfg.patch[0] * cfg.patch[1] * cfg.patch[2]
   const trainMs = train.length ? median(train) : null
@@ -207,6 +237,9 @@ export async function benchOnBackend(
     gpuPooledBytes: gpuMem?.pooledBytes ?? null,
     webgpuKernels: webgpu ? (useWebgpuKernels() ? 'engine' : 'stock') : null,
     convVariant: webgpu && useWebgpuKernels() ? convVariant() : null,
+    precision,
+    webgpuFeatures: webgpu ? [...deviceFeatures()].sort() : null,
+    ...(scaler ? { lossScale: scaler.scale, skippedSteps: skipped } : {}),
     ...(profile ? { profile } : {}),
     tensorBytes: tf.memory().numBytes,
     maxRssBytes: process.resourceUsage().maxRSS * 1024,
@@ -234,11 +267,16 @@ export async function run(args: string[]): Promise<number> {
       'no-train': { type: 'boolean' },
       'no-infer': { type: 'boolean' },
       profile: { type: 'boolean' },
+      precision: { type: 'string' },
       json: { type: 'boolean' },
     },
     false,
   )
   const model = modelConfigFromOptions(values)
+  const precision = values.precision?.trim().toLowerCase()
+  if (precision !== undefined && precision !== 'f32' && precision !== 'f16') {
+    throw new CliError(`--precision must be f32 or f16, got "${values.precision}"`)
+  }
   try {
     describeModel(model)
   } catch (err) {
@@ -266,6 +304,7 @@ export async function run(args: string[]): Promise<number> {
     train: !values['no-train'],
     profile: values.profile === true,
     infer: !values['no-infer'],
+    ...(precision ? { precision: precision as WebgpuPrecision } : {}),
     // progress goes to stderr so that stdout stays pure JSON
     log: (line) => process.stderr.write(line + '\n'),
   }
@@ -324,6 +363,10 @@ function formatResults(results: (BenchResult | { backend: BackendName; error: st
         `  GPU buffers: peak ${mb(r.gpuPeakBytes)} in use during a step, ${mb(r.gpuPooledBytes)} held by the pool; ${r.webgpuKernels} kernels${r.convVariant ? ` (${r.convVariant} convolutions)` : ''}`,
       )
     }
+    const pr = r.precision
+    lines.push(
+      `  precision ${pr.effective}${pr.reason ? ` (${pr.requested} asked: ${pr.reason})` : ''}${r.lossScale !== undefined ? `, loss scale ${r.lossScale}, ${r.skippedSteps} step(s) skipped` : ''}`,
+    )
     if (r.profile) lines.push(...formatProfile(r.profile))
   }
   return lines.join('\n')

@@ -34,6 +34,9 @@ export const usage = `Usage: dsd train --dataset ID [options]
                           a custom variant (run id …-custom-foldN): η weighs deep supervision,
                           α1 the encoder and α2 the decoder distillation (DSD = 1, 1, 1)
   --seed N                (default ${RUN_DEFAULTS.seed})            --backend auto|cpu|wasm|webgpu|tfjs-node|tfjs-node-gpu
+  --precision f32|f16     arithmetic precision (default ${RUN_DEFAULTS.precision}); f16 runs the WebGPU kernels at half
+                          precision with dynamic loss scaling where the device offers shader-f16,
+                          else falls back to f32 (the log says why)
   --validate-every N      sliding-window validation every N epochs and at the last one (default ${RUN_DEFAULTS.validateEvery}; 0 = never)
   --overlap X             sliding-window overlap (default ${RUN_DEFAULTS.overlap})
   --preprocess mri|mmwhs|brats   --augment mmwhs|brats|none   (default: the preset's)
@@ -83,6 +86,8 @@ export function progressPrinter(): (runId: string, m: TrainMessage) => void {
     const now = Date.now()
     if (m.type === 'started') {
       console.error(`[${runId}] backend ${m.backend.name}${m.backend.device ? ` (${m.backend.device})` : ''} — ${m.backend.reason}${m.resumedFrom ? `; resuming after epoch ${m.resumedFrom}` : ''}`)
+      const p = m.precision
+      if (p.requested !== 'f32') console.error(`[${runId}] precision ${p.effective}${p.reason ? ` (${p.requested} asked: ${p.reason})` : ' with dynamic loss scaling'}`)
     } else if (m.type === 'step' && (now - last >= interval || m.step === m.steps)) {
       last = now
       const eta = m.etaSeconds > 90 ? `${Math.round(m.etaSeconds / 60)} min` : `${Math.round(m.etaSeconds)} s`
@@ -90,7 +95,8 @@ export function progressPrinter(): (runId: string, m: TrainMessage) => void {
       console.error(`[${runId}] epoch ${m.epoch} step ${m.step}/${m.steps} loss ${total?.toFixed(4) ?? '?'} lr ${m.lr.toExponential(2)} ${Math.round(m.voxelsPerSecond)} vox/s ETA ${eta}`)
     } else if (m.type === 'epoch') {
       const dice = m.log.valMeanDice !== undefined ? ` val Dice ${m.log.valMeanDice.toFixed(4)} (${Object.entries(m.log.valDice ?? {}).map(([k, v]) => `${k}: ${v === null ? '–' : v.toFixed(3)}`).join(', ')})` : ''
-      console.error(`[${runId}] epoch ${m.log.epoch} done in ${m.timing.seconds.toFixed(1)} s, loss ${m.log.loss.total?.toFixed(4)}${dice}`)
+      const scale = m.log.lossScale !== undefined ? `, loss scale ${m.log.lossScale}, ${m.log.skippedSteps ?? 0} step(s) skipped` : ''
+      console.error(`[${runId}] epoch ${m.log.epoch} done in ${m.timing.seconds.toFixed(1)} s, loss ${m.log.loss.total?.toFixed(4)}${scale}${dice}`)
     } else if (m.type === 'state') {
       console.error(`[${runId}] ${m.state.status}: ${m.state.message}`)
     } else if (m.type === 'error') {
@@ -147,6 +153,7 @@ export async function run(args: string[]): Promise<number> {
       alpha2: { type: 'string' },
       seed: { type: 'string' },
       backend: { type: 'string' },
+      precision: { type: 'string' },
       'validate-every': { type: 'string' },
       overlap: { type: 'string' },
       preprocess: { type: 'string' },
@@ -213,6 +220,7 @@ export async function run(args: string[]): Promise<number> {
       : {}),
     seed: int('seed'),
     backend: values.backend as RunFormInput['backend'],
+    precision: values.precision as RunFormInput['precision'],
     validateEvery: int('validate-every'),
     overlap: num('overlap'),
     preprocess: values.preprocess as RunFormInput['preprocess'],

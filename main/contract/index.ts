@@ -30,6 +30,19 @@ export const BackendProbe = z.object({
   reason: z.string(),
   device: z.string().optional(),
   software: z.boolean().optional(),
+  /** WebGPU: half precision, subgroups and subgroup matrices (main/engine/backends.ts GpuFeatures). */
+  gpuFeatures: z
+    .object({
+      shaderF16: z.boolean(),
+      subgroups: z.boolean(),
+      subgroupSizes: z.tuple([z.number(), z.number()]).optional(),
+      subgroupMatrix: z.boolean(),
+      subgroupMatrixConfigs: z.array(
+        z.object({ componentType: z.string(), resultComponentType: z.string(), M: z.number(), N: z.number(), K: z.number() }),
+      ),
+      experimental: z.boolean(),
+    })
+    .optional(),
 })
 export type BackendProbe = z.infer<typeof BackendProbe>
 

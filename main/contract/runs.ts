@@ -29,6 +29,14 @@ export type ModelPreset = z.infer<typeof ModelPreset>
 export const BackendChoice = z.enum(['auto', ...BackendName.options])
 export type BackendChoice = z.infer<typeof BackendChoice>
 
+/**
+ * Arithmetic precision of training: `f32` (the default and the reference) or `f16` (the WebGPU
+ * kernels round operands to half precision where the device offers `shader-f16`, with f32
+ * accumulation and dynamic loss scaling; elsewhere the run falls back to f32 and says why).
+ */
+export const Precision = z.enum(['f32', 'f16'])
+export type Precision = z.infer<typeof Precision>
+
 /** Preprocessing presets of main/data/preprocess.ts. */
 export const PreprocessPreset = z.enum(['mri', 'mmwhs', 'brats'])
 export type PreprocessPreset = z.infer<typeof PreprocessPreset>
@@ -103,6 +111,7 @@ export const RUN_DEFAULTS = {
   backend: 'auto',
   validateEvery: 1,
   overlap: 0.25,
+  precision: 'f32' as Precision,
 } as const satisfies Record<string, unknown>
 
 /** What a run preset sets besides the model. */
@@ -184,6 +193,8 @@ export const RunConfig = z
     schedule: Schedule,
     seed: z.number().int().min(0),
     backend: BackendChoice,
+    /** Training precision (see Precision); absent = f32 (configs written before it existed, and every f32 run). */
+    precision: Precision.optional(),
     /** Validate every N epochs and at the last one (sliding window on the validation fold); 0 = never. */
     validateEvery: z.number().int().min(0),
     /** Sliding-window settings used for validation and prediction. */
@@ -253,6 +264,8 @@ export const RunForm = z
     weights: LossWeights.optional(),
     seed: z.number().int().min(0).default(RUN_DEFAULTS.seed),
     backend: BackendChoice.default(RUN_DEFAULTS.backend),
+    /** f16 only takes effect on the webgpu backend with shader-f16 (else f32, said in the log). */
+    precision: Precision.default(RUN_DEFAULTS.precision),
     /** Default the preset's, else RUN_DEFAULTS.validateEvery. */
     validateEvery: z.number().int().min(0).optional(),
     overlap: Overlap.default(RUN_DEFAULTS.overlap),
@@ -290,6 +303,7 @@ export const RunFormDefaults = z.object({
     backend: BackendChoice,
     validateEvery: z.number(),
     overlap: z.number(),
+    precision: Precision,
   }),
   presets: z.record(
     ModelPreset,
@@ -341,6 +355,9 @@ export const EpochLog = z.object({
   /** Per-class validation Dice (class value → Dice) when validated this epoch. */
   valDice: z.record(z.string(), z.number().nullable()).optional(),
   valMeanDice: z.number().optional(),
+  /** f16 runs: steps skipped for non-finite gradients, and the loss scale at the epoch's end. */
+  skippedSteps: z.number().int().optional(),
+  lossScale: z.number().optional(),
 })
 export type EpochLog = z.infer<typeof EpochLog>
 

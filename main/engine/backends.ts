@@ -38,6 +38,23 @@ export interface BackendProbe {
   device?: string
   /** True for software WebGPU adapters (llvmpipe, SwiftShader). */
   software?: boolean
+  /** WebGPU: what the adapter offers for the half-precision and matrix paths. */
+  gpuFeatures?: GpuFeatures
+}
+
+/** What a WebGPU adapter offers for half precision, subgroups and subgroup matrices. */
+export interface GpuFeatures {
+  /** `shader-f16`: f16 arithmetic in WGSL (`dsd train --precision f16`). */
+  shaderF16: boolean
+  /** `subgroups`, with the adapter's subgroup sizes. */
+  subgroups: boolean
+  subgroupSizes?: [number, number]
+  /** Dawn's experimental `chromium-experimental-subgroup-matrix` (tensor cores). */
+  subgroupMatrix: boolean
+  /** `adapter.info.subgroupMatrixConfigs` (filled only where that feature is exposed). */
+  subgroupMatrixConfigs: { componentType: string; resultComponentType: string; M: number; N: number; K: number }[]
+  /** Dawn's `allow_unsafe_apis` was enabled (DSD_WEBGPU_EXPERIMENTAL=1): experimental features are listed. */
+  experimental: boolean
 }
 
 /** The result of {@link chooseBackend} / {@link initBackend}. */
@@ -128,7 +145,9 @@ function availableList(probes: BackendProbe[]): string {
 // ---------------------------------------------------------------------------------------
 // Loading the optional pieces. Each loader runs once per process and memoises its outcome.
 
-type Loaded = { ok: true; device?: string; software?: boolean } | { ok: false; reason: string }
+type Loaded =
+  | { ok: true; device?: string; software?: boolean; gpuFeatures?: GpuFeatures }
+  | { ok: false; reason: string }
 
 const loaders = new Map<BackendName, Promise<Loaded>>()
 
@@ -214,7 +233,9 @@ async function installNavigatorGpu(): Promise<{
   for (const [k, v] of Object.entries(mod.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v
   }
-  const gpu = mod.create([])
+  // Dawn lists its experimental features (subgroup matrices) only with allow_unsafe_apis:
+  // opt-in, since it also lifts some of Dawn's validation
+  const gpu = mod.create(experimentalWebgpu() ? ['enable-dawn-features=allow_unsafe_apis'] : [])
   if (g.navigator) {
     Object.defineProperty(g.navigator, 'gpu', { value: gpu, configurable: true, writable: true })
   } else {
@@ -225,6 +246,32 @@ async function installNavigatorGpu(): Promise<{
     })
   }
   return gpu as never
+}
+
+/** True when DSD_WEBGPU_EXPERIMENTAL=1 asks for Dawn's experimental features. */
+function experimentalWebgpu(): boolean {
+  return process.env.DSD_WEBGPU_EXPERIMENTAL === '1'
+}
+
+function gpuFeaturesOf(adapter: AdapterLike): GpuFeatures {
+  const info = adapter.info ?? {}
+  const min = Number(info.subgroupMinSize)
+  const max = Number(info.subgroupMaxSize)
+  const configs = Array.isArray(info.subgroupMatrixConfigs) ? (info.subgroupMatrixConfigs as Record<string, unknown>[]) : []
+  return {
+    shaderF16: adapter.features.has('shader-f16'),
+    subgroups: adapter.features.has('subgroups'),
+    ...(min > 0 && max > 0 ? { subgroupSizes: [min, max] as [number, number] } : {}),
+    subgroupMatrix: adapter.features.has('chromium-experimental-subgroup-matrix'),
+    subgroupMatrixConfigs: configs.map((c) => ({
+      componentType: String(c.componentType),
+      resultComponentType: String(c.resultComponentType),
+      M: Number(c.M),
+      N: Number(c.N),
+      K: Number(c.K),
+    })),
+    experimental: experimentalWebgpu(),
+  }
 }
 
 interface AdapterLike {
@@ -303,14 +350,17 @@ async function loadWebgpu(): Promise<Loaded> {
         const v = adapter.limits[k]
         if (typeof v === 'number') requiredLimits[k] = v
       }
-      const requiredFeatures = ['timestamp-query', 'shader-f16', 'subgroups'].filter((f) => adapter.features.has(f))
+      const wanted = ['timestamp-query', 'shader-f16', 'subgroups']
+      // offered only with DSD_WEBGPU_EXPERIMENTAL=1 (allow_unsafe_apis): tensor-core matrices
+      if (experimentalWebgpu()) wanted.push('chromium-experimental-subgroup-matrix')
+      const requiredFeatures = wanted.filter((f) => adapter.features.has(f))
       const dev = await adapter.requestDevice({ requiredLimits, requiredFeatures })
       return new webgpuMod.WebGPUBackend(dev, info)
     },
     // Never auto-selected by tf.ready(): the ladder decides.
     0,
   )
-  return { ok: true, device, software }
+  return { ok: true, device, software, gpuFeatures: gpuFeaturesOf(adapter) }
 }
 
 // ---- CPU kernels: the `wasm` backend is the engine's own (kernels/cpu/backend.ts)
@@ -349,6 +399,7 @@ function toProbe(name: BackendName, l: Loaded): BackendProbe {
       software: true,
       device: l.device,
       reason: `WebGPU adapter is ${l.device} (software rendering on the CPU): not chosen unless asked for`,
+      ...(l.gpuFeatures ? { gpuFeatures: l.gpuFeatures } : {}),
     }
   }
   const reasons: Record<BackendName, string> = {
@@ -358,7 +409,14 @@ function toProbe(name: BackendName, l: Loaded): BackendProbe {
     wasm: 'WebAssembly SIMD kernels on every core; tensors in JavaScript memory (no 4 GB heap limit)',
     cpu: 'plain JavaScript: always available, slowest, the numerical reference',
   }
-  return { name, available: true, reason: reasons[name], device: l.device, software: l.software }
+  return {
+    name,
+    available: true,
+    reason: reasons[name],
+    device: l.device,
+    software: l.software,
+    ...(l.gpuFeatures ? { gpuFeatures: l.gpuFeatures } : {}),
+  }
 }
 
 /**

@@ -20,6 +20,7 @@ export {
   BACKEND_LADDER,
   type BackendName,
   type BackendProbe,
+  type GpuFeatures,
   type BackendChoice,
 } from './backends'
 export {
@@ -82,6 +83,7 @@ export {
 export { Rng, type RngState } from './random'
 export { Bottleneck, paramCount as bottleneckParamCount } from './bottleneck'
 export { trainStep, lossOptionsOf, type TrainLossOptions, type TrainStepResult } from './train-step'
+export { LossScaler, LOSS_SCALE_DEFAULTS, type LossScaleState, type LossScalerOptions } from './loss-scale'
 export {
   slidingWindowInference,
   argmaxClasses,

@@ -1,7 +1,9 @@
 /**
  * One DSD training step: forward (only the outputs the loss variant reads), loss, gradients
  * with `tf.variableGrads`, one AdamW update. Every intermediate tensor is disposed; the loss
- * terms come back as plain numbers.
+ * terms come back as plain numbers. With a {@link LossScaler} (half-precision kernels) the
+ * loss is scaled before the backward pass, the gradients unscaled before AdamW, and a step
+ * with non-finite gradients is skipped (loss-scale.ts).
  */
 import { DsdError } from '../errors'
 import { tf } from './tf'
@@ -14,6 +16,7 @@ import {
   type TermName,
 } from './loss'
 import type { AdamW } from './optimizer'
+import type { LossScaler } from './loss-scale'
 import type { DsdModel } from './model'
 import { useFused } from './kernels/dispatch'
 import {
@@ -44,8 +47,11 @@ export interface TrainStepResult {
   loss: number
   /** Every computed term, unweighted (KL terms already × τ²), by golden/dsd/loss.json name. */
   terms: Partial<Record<TermName, number>>
-  /** Number of variables that received a gradient (and were updated). */
+  /** Number of variables that received a gradient (and were updated; 0 when skipped). */
   updated: number
+  /** With a loss scaler: the scale this step used, and whether it was skipped (non-finite gradients). */
+  lossScale?: number
+  skipped?: boolean
 }
 
 /** Resolve a variant name or options to loss options. */
@@ -60,6 +66,11 @@ export function lossOptionsOf(options: TrainLossOptions): DsdLossOptions {
  * Only the variables the loss reaches get a gradient and an update (for `Basic` the DSD
  * modules are untouched, as in the reference, where the plain network has none). A
  * non-finite loss throws `DsdError('TRAIN_NONFINITE')` before any weight is changed.
+ *
+ * `scaler` (given when the kernels run at half precision): the backward pass differentiates
+ * `loss · scale`; when every gradient is finite they are divided by the scale and applied,
+ * otherwise the step is skipped (weights and AdamW state unchanged) and the scale halved.
+ * Without it the step is exactly the unscaled one.
  */
 export async function trainStep(
   model: DsdModel,
@@ -67,6 +78,7 @@ export async function trainStep(
   x: tf.Tensor5D,
   labels: tf.Tensor,
   lossOptions: TrainLossOptions = 'DSD',
+  scaler?: LossScaler | null,
 ): Promise<TrainStepResult> {
   const opts = lossOptionsOf(lossOptions)
   const outputs = requiredOutputs(opts)
@@ -78,6 +90,8 @@ export async function trainStep(
     varList.push(v)
   }
   let terms: Partial<Record<TermName, tf.Scalar>> = {}
+  // the unscaled total (with a scaler the differentiated value is loss · scale, which may overflow)
+  const held: { total?: tf.Scalar } = {}
   // ---- CPU kernels: a step that cannot fit this machine fails with a clear error
   const cpu = useFused()
   const mem = cpu ? memoryModel(model) : null
@@ -89,16 +103,20 @@ export async function trainStep(
       const out = model.forward(x, { training: true, outputs })
       const res = dsdLoss(out, labels, { ...opts, keepTerms: true })
       terms = res.terms
-      return res.total
+      if (!scaler) return res.total
+      held.total = tf.keep(res.total)
+      return scaler.scaleLoss(res.total)
     }, varList))
   } catch (err) {
     tf.dispose(Object.values(terms) as tf.Tensor[])
+    held.total?.dispose()
     if (mem && isAllocationFailure(err)) throw outOfMemoryError(err, mem, x.shape[0])
     throw err
   }
   // ---- end CPU kernels
   try {
-    const loss = (await value.data())[0]!
+    const scale = scaler?.scale ?? 1
+    const loss = (await (held.total ?? value).data())[0]!
     const termValues: Partial<Record<TermName, number>> = {}
     for (const name of TERM_NAMES) {
       const t = terms[name]
@@ -113,10 +131,16 @@ export async function trainStep(
     }
     const local: Record<string, tf.Tensor> = {}
     for (const [global, g] of Object.entries(grads)) local[localName.get(global) ?? global] = g
-    optimizer.applyGradients(local, model.variables)
-    return { loss, terms: termValues, updated: Object.keys(local).length }
+    if (!scaler) {
+      optimizer.applyGradients(local, model.variables)
+      return { loss, terms: termValues, updated: Object.keys(local).length }
+    }
+    const applied = await scaler.applyGradients(optimizer, local, model.variables)
+    if (!applied) return { loss, terms: termValues, updated: 0, lossScale: scale, skipped: true }
+    return { loss, terms: termValues, updated: Object.keys(local).length, lossScale: scale, skipped: false }
   } finally {
     value.dispose()
+    held.total?.dispose()
     tf.dispose(Object.values(grads))
     tf.dispose(Object.values(terms) as tf.Tensor[])
   }

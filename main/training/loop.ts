@@ -12,6 +12,8 @@
 import type { ErrorShape } from '../contract/errors'
 import type { EpochLog, RunConfig, RunState } from '../contract/runs'
 import { initBackend } from '../engine/backends'
+import { precisionStatus, setWebgpuPrecision, type PrecisionStatus } from '../engine/kernels/webgpu/mode'
+import { LossScaler } from '../engine/loss-scale'
 import { createModel, type DsdModel } from '../engine/model'
 import { AdamW } from '../engine/optimizer'
 import { trainStep } from '../engine/train-step'
@@ -29,7 +31,7 @@ import { validate } from './validate'
 /** What the loop reports; `done` (completed or cancelled) or `error` comes last. */
 export type TrainMessage =
   | { type: 'progress'; done: number; total: number; message: string }
-  | { type: 'started'; backend: { name: string; reason: string; device?: string }; resumedFrom: number }
+  | { type: 'started'; backend: { name: string; reason: string; device?: string }; resumedFrom: number; precision: PrecisionStatus }
   | { type: 'step'; epoch: number; epochs: number; step: number; steps: number; loss: Record<string, number>; lr: number; voxelsPerSecond: number; etaSeconds: number }
   | { type: 'validation'; epoch: number; done: number; total: number }
   | { type: 'epoch'; log: EpochLog; timing: EpochTiming; state: RunState }
@@ -86,6 +88,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
   let cfg: RunConfig | null = null
   let model: DsdModel | null = null
   let optimizer: AdamW | null = null
+  const prevPrecision = setWebgpuPrecision(null)
   const setState = async (patch: Partial<RunState>) => {
     state = { ...state, ...patch, updatedAt: new Date().toISOString() }
     await writeRunState(workspace, runId, state)
@@ -97,6 +100,10 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     // The split must still hold the partition the run was created (and trained) on.
     await checkRunSplit(workspace, cfg)
     const backend = await initBackend(cfg.backend)
+    // the run's precision (its config, not DSD_PRECISION); f16 trains with dynamic loss scaling
+    setWebgpuPrecision(cfg.precision ?? 'f32')
+    const precision = precisionStatus()
+    const scaler = precision.effective === 'f16' ? new LossScaler() : null
     const data = await loadFoldData(workspace, cfg, (done, total) => post({ type: 'progress', done, total, message: `preparing case ${done} / ${total}` }))
     if (data.train.length === 0) throw new DsdError('RUN_NO_TRAINING_CASES', `fold ${cfg.fold} of split "${cfg.split}" has no training cases`, {})
     model = createModel({
@@ -110,12 +117,12 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
     })
     optimizer = new AdamW({ lr: cfg.optimizer.lr, weightDecay: cfg.optimizer.weightDecay })
     const steps = cfg.stepsPerEpoch ?? data.train.length
-    const resume = await resumeRun(workspace, runId, files, cfg, model, optimizer, steps)
+    const resume = await resumeRun(workspace, runId, files, cfg, model, optimizer, steps, scaler)
     const { scheduler } = resume
     let best = resume.best
     checkpointEpoch = resume.epoch
-    await recordStart(files, cfg, data, model, backend, resume.epoch)
-    post({ type: 'started', backend, resumedFrom: resume.epoch })
+    await recordStart(files, cfg, data, model, backend, resume.epoch, precision)
+    post({ type: 'started', backend, resumedFrom: resume.epoch, precision })
     post({ type: 'state', state: await setState({ status: 'running', epoch: resume.epoch, epochs: cfg.epochs, message: resume.epoch ? `resumed from epoch ${resume.epoch}` : 'running' }) })
 
     const samplers = cropSamplers(data.train, cfg)
@@ -125,6 +132,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       const rng = epochRng(cfg.seed, epoch)
       const order = caseOrder(data.train.length, rng)
       const sums: Record<string, number> = {}
+      let skipped = 0
       // The epoch's log records its first rate; a poly schedule changes it every step.
       const lr = setStepLr(scheduler, optimizer, epoch, 0, steps)
       for (let s = 0; s < steps; s++) {
@@ -139,8 +147,9 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
         const { x, y } = makeBatch(samplers[order[s % order.length]], cfg, rng, data.inChannels)
         let terms: Record<string, number>
         try {
-          const r = await trainStep(model, optimizer, x, y, cfg.loss)
+          const r = await trainStep(model, optimizer, x, y, cfg.loss, scaler)
           terms = { total: r.loss, ...(r.terms as Record<string, number>) }
+          if (r.skipped) skipped++
         } finally {
           x.dispose()
           y.dispose()
@@ -161,6 +170,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       }
       endEpoch(scheduler, optimizer, epoch, steps)
       const entry: EpochLog = { epoch, lr, loss: Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, v / steps])), steps }
+      if (scaler) Object.assign(entry, { skippedSteps: skipped, lossScale: scaler.scale })
       if (cfg.validateEvery > 0 && data.val.length > 0 && (epoch % cfg.validateEvery === 0 || epoch === cfg.epochs)) {
         const v = await validate(model, data.val, cfg, data.numClasses, () => control.requested() === 'cancel', (done) =>
           post({ type: 'validation', epoch, done, total: data.val.length }),
@@ -172,7 +182,7 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
       const isBest = entry.valMeanDice !== undefined && (best.dice === null || entry.valMeanDice > best.dice)
       if (isBest) best = { epoch, dice: entry.valMeanDice! }
       const timing: EpochTiming = { epoch, seconds, voxelsPerSecond: (steps * voxelsPerStep) / seconds, backend: backend.name }
-      await saveEpoch(files, { runId, cfg, model, optimizer, scheduler, best, isBest, entry, timing }, resume)
+      await saveEpoch(files, { runId, cfg, model, optimizer, scheduler, best, isBest, entry, timing, lossScale: scaler?.state() }, resume)
       checkpointEpoch = epoch
       const next = await setState({ epoch, bestEpoch: best.epoch, bestMeanDice: best.dice, message: `epoch ${epoch}/${cfg.epochs}` })
       post({ type: 'epoch', log: entry, timing, state: next })
@@ -190,5 +200,6 @@ export async function trainRun(opts: TrainOptions): Promise<RunState> {
   } finally {
     model?.dispose()
     optimizer?.dispose()
+    setWebgpuPrecision(prevPrecision)
   }
 }

@@ -94,6 +94,7 @@ export function runConfigs(input: RunFormInput, foldCount: number): RunConfig[] 
         schedule,
         seed: form.seed,
         backend: form.backend,
+        ...(form.precision === 'f16' ? { precision: form.precision } : {}),
         validateEvery: form.validateEvery ?? preset.validateEvery ?? RUN_DEFAULTS.validateEvery,
         inference: { overlap: form.overlap, blend: 'constant', mirror: false },
         preprocessing: { preset: form.preprocess ?? preset.preprocess },

@@ -3,7 +3,8 @@
  * it back to resume:
  *
  * - at the end of every epoch the checkpoint (weights, AdamW moments and step, scheduler state, the
- *   epoch, the best score, and this epoch's log and timing lines) is written atomically, then
+ *   loss scale of an f16 run, the epoch, the best score, and this epoch's log and timing lines)
+ *   is written atomically, then
  *   log.jsonl (deterministic fields only), then timing.jsonl — whatever is on disk is consistent;
  * - on start, the last checkpoint is loaded and the log cut back to its epoch; the checkpoint's
  *   own lines restore a log write that never happened (power loss, full disk);
@@ -20,6 +21,8 @@ import type { EpochLog, RunConfig } from '../contract/runs'
 import { loadCheckpoint, packTrainingState, saveCheckpoint, unpackTrainingState } from '../engine/checkpoint'
 import type { DsdModel } from '../engine/model'
 import type { AdamW } from '../engine/optimizer'
+import type { LossScaler, LossScaleState } from '../engine/loss-scale'
+import type { PrecisionStatus } from '../engine/kernels/webgpu/mode'
 import { tf } from '../engine/tf'
 import { DsdError } from '../errors'
 import { appVersion } from '../version'
@@ -51,8 +54,9 @@ export interface Resume {
 const timingEpoch = (line: string) => (JSON.parse(line) as EpochTiming).epoch
 
 /**
- * Load the last checkpoint (if any) into `model`, `optimizer` and the scheduler, and cut
- * log.jsonl back to its epoch (rewritten, with the checkpoint's line when the log lacks it).
+ * Load the last checkpoint (if any) into `model`, `optimizer`, the scheduler and the loss
+ * `scaler` (f16 runs), and cut log.jsonl back to its epoch (rewritten, with the checkpoint's
+ * line when the log lacks it).
  */
 export async function resumeRun(
   workspace: string,
@@ -62,6 +66,7 @@ export async function resumeRun(
   model: DsdModel,
   optimizer: AdamW,
   stepsPerEpoch: number,
+  scaler?: LossScaler | null,
 ): Promise<Resume> {
   let scheduler = createScheduler(cfg, stepsPerEpoch)
   let epoch = 0
@@ -78,7 +83,9 @@ export async function resumeRun(
     if (loaded.optimizer) optimizer.importState(loaded.optimizer)
     if (loaded.scheduler) scheduler = restoreScheduler(loaded.scheduler, cfg, files.lastCheckpoint)
     optimizer.lr = scheduler.lrAt()
-    const meta = loaded.metadata as { epoch: number; best: Best; log?: EpochLog; timing?: EpochTiming }
+    const meta = loaded.metadata as { epoch: number; best: Best; log?: EpochLog; timing?: EpochTiming; lossScale?: LossScaleState }
+    // a checkpoint of an f32 epoch (or of a run before loss scaling) starts at the initial scale
+    if (scaler && meta.lossScale) scaler.restore(meta.lossScale, files.lastCheckpoint)
     epoch = meta.epoch
     best = meta.best
     saved = { log: meta.log, timing: meta.timing }
@@ -99,9 +106,18 @@ export async function recordStart(
   model: DsdModel,
   backend: { name: string; reason: string; device?: string },
   fromEpoch: number,
+  precision?: PrecisionStatus,
 ): Promise<void> {
   const manifest = existsSync(files.manifest) ? (JSON.parse(await readFile(files.manifest, 'utf8')) as Record<string, unknown>) : null
-  const start = { at: new Date().toISOString(), fromEpoch, backend: backend.name, device: backend.device ?? null, reason: backend.reason }
+  const start = {
+    at: new Date().toISOString(),
+    fromEpoch,
+    backend: backend.name,
+    device: backend.device ?? null,
+    reason: backend.reason,
+    // f16 runs: what was asked, what ran, and why it fell back
+    ...(precision && precision.requested !== 'f32' ? { precision } : {}),
+  }
   await atomicWriteJson(files.manifest, {
     ...(manifest ?? {
       app: { name: 'DSD Studio', version: appVersion() },
@@ -130,6 +146,8 @@ export interface EpochRecord {
   isBest: boolean
   entry: EpochLog
   timing: EpochTiming
+  /** The loss scaler's state (f16 runs). */
+  lossScale?: LossScaleState
 }
 
 /** Write the epoch's checkpoint(s), then log.jsonl, then timing.jsonl (`resume` grows by a line each). */
@@ -138,7 +156,16 @@ export async function saveEpoch(files: RunFiles, r: EpochRecord, resume: Pick<Re
     weights: r.model.variables,
     optimizer: r.optimizer.exportState(),
     scheduler: r.scheduler.state(),
-    metadata: { runId: r.runId, epoch: r.entry.epoch, best: r.best, config: r.cfg, model: r.model.config, log: r.entry, timing: r.timing },
+    metadata: {
+      runId: r.runId,
+      epoch: r.entry.epoch,
+      best: r.best,
+      config: r.cfg,
+      model: r.model.config,
+      log: r.entry,
+      timing: r.timing,
+      ...(r.lossScale ? { lossScale: r.lossScale } : {}),
+    },
   })
   await mkdir(dirname(files.lastCheckpoint), { recursive: true })
   try {

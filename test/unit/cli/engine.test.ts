@@ -121,10 +121,16 @@ describe('dsd bench', () => {
       '2',
       '--warmup',
       '1',
+      '--precision',
+      'f16',
       '--json',
     ])
     expect(r.code, r.stderr).toBe(0)
     const j = JSON.parse(r.stdout) // stdout is pure JSON; progress went to stderr
+    // f16 asked on a backend without half precision: f32, the reason said, no loss scaling
+    expect(j.precision).toEqual({ requested: 'f16', effective: 'f32', reason: expect.stringMatching(/cpu backend computes in float32/) })
+    expect(j.lossScale).toBeUndefined()
+    expect(r.stderr).toMatch(/precision f16 asked, f32 used/)
     expect(j).toMatchObject({
       backend: 'cpu',
       device: 'JavaScript (reference)',
@@ -177,6 +183,9 @@ describe('dsd bench', () => {
     expect(r.code, r.stderr).toBe(0)
     const j = JSON.parse(r.stdout)
     expect(j).toMatchObject({ backend: 'webgpu', webgpuKernels: 'engine' })
+    // the device asks for what the adapter offers of these (lavapipe: all of them)
+    expect(j.webgpuFeatures).toEqual(expect.arrayContaining(probe.gpuFeatures?.shaderF16 ? ['shader-f16'] : []))
+    expect(j.precision.effective).toBe(j.precision.requested === 'f16' && j.webgpuFeatures.includes('shader-f16') ? 'f16' : 'f32')
     expect(['direct', 'tiled']).toContain(j.convVariant)
     // at least the input, the nine [1,16³,2] outputs and their gradients live at once
     expect(j.gpuPeakBytes).toBeGreaterThan(16 ** 3 * 2 * 4 * 9)
@@ -207,5 +216,8 @@ describe('dsd bench', () => {
     const b = await inProcess(benchCli, ['--backend', 'cuda'])
     expect(b.code).toBe(2)
     expect(b.error?.message).toMatch(/--backend must be/)
+    const p = await inProcess(benchCli, ['--precision', 'f64'])
+    expect(p.code).toBe(2)
+    expect(p.error?.message).toMatch(/--precision must be f32 or f16, got "f64"/)
   })
 })

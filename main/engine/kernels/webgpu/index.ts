@@ -9,6 +9,13 @@ export {
   convVariant,
   setConvVariant,
   softwareAdapter,
+  requestedPrecision,
+  webgpuPrecision,
+  setWebgpuPrecision,
+  precisionStatus,
+  deviceFeatures,
+  type WebgpuPrecision,
+  type PrecisionStatus,
 } from './mode'
 export { conv3dGpu, convTransposeGpu } from './conv'
 export { samePads, type V3 } from './conv-geom'

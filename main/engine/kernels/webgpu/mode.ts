@@ -103,3 +103,29 @@ export function setWebgpuPrecision(p: WebgpuPrecision | null): WebgpuPrecision |
   forcedPrecision = p
   return prev
 }
+
+/** The precision asked for, the one the kernels run at, and why they differ. */
+export interface PrecisionStatus {
+  requested: WebgpuPrecision
+  effective: WebgpuPrecision
+  /** Why `effective` falls back to f32 (absent when it is what was asked). */
+  reason?: string
+}
+
+/** {@link requestedPrecision} against what the active backend and device can do. */
+export function precisionStatus(): PrecisionStatus {
+  const requested = requestedPrecision()
+  if (requested === 'f32') return { requested, effective: 'f32' }
+  const fallback = (reason: string): PrecisionStatus => ({ requested, effective: 'f32', reason })
+  const backend = tf.getBackend()
+  if (backend !== 'webgpu') {
+    return fallback(`the ${backend} backend computes in float32; f16 needs the webgpu backend`)
+  }
+  if (!useWebgpuKernels()) {
+    return fallback("TensorFlow.js's stock kernels (DSD_KERNELS=stock) compute in float32")
+  }
+  if (!deviceFeatures().has('shader-f16')) {
+    return fallback('this WebGPU device does not offer shader-f16')
+  }
+  return { requested, effective: 'f16' }
+}

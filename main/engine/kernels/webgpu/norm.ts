@@ -12,8 +12,11 @@
  *   dh = rstd_h·(g − mean(g) − x̂_h·mean(g·x̂_h)),   dr = r̂ ? the same for r : g
  *
  * Layout: an invocation owns one channel of one row lane; a workgroup covers (sample, row
- * chunk, channel group), so every pass reads whole rows and no barrier is needed. The stats
- * are an extra kernel output that the tape saves for the backward (a few floats).
+ * chunk, channel group), so every pass reads whole rows (coalesced). The chunks aim at the
+ * device's workgroup target (≈ 2,048 on a GPU, every lane reading ≥ 16 rows). The partial
+ * passes merge their row lanes in workgroup memory (one partial per chunk), and the merges
+ * run one workgroup per (sample, channel) over the chunks, so neither pass is a long serial
+ * loop. The stats are an extra kernel output that the tape saves for the backward (a few floats).
  */
 import { tf } from '../../tf'
 import { targetGroups } from './occupancy'
@@ -43,18 +46,25 @@ interface Layout {
   CL: number
   rpc: number
   P: number
+  half: number
 }
+
+/** Fewest rows a lane of the partial-sum passes reads (fewer would only add partials). */
+const MIN_ROWS = 16
 
 function layout(B: number, S: number, C: number): Layout {
   const CG = C >= WG ? Math.ceil(C / WG) : 1
   const RL = C >= WG ? 1 : Math.floor(WG / C)
   const CL = Math.min(C, WG)
-  const Z = Math.max(1, Math.min(S, 256, Math.round(targetGroups() / (B * CG))))
-  const rpc = Math.ceil(S / Z)
-  return { B, S, C, Z: Math.ceil(S / rpc), CG, RL, CL, rpc, P: Math.ceil(S / rpc) * RL }
+  // about targetGroups() workgroups over the batch, every lane reading ≥ MIN_ROWS rows
+  const want = Math.max(1, Math.min(Math.ceil(targetGroups() / (B * CG)), Math.ceil(S / (RL * MIN_ROWS))))
+  const rpc = Math.max(1, Math.ceil(S / want))
+  const Z = Math.max(1, Math.ceil(S / rpc))
+  // the partial passes sum their row lanes in workgroup memory: one partial per chunk
+  return { B, S, C, Z, CG, RL, CL, rpc, P: Z, half: halfPow2(RL) }
 }
 
-const ROWS = ['B', 'S', 'C', 'Z', 'CG', 'RL', 'CL', 'rpc', 'P']
+const ROWS = ['B', 'S', 'C', 'Z', 'CG', 'RL', 'CL', 'rpc', 'P', 'half']
 
 /** WGSL preamble that maps the invocation to (b, z, ch, rl) and the row range; returns if idle. */
 const LANE = `
@@ -67,6 +77,50 @@ const LANE = `
   if (b >= B || rl >= RL || ch >= C) { return; }
   let r1 = min((z + 1) * rpc, S);
   let base = b * S * C + ch;`
+
+/**
+ * Preamble of the partial-sum passes: like {@link LANE} but every invocation stays (they meet
+ * at barriers); `live` says whether it owns a row lane, `bb`/`cc` are clamped indices.
+ */
+const LIVE = `
+  let g = i32(${WG_LINEAR});
+  let b = g / (Z * CG);
+  let z = (g / CG) % Z;
+  let cg = g % CG;
+  let l = i32(lid);
+  let rl = l / CL;
+  let ch = cg * ${WG} + l % CL;
+  let live = b < B && rl < RL && ch < C;
+  let bb = min(b, B - 1);
+  let cc = min(ch, C - 1);
+  let r1 = min((z + 1) * rpc, S);
+  let base = bb * S * C + cc;`
+
+/** Chan's merge of two (count, mean, M2) partials. */
+const CHAN = `
+fn chan(a: vec3<f32>, c: vec3<f32>) -> vec3<f32> {
+  if (c.x == 0.0) { return a; }
+  let tot = a.x + c.x;
+  let d = c.y - a.y;
+  return vec3<f32>(tot, a.y + d * (c.x / tot), a.z + c.z + d * d * (a.x * c.x / tot));
+}`
+
+/** Sum the row lanes of a workgroup in `w<t>` (tree over lanes rl, rl + st, …) with `op`. */
+function laneTree(T: number, op: (a: string, b: string) => string): string {
+  return `
+  workgroupBarrier();
+  for (var st = half; st > 0; st = st / 2) {
+    if (rl < st && rl + st < RL) { ${rep(T, (t) => `w${t}[l] = ${op(`w${t}[l]`, `w${t}[l + st * CL]`)};`, ' ')} }
+    workgroupBarrier();
+  }`
+}
+
+/** Half the smallest power of two ≥ n (0 for n ≤ 1): the first stride of a lane tree. */
+function halfPow2(n: number): number {
+  let p = 1
+  while (p < n) p *= 2
+  return p >> 1
+}
 
 function rowsDispatch(l: Layout): [number, number, number] {
   return fold(l.B * l.Z * l.CG)
@@ -82,44 +136,55 @@ ${bindings(
   [{ name: 'part' }],
   STATS.members(),
 )}
+${CHAN}
+${rep(T, (t) => `var<workgroup> w${t}: array<vec3<f32>, ${WG}>;`)}
 @compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
   ${STATS.lets()}
-  ${LANE}
+  ${LIVE}
   ${rep(T, (t) => `var n${t} = 0.0; var m${t} = 0.0; var q${t} = 0.0;`, ' ')}
-  for (var row = z * rpc + rl; row < r1; row += RL) {
-    let o = base + row * C;
-    ${rep(T, (t) => `{ let v = ${names[t]}[o]; n${t} += 1.0; let d = v - m${t}; m${t} += d / n${t}; q${t} += d * (v - m${t}); }`)}
+  if (live) {
+    for (var row = z * rpc + rl; row < r1; row += RL) {
+      let o = base + row * C;
+      ${rep(T, (t) => `{ let v = ${names[t]}[o]; n${t} += 1.0; let d = v - m${t}; m${t} += d / n${t}; q${t} += d * (v - m${t}); }`)}
+    }
   }
-  let p = z * RL + rl;
-  ${rep(T, (t) => `{ let o = (((${t} * B + b) * P + p) * 3) * C + ch; part[o] = n${t}; part[o + C] = m${t}; part[o + 2 * C] = q${t}; }`)}
+  ${rep(T, (t) => `w${t}[l] = vec3<f32>(n${t}, m${t}, q${t});`, ' ')}
+  ${laneTree(T, (x, y) => `chan(${x}, ${y})`)}
+  if (live && rl == 0) {
+    ${rep(T, (t) => `{ let o = (((${t} * B + b) * P + z) * 3) * C + ch; let v = w${t}[l]; part[o] = v.x; part[o + C] = v.y; part[o + 2 * C] = v.z; }`)}
+  }
 }`
 }
 
 const FIN = new Params(['B', 'C', 'P', 'S', 'n'], 0, ['eps'])
 
+/** One workgroup per (t, b, c): its lanes merge a stride of the P partials, then a tree. */
 const FIN_CODE = `
 ${bindings([{ name: 'part' }], [{ name: 'stats' }], FIN.members())}
+${CHAN}
+var<workgroup> w: array<vec3<f32>, ${WG}>;
 @compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
   ${FIN.lets()}
-  let i = i32(${WG_LINEAR} * ${WG}u + lid);
-  if (i >= n) { return; }
-  let c = i % C;
-  let tb = i / C;
-  var cnt = 0.0; var mean = 0.0; var m2 = 0.0;
-  for (var p = 0; p < P; p++) {
+  let i = i32(${WG_LINEAR});
+  let ii = min(i, n - 1);
+  let c = ii % C;
+  let tb = ii / C;
+  var acc = vec3<f32>(0.0, 0.0, 0.0);
+  for (var p = i32(lid); p < P; p += ${WG}) {
     let o = ((tb * P + p) * 3) * C + c;
-    let nb = part[o];
-    if (nb > 0.0) {
-      let mb = part[o + C];
-      let tot = cnt + nb;
-      let d = mb - mean;
-      mean += d * (nb / tot);
-      m2 += part[o + 2 * C] + d * d * (cnt * nb / tot);
-      cnt = tot;
-    }
+    acc = chan(acc, vec3<f32>(part[o], part[o + C], part[o + 2 * C]));
   }
-  stats[tb * 2 * C + c] = mean;
-  stats[tb * 2 * C + C + c] = inverseSqrt(max(m2 / f32(S), 0.0) + eps);
+  w[lid] = acc;
+  workgroupBarrier();
+  for (var st = ${WG / 2}u; st > 0u; st = st / 2u) {
+    if (lid < st) { w[lid] = chan(w[lid], w[lid + st]); }
+    workgroupBarrier();
+  }
+  if (i < n && lid == 0u) {
+    let v = w[0];
+    stats[tb * 2 * C + c] = v.y;
+    stats[tb * 2 * C + C + c] = inverseSqrt(max(v.z / f32(S), 0.0) + eps);
+  }
 }`
 
 /**
@@ -161,35 +226,60 @@ function bwdPartialCode(T: number, hasR: boolean, act: boolean): string {
   const ins = hasR ? ['dy', 'h', 'r', 'stats'] : ['dy', 'h', 'stats']
   const K = T === 2 ? 3 : 2
   return `
-${normHead(ins, 'part', BPART, T)}
+${bindings(
+  ins.map((name) => ({ name })),
+  [{ name: 'part' }],
+  BPART.members(),
+)}
+var<workgroup> w0: array<vec3<f32>, ${WG}>;
+@compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
+  ${BPART.lets()}
+  ${LIVE}
+  let mh = stats[bb * 2 * C + cc]; let rh = stats[bb * 2 * C + C + cc];
+  ${T === 2 ? 'let mr = stats[(B + bb) * 2 * C + cc]; let rr = stats[(B + bb) * 2 * C + C + cc];' : ''}
   var s0 = 0.0; var s1 = 0.0; var s2 = 0.0;
-  for (var row = z * rpc + rl; row < r1; row += RL) {
-    let o = base + row * C;
-    let xh = (h[o] - mh) * rh;
-    ${T === 2 ? 'let xr = (r[o] - mr) * rr;' : ''}
-    let pre = xh${hasR ? (T === 2 ? ' + xr' : ' + r[o]') : ''};
-    let gg = dy[o]${act ? ' * select(slope, 1.0, pre > 0.0)' : ''};
-    s0 += gg; s1 += gg * xh;${T === 2 ? ' s2 += gg * xr;' : ''}
+  if (live) {
+    for (var row = z * rpc + rl; row < r1; row += RL) {
+      let o = base + row * C;
+      let xh = (h[o] - mh) * rh;
+      ${T === 2 ? 'let xr = (r[o] - mr) * rr;' : ''}
+      let pre = xh${hasR ? (T === 2 ? ' + xr' : ' + r[o]') : ''};
+      let gg = dy[o]${act ? ' * select(slope, 1.0, pre > 0.0)' : ''};
+      s0 += gg; s1 += gg * xh;${T === 2 ? ' s2 += gg * xr;' : ''}
+    }
   }
-  let o = ((b * P + z * RL + rl) * ${K}) * C + ch;
-  part[o] = s0; part[o + C] = s1;${T === 2 ? ' part[o + 2 * C] = s2;' : ''}
+  w0[l] = vec3<f32>(s0, s1, s2);
+  ${laneTree(1, (x, y) => `${x} + ${y}`)}
+  if (live && rl == 0) {
+    let v = w0[l];
+    let o = ((b * P + z) * ${K}) * C + ch;
+    part[o] = v.x; part[o + C] = v.y;${T === 2 ? ' part[o + 2 * C] = v.z;' : ''}
+  }
 }`
 }
 
 const BFIN = new Params(['B', 'C', 'P', 'S', 'K', 'n'])
 
+/** One workgroup per (b, k, c): its lanes sum a stride of the P partials, then a tree. */
 const BFIN_CODE = `
 ${bindings([{ name: 'part' }], [{ name: 'coef' }], BFIN.members())}
+var<workgroup> w: array<f32, ${WG}>;
 @compute @workgroup_size(${WG}) fn main(${MAIN_ARGS}) {
   ${BFIN.lets()}
-  let i = i32(${WG_LINEAR} * ${WG}u + lid);
-  if (i >= n) { return; }
-  let c = i % C;
-  let k = (i / C) % K;
-  let b = i / (C * K);
+  let i = i32(${WG_LINEAR});
+  let ii = min(i, n - 1);
+  let c = ii % C;
+  let k = (ii / C) % K;
+  let b = ii / (C * K);
   var s = 0.0;
-  for (var p = 0; p < P; p++) { s += part[((b * P + p) * K + k) * C + c]; }
-  coef[(b * K + k) * C + c] = s / f32(S);
+  for (var p = i32(lid); p < P; p += ${WG}) { s += part[((b * P + p) * K + k) * C + c]; }
+  w[lid] = s;
+  workgroupBarrier();
+  for (var st = ${WG / 2}u; st > 0u; st = st / 2u) {
+    if (lid < st) { w[lid] += w[lid + st]; }
+    workgroupBarrier();
+  }
+  if (i < n && lid == 0u) { coef[(b * K + k) * C + c] = w[0] / f32(S); }
 }`
 
 const BAPPLY = new Params(ROWS, 0, ['slope'])
@@ -247,7 +337,7 @@ function forward(
   const [B, S, C] = bsc(h.shape)
   const T = r && at.normR ? 2 : 1
   const l = layout(B, S, C)
-  const rows = { B, S, C, Z: l.Z, CG: l.CG, RL: l.RL, CL: l.CL, rpc: l.rpc, P: l.P }
+  const rows = { B, S, C, Z: l.Z, CG: l.CG, RL: l.RL, CL: l.CL, rpc: l.rpc, P: l.P, half: l.half }
   const part = newOutput(backend, [T, B, l.P, 3, C])
   run(backend, {
     name: 'norm.stats',
@@ -262,7 +352,7 @@ function forward(
   run(backend, {
     name: 'norm.stats.merge',
     code: FIN_CODE,
-    dispatch: fold(Math.ceil(n / WG)),
+    dispatch: fold(n),
     uniforms: FIN.pack({ B, C, P: l.P, S, n, eps: at.eps }),
     inputs: [part],
     outputs: [stats],
@@ -292,7 +382,7 @@ function backward(
   const T = r && at.normR ? 2 : 1
   const K = T === 2 ? 3 : 2
   const l = layout(B, S, C)
-  const rows = { B, S, C, Z: l.Z, CG: l.CG, RL: l.RL, CL: l.CL, rpc: l.rpc, P: l.P }
+  const rows = { B, S, C, Z: l.Z, CG: l.CG, RL: l.RL, CL: l.CL, rpc: l.rpc, P: l.P, half: l.half }
   const part = newOutput(backend, [B, l.P, K, C])
   const ins = r ? [dy, h, r, stats] : [dy, h, stats]
   run(backend, {
@@ -308,7 +398,7 @@ function backward(
   run(backend, {
     name: 'norm.grad.merge',
     code: BFIN_CODE,
-    dispatch: fold(Math.ceil(n / WG)),
+    dispatch: fold(n),
     uniforms: BFIN.pack({ B, C, P: l.P, S, K, n }),
     inputs: [part],
     outputs: [coef],
