@@ -16,7 +16,7 @@ import { readVolume } from '../../main/data/volume-io'
 import { startServer, type RunningServer } from '../../main/server'
 import { DatasetService } from '../../main/services/datasets'
 import { appContext, dsdCli, eventually, ROOT, tmpDir } from '../helpers/shared'
-import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns } from '../helpers/e2e'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns, TINY_RUN } from '../helpers/e2e'
 
 
 describe('Ensemble of folds (Training page → Review)', () => {
@@ -42,12 +42,7 @@ describe('Ensemble of folds (Training page → Review)', () => {
       split: 'k3t',
       folds: [0, 1],
       variants: ['Basic'],
-      epochs: 1,
-      stepsPerEpoch: 2,
-      patch: [16, 16, 16],
-      batch: 1,
-      validateEvery: 0,
-      backend: 'wasm',
+      ...TINY_RUN,
     })
     browser = await launchChromium()
     page = await (await appContext(browser, { width: 1400, height: 1000 })).newPage()

@@ -20,7 +20,7 @@ import { exportsDir } from '../../main/services/export-job'
 import { predictCases } from '../../main/services/inference'
 import { runFiles } from '../../main/workspace/run-layout'
 import { dsdCli, ROOT, tmpDir, appContext, eventually } from '../helpers/shared'
-import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns } from '../helpers/e2e'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns, TINY_RUN } from '../helpers/e2e'
 
 const DOCS_SHOTS = process.env.DSD_SCREENSHOTS === '1' ? join(ROOT, 'docs', 'screenshots') : null
 const PREDICTED = 3
@@ -62,13 +62,7 @@ describe('Export page in Chromium', () => {
       split: 'k5',
       folds: [0],
       variants: ['Basic'],
-      epochs: 1,
-      stepsPerEpoch: 2,
-      patch: [16, 16, 16],
-      batch: 1,
-      validateEvery: 0,
-      // The wasm kernels: training and prediction about 4× faster than the JS reference backend.
-      backend: 'wasm',
+      ...TINY_RUN,
     }, 120_000)
     runId = trained[0]
     // Predict a few validation cases with the function `dsd predict --run` calls.

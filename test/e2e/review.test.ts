@@ -24,7 +24,7 @@ import type { PredictionsManifest } from '../../main/services/inference'
 import { labelColor } from '../../main/services/review'
 import { runFiles } from '../../main/workspace/run-layout'
 import { ROOT, sharedPath, tmpDir, appContext, eventually } from '../helpers/shared'
-import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns } from '../helpers/e2e'
+import { ARTIFACTS, STATIC_DIR, checkE2ePrerequisites, launchChromium, trainRuns, TINY_RUN } from '../helpers/e2e'
 
 const DOCS_SHOTS = process.env.DSD_SCREENSHOTS === '1' ? join(ROOT, 'docs', 'screenshots') : null
 type RGB = [number, number, number]
@@ -242,13 +242,7 @@ describe('Review: cohort table, case viewer and run comparison in Chromium', () 
       split: 'k10',
       folds: [0],
       variants: ['Basic', 'DSD'],
-      epochs: 1,
-      stepsPerEpoch: 2,
-      patch: [16, 16, 16],
-      batch: 1,
-      validateEvery: 0,
-      // The wasm kernels: training and prediction about 4× faster than the JS reference backend.
-      backend: 'wasm',
+      ...TINY_RUN,
     })
     // The validation cases of fold 0: what "Predict validation cases" predicts (in the first test).
     const { split: k10 } = await new DatasetService(workspace).getSplit(ds, 'k10')

@@ -41,6 +41,20 @@ export function launchChromium(args: string[] = CHROMIUM_ARGS): Promise<Browser>
 }
 
 /**
+ * The training part of a tiny run (two steps of 16³ on the wasm kernels, no validation): what
+ * the suites that need a trained run give `runs.create` besides the dataset, split, folds and
+ * variants. The wasm kernels train and predict about 4× faster than the JS reference backend.
+ */
+export const TINY_RUN = {
+  epochs: 1,
+  stepsPerEpoch: 2,
+  patch: [16, 16, 16],
+  batch: 1,
+  validateEvery: 0,
+  backend: 'wasm',
+} as const satisfies Partial<CommandRequest<'runs.create'>>
+
+/**
  * Create runs with the app's `runs.create` (trained by the real worker, queued one at a time)
  * and wait until every one has completed; throws with the runs' messages when one fails.
  * Returns their ids.

@@ -15,7 +15,7 @@
  * skip (DSD_REQUIRE_WEBGPU=1 makes that a failure).
  */
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest'
-import { initBackend, probeBackends } from '../../../main/engine/backends'
+import { initBackend } from '../../../main/engine/backends'
 import * as gpu from '../../../main/engine/kernels/webgpu'
 import {
   blockBytes,
@@ -35,12 +35,12 @@ import * as ops from '../../../main/engine/ops'
 import { Rng } from '../../../main/engine/random'
 import { tf } from '../../../main/engine/tf'
 import { expectClose } from './golden'
+import { skipUnlessWebgpu as skipWithout, webgpuUnavailable } from '../../helpers/webgpu'
 
 let why: string | undefined
 
 beforeAll(async () => {
-  const p = (await probeBackends()).find((q) => q.name === 'webgpu')
-  if (!p?.available) why = p?.reason ?? 'webgpu was not probed'
+  why = await webgpuUnavailable()
 })
 
 afterAll(async () => {
@@ -50,14 +50,7 @@ afterAll(async () => {
   await initBackend('cpu')
 })
 
-function skipUnlessWebgpu(ctx: TestContext): boolean {
-  if (!why) return false
-  const line = `webgpu: not run: ${why}`
-  console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
-  if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
-  ctx.skip()
-  return true
-}
+const skipUnlessWebgpu = (ctx: TestContext) => skipWithout(ctx, why)
 
 interface Case {
   name: string

@@ -16,7 +16,7 @@
  * this file's time.
  */
 import { afterAll, beforeAll, describe, expect, test, type TestContext } from 'vitest'
-import { initBackend, probeBackends } from '../../../main/engine/backends'
+import { initBackend } from '../../../main/engine/backends'
 import * as gpu from '../../../main/engine/kernels/webgpu'
 import { setLossStorageLimit } from '../../../main/engine/kernels/webgpu/loss'
 import {
@@ -35,12 +35,12 @@ import { createModel } from '../../../main/engine/model'
 import { trainStep } from '../../../main/engine/train-step'
 import { sharedPath } from '../../helpers/shared'
 import { expectClose } from './golden'
+import { skipUnlessWebgpu as skipWithout, webgpuUnavailable } from '../../helpers/webgpu'
 
 let why: string | undefined
 
 beforeAll(async () => {
-  const p = (await probeBackends()).find((q) => q.name === 'webgpu')
-  if (!p?.available) why = p?.reason ?? 'webgpu was not probed'
+  why = await webgpuUnavailable()
 })
 
 afterAll(async () => {
@@ -49,14 +49,7 @@ afterAll(async () => {
   await initBackend('cpu')
 })
 
-function skipUnlessWebgpu(ctx: TestContext): boolean {
-  if (!why) return false
-  const line = `webgpu: not run: ${why}`
-  console.warn(`\n!!!!!!!!!! ${line} !!!!!!!!!!\n`)
-  if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
-  ctx.skip()
-  return true
-}
+const skipUnlessWebgpu = (ctx: TestContext) => skipWithout(ctx, why)
 
 const rng = new Rng(2024)
 const randn = (shape: number[]) => ({
