@@ -32,6 +32,8 @@ export const useJobStore = defineStore('jobs', () => {
   const jobs = ref<JobView[]>([])
   const dismissed = new Set<string>()
   const waiters = new Map<string, Array<(job: JobInfo) => void>>()
+  /** The final info of the jobs that ended (kept after they leave the list), newest last. */
+  const finals = new Map<string, JobInfo>()
 
   function find(jobId: string): JobView | undefined {
     return jobs.value.find((j) => j.jobId === jobId)
@@ -39,6 +41,9 @@ export const useJobStore = defineStore('jobs', () => {
 
   function upsert(info: JobInfo): void {
     if (dismissed.has(info.jobId)) return
+    // An ended job never runs again: a stale copy (the reply that started it, when its
+    // `job.state` events arrived first) must not bring it back, or its waiters would never hear.
+    if (!isEnded(info.status) && finals.has(info.jobId)) return
     const known = find(info.jobId)
     if (known) {
       Object.assign(known, info)
@@ -47,6 +52,8 @@ export const useJobStore = defineStore('jobs', () => {
       jobs.value.unshift({ ...info, cancelling: false })
     }
     if (isEnded(info.status)) {
+      finals.set(info.jobId, { ...info })
+      if (finals.size > 500) finals.delete(finals.keys().next().value!)
       for (const resolve of waiters.get(info.jobId) ?? []) resolve(info)
       waiters.delete(info.jobId)
       prune()
@@ -83,8 +90,8 @@ export const useJobStore = defineStore('jobs', () => {
   /** Resolves with a job's final info once it has ended (never rejects). */
   function wait(info: JobInfo): Promise<JobInfo> {
     upsert(info)
-    const known = find(info.jobId)
-    if (known && isEnded(known.status)) return Promise.resolve({ ...known })
+    const final = finals.get(info.jobId)
+    if (final) return Promise.resolve({ ...final })
     return new Promise((resolve) => {
       const list = waiters.get(info.jobId) ?? []
       list.push(resolve)
