@@ -15,21 +15,10 @@ import { AdamW } from '../../../main/engine/optimizer'
 import { tf } from '../../../main/engine/tf'
 import { trainStep } from '../../../main/engine/train-step'
 import { skipUnlessWebgpu as skipIf, webgpuUnavailable } from '../../helpers/webgpu'
+import { sphereBatch, SPHERE_N } from '../../helpers/sphere'
 
-const N = 16
-
-function batch(): { x: tf.Tensor5D; y: tf.Tensor4D } {
-  const img = new Float32Array(N ** 3)
-  const lab = new Int32Array(N ** 3)
-  for (let i = 0; i < N ** 3; i++) {
-    const z = Math.floor(i / (N * N))
-    const y = Math.floor(i / N) % N
-    const x = i % N
-    lab[i] = Math.hypot(z - 7.5, y - 8.5, x - 6.5) < 5 ? 1 : 0
-    img[i] = lab[i]! + 0.3 * Math.sin(i * 12.9898)
-  }
-  return { x: tf.tensor5d(img, [1, N, N, N, 1]), y: tf.tensor4d(lab, [1, N, N, N], 'int32') }
-}
+const N = SPHERE_N
+const batch = () => sphereBatch()
 
 const CFG: ModelConfig = {
   backbone: 'dynunet',

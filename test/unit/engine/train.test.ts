@@ -11,23 +11,9 @@ import { createModel, type ModelConfig } from '../../../main/engine/model'
 import { AdamW } from '../../../main/engine/optimizer'
 import { tf } from '../../../main/engine/tf'
 import { trainStep, type TrainStepResult } from '../../../main/engine/train-step'
+import { sphere, sphereBatch, SPHERE_N } from '../../helpers/sphere'
 
-const N = 16
-
-/** Image and label of a sphere (radius 5) in noise, as plain arrays. */
-function sphere(): { img: Float32Array; lab: Int32Array } {
-  const img = new Float32Array(N ** 3)
-  const lab = new Int32Array(N ** 3)
-  for (let i = 0; i < N ** 3; i++) {
-    const z = Math.floor(i / (N * N))
-    const y = Math.floor(i / N) % N
-    const x = i % N
-    const inside = Math.hypot(z - 7.5, y - 8.5, x - 6.5) < 5 ? 1 : 0
-    lab[i] = inside
-    img[i] = inside + 0.3 * Math.sin(i * 12.9898)
-  }
-  return { img, lab }
-}
+const N = SPHERE_N
 const DATA = sphere()
 
 const DYN: ModelConfig = {
@@ -39,12 +25,7 @@ const DYN: ModelConfig = {
   seed: 1,
 }
 
-function batch(): { x: tf.Tensor5D; y: tf.Tensor4D } {
-  return {
-    x: tf.tensor5d(DATA.img, [1, N, N, N, 1]),
-    y: tf.tensor4d(DATA.lab, [1, N, N, N], 'int32'),
-  }
-}
+const batch = () => sphereBatch(DATA)
 
 /** Run `steps` steps from a fresh model; returns the step results. */
 async function run(
