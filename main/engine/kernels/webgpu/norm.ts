@@ -221,6 +221,18 @@ ${normHead(ins, 'y', APPLY, T)}
 
 const BPART = new Params(ROWS, 0, ['slope'])
 
+/**
+ * The row loop's body shared by the backward passes: element `o`, its normalised input x̂_h
+ * (and x̂_r), the pre-activation and the incoming gradient through the LeakyReLU, `gg`.
+ */
+function rowGrad(T: number, hasR: boolean, act: boolean): string {
+  return `let o = base + row * C;
+    let xh = (h[o] - mh) * rh;
+    ${T === 2 ? 'let xr = (r[o] - mr) * rr;' : ''}
+    let pre = xh${hasR ? (T === 2 ? ' + xr' : ' + r[o]') : ''};
+    let gg = dy[o]${act ? ' * select(slope, 1.0, pre > 0.0)' : ''};`
+}
+
 /** Backward partial sums: s0 = Σg, s1 = Σg·x̂_h, s2 = Σg·x̂_r. */
 function bwdPartialCode(T: number, hasR: boolean, act: boolean): string {
   const ins = hasR ? ['dy', 'h', 'r', 'stats'] : ['dy', 'h', 'stats']
@@ -240,11 +252,7 @@ var<workgroup> w0: array<vec3<f32>, ${WG}>;
   var s0 = 0.0; var s1 = 0.0; var s2 = 0.0;
   if (live) {
     for (var row = z * rpc + rl; row < r1; row += RL) {
-      let o = base + row * C;
-      let xh = (h[o] - mh) * rh;
-      ${T === 2 ? 'let xr = (r[o] - mr) * rr;' : ''}
-      let pre = xh${hasR ? (T === 2 ? ' + xr' : ' + r[o]') : ''};
-      let gg = dy[o]${act ? ' * select(slope, 1.0, pre > 0.0)' : ''};
+      ${rowGrad(T, hasR, act)}
       s0 += gg; s1 += gg * xh;${T === 2 ? ' s2 += gg * xr;' : ''}
     }
   }
@@ -294,11 +302,7 @@ ${normHead(ins, outs, BAPPLY, T)}
   let cb = b * ${K} * C + ch;
   let mg = coef[cb]; let mgh = coef[cb + C];${T === 2 ? ' let mgr = coef[cb + 2 * C];' : ''}
   for (var row = z * rpc + rl; row < r1; row += RL) {
-    let o = base + row * C;
-    let xh = (h[o] - mh) * rh;
-    ${T === 2 ? 'let xr = (r[o] - mr) * rr;' : ''}
-    let pre = xh${hasR ? (T === 2 ? ' + xr' : ' + r[o]') : ''};
-    let gg = dy[o]${act ? ' * select(slope, 1.0, pre > 0.0)' : ''};
+    ${rowGrad(T, hasR, act)}
     dh[o] = rh * (gg - mg - xh * mgh);
     ${hasR ? (T === 2 ? 'dr[o] = rr * (gg - mg - xr * mgr);' : 'dr[o] = gg;') : ''}
   }
