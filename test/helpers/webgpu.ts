@@ -3,7 +3,9 @@
  * "webgpu: not run: <reason>" and is skipped; DSD_REQUIRE_WEBGPU=1 makes that a failure.
  */
 import { expect, type TestContext } from 'vitest'
-import { probeBackends } from '../../main/engine/backends'
+import { initBackend, probeBackends } from '../../main/engine/backends'
+import { checkKernelCompilation } from '../../main/engine/kernels/webgpu'
+import { tf } from '../../main/engine/tf'
 
 /** Why the webgpu backend cannot run here, or undefined when it can. */
 export async function webgpuUnavailable(): Promise<string | undefined> {
@@ -19,4 +21,29 @@ export function skipUnlessWebgpu(ctx: TestContext, why: string | undefined): boo
   if (process.env.DSD_REQUIRE_WEBGPU === '1') expect.fail(line)
   ctx.skip()
   return true
+}
+
+/**
+ * Run `f` on `backend` and read every result back (async: WebGPU has no dataSync in Node); on
+ * WebGPU a shader that failed to compile fails the call.
+ */
+export async function runOn(
+  backend: 'cpu' | 'webgpu',
+  f: () => Record<string, tf.Tensor>,
+): Promise<Record<string, Float32Array>> {
+  await initBackend(backend)
+  const kept = tf.tidy(() => {
+    const r = f()
+    for (const t of Object.values(r)) tf.keep(t)
+    return r
+  })
+  const out: Record<string, Float32Array> = {}
+  for (const [k, t] of Object.entries(kept)) {
+    out[k] = (await t.data()) as Float32Array
+    t.dispose()
+  }
+  await checkKernelCompilation().catch((e) => {
+    if (backend === 'webgpu') throw e
+  })
+  return out
 }

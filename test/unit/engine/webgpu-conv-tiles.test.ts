@@ -35,7 +35,7 @@ import * as ops from '../../../main/engine/ops'
 import { Rng } from '../../../main/engine/random'
 import { tf } from '../../../main/engine/tf'
 import { expectClose } from './golden'
-import { skipUnlessWebgpu as skipWithout, webgpuUnavailable } from '../../helpers/webgpu'
+import { runOn, skipUnlessWebgpu as skipWithout, webgpuUnavailable } from '../../helpers/webgpu'
 
 let why: string | undefined
 
@@ -88,8 +88,7 @@ async function run(
   c: Case,
   d: Data,
 ): Promise<Record<string, Float32Array>> {
-  await initBackend(backend)
-  const kept = tf.tidy(() => {
+  return runOn(backend, () => {
     const xs = [tf.tensor(d.x, c.x), tf.tensor(d.w, [3, 3, 3, c.x[4]!, c.co])]
     if (c.bias) xs.push(tf.tensor(d.b, [c.co]))
     const f = (...a: tf.Tensor[]) =>
@@ -105,16 +104,8 @@ async function run(
     const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(f(...a), g)))(xs)
     const out: Record<string, tf.Tensor> = { y }
     grads.forEach((t, i) => (out[['dx', 'dw', 'db'][i]!] = t))
-    for (const t of Object.values(out)) tf.keep(t)
     return out
   })
-  const res: Record<string, Float32Array> = {}
-  for (const [k, t] of Object.entries(kept)) {
-    res[k] = (await t.data()) as Float32Array
-    t.dispose()
-  }
-  if (backend === 'webgpu') await gpu.checkKernelCompilation()
-  return res
 }
 
 /** Largest elementwise difference over the largest reference magnitude. */

@@ -35,7 +35,7 @@ import { createModel } from '../../../main/engine/model'
 import { trainStep } from '../../../main/engine/train-step'
 import { sharedPath } from '../../helpers/shared'
 import { expectClose } from './golden'
-import { skipUnlessWebgpu as skipWithout, webgpuUnavailable } from '../../helpers/webgpu'
+import { runOn, skipUnlessWebgpu as skipWithout, webgpuUnavailable } from '../../helpers/webgpu'
 
 let why: string | undefined
 
@@ -59,27 +59,6 @@ const randn = (shape: number[]) => ({
 type Arr = ReturnType<typeof randn>
 const T = (a: Arr) => tf.tensor(a.data, a.shape)
 
-/** Run `f` on `backend` and read every result back (async: WebGPU has no dataSync in Node). */
-async function on(
-  backend: 'cpu' | 'webgpu',
-  f: () => Record<string, tf.Tensor>,
-): Promise<Record<string, Float32Array>> {
-  await initBackend(backend)
-  const kept = tf.tidy(() => {
-    const r = f()
-    for (const t of Object.values(r)) tf.keep(t)
-    return r
-  })
-  const out: Record<string, Float32Array> = {}
-  for (const [k, t] of Object.entries(kept)) {
-    out[k] = (await t.data()) as Float32Array
-    t.dispose()
-  }
-  await gpu.checkKernelCompilation().catch((e) => {
-    if (backend === 'webgpu') throw e
-  })
-  return out
-}
 
 function compare(
   got: Record<string, Float32Array>,
@@ -215,10 +194,10 @@ describe('webgpu kernels against the cpu backend', () => {
           c.pad,
         )
       const inputs = c.bias ? [x, w, b] : [x, w]
-      const ref = await on('cpu', () => withGrads(f, inputs, 7))
+      const ref = await runOn('cpu', () => withGrads(f, inputs, 7))
       for (const variant of c.tiled ? (['direct', 'tiled'] as const) : (['direct'] as const)) {
         gpu.setConvVariant(variant)
-        const got = await on('webgpu', () => withGrads(f, inputs, 7))
+        const got = await runOn('webgpu', () => withGrads(f, inputs, 7))
         compare(got, ref, `${c.name} (${variant})`)
       }
       gpu.setConvVariant(null)
@@ -229,8 +208,8 @@ describe('webgpu kernels against the cpu backend', () => {
     if (skipUnlessWebgpu(ctx)) return
     const inputs = [randn([1, 3, 5, 4, 7]), randn([7, 3]), randn([3])]
     const f = (...a: tf.Tensor[]) => ops.pointwise(a[0] as tf.Tensor5D, a[1]!, a[2] as tf.Tensor1D)
-    const ref = await on('cpu', () => withGrads(f, inputs, 8))
-    compare(await on('webgpu', () => withGrads(f, inputs, 8)), ref, 'pointwise')
+    const ref = await runOn('cpu', () => withGrads(f, inputs, 8))
+    compare(await runOn('webgpu', () => withGrads(f, inputs, 8)), ref, 'pointwise')
   })
 
   for (const [k, cin, cout, tiled] of [
@@ -246,10 +225,10 @@ describe('webgpu kernels against the cpu backend', () => {
         k === 2
           ? ops.convTranspose3dK2S2(a[0] as tf.Tensor5D, a[1] as tf.Tensor5D, a[2] as tf.Tensor1D)
           : ops.convTranspose3dK1(a[0] as tf.Tensor5D, a[1] as tf.Tensor5D, a[2] as tf.Tensor1D)
-      const ref = await on('cpu', () => withGrads(f, inputs, 9))
+      const ref = await runOn('cpu', () => withGrads(f, inputs, 9))
       for (const variant of tiled ? (['direct', 'tiled'] as const) : (['direct'] as const)) {
         gpu.setConvVariant(variant)
-        compare(await on('webgpu', () => withGrads(f, inputs, 9)), ref, `convT k${k} (${variant})`)
+        compare(await runOn('webgpu', () => withGrads(f, inputs, 9)), ref, `convT k${k} (${variant})`)
       }
       gpu.setConvVariant(null)
     })
@@ -277,8 +256,8 @@ describe('webgpu kernels against the cpu backend', () => {
         ],
       ]
       for (const [name, f, inputs] of cases) {
-        const ref = await on('cpu', () => withGrads(f, inputs, 11))
-        compare(await on('webgpu', () => withGrads(f, inputs, 11)), ref, `${name}, C=${C}`)
+        const ref = await runOn('cpu', () => withGrads(f, inputs, 11))
+        compare(await runOn('webgpu', () => withGrads(f, inputs, 11)), ref, `${name}, C=${C}`)
       }
     })
   }
@@ -315,13 +294,13 @@ describe('webgpu kernels against the cpu backend', () => {
           grads.forEach((g, i) => (out[`d${need[i]}`] = g))
           return out
         }
-        const ref = await on('cpu', f)
-        compare(await on('webgpu', f), ref, `${variant}${allTerms ? ' allTerms' : ''}`)
+        const ref = await runOn('cpu', f)
+        compare(await runOn('webgpu', f), ref, `${variant}${allTerms ? ' allTerms' : ''}`)
         if (variant === 'dsd' && !allTerms) {
           // a device with 8 storage buffers per dispatch: the gradient pass runs per subset
           setLossStorageLimit(8)
           try {
-            compare(await on('webgpu', f), ref, 'dsd, 8 storage buffers')
+            compare(await runOn('webgpu', f), ref, 'dsd, 8 storage buffers')
           } finally {
             setLossStorageLimit(null)
           }
